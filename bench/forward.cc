@@ -1,0 +1,83 @@
+// bench_forward: tokens/s of a batched forward pass of an HF model directory.
+//   bench_forward MODEL_DIR [--batch 8] [--seq 256] [--dtype f32|bf16] [--threads N]
+//                 [--iters 3] [--mode logits|loss]
+// Prints one JSON object. bench/forward.py runs it side by side with PyTorch.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "model/decoder.h"
+
+using namespace zoft;
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: bench_forward MODEL_DIR [--batch B --seq T --dtype f32|bf16 "
+                         "--threads N --iters K --mode logits|loss]\n");
+    return 2;
+  }
+  std::string dir = argv[1], dtype = "f32", mode = "logits";
+  int64_t batch = 8, seq = 256;
+  int threads = 0, iters = 3;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--batch") batch = std::atoll(value.c_str());
+    else if (flag == "--seq") seq = std::atoll(value.c_str());
+    else if (flag == "--dtype") dtype = value;
+    else if (flag == "--threads") threads = std::atoi(value.c_str());
+    else if (flag == "--iters") iters = std::atoi(value.c_str());
+    else if (flag == "--mode") mode = value;
+    else {
+      std::fprintf(stderr, "bench_forward: unknown flag %s\n", flag.c_str());
+      return 2;
+    }
+  }
+  try {
+    ThreadPool::set_global_threads(threads);
+    auto t0 = std::chrono::steady_clock::now();
+    Decoder model = Decoder::load(dir, parse_dtype(dtype));
+    double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const ModelConfig& c = model.config();
+
+    std::mt19937 rng(1234);
+    std::uniform_int_distribution<int32_t> token(0, int32_t(c.vocab_size - 1));
+    TokenBatch b;
+    b.batch = batch;
+    b.seq = seq;
+    for (int64_t i = 0; i < batch * seq; ++i) {
+      b.ids.push_back(token(rng));
+      b.mask.push_back(1);
+    }
+    std::vector<float> out(mode == "logits" ? size_t(batch * seq * c.vocab_size) : size_t(batch * seq));
+    std::vector<int32_t> targets = Decoder::next_token_targets(b);
+    auto run = [&] {
+      if (mode == "logits") model.logits(b, out.data());
+      else model.token_losses(b, targets.data(), out.data());
+    };
+    run();  // warm-up: page in the weights, size the scratch buffers
+    double best = 1e30, total = 0;
+    for (int i = 0; i < iters; ++i) {
+      auto s = std::chrono::steady_clock::now();
+      run();
+      double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - s).count();
+      best = std::min(best, dt);
+      total += dt;
+    }
+    std::printf(
+        "{\"model\": \"%s\", \"arch\": \"%s\", \"dtype\": \"%s\", \"mode\": \"%s\", \"batch\": %lld, "
+        "\"seq\": %lld, \"threads\": %d, \"parameters\": %lld, \"load_s\": %.3f, "
+        "\"best_s\": %.4f, \"mean_s\": %.4f, \"tokens_per_s\": %.1f}\n",
+        dir.c_str(), model.arch().name, dtype.c_str(), mode.c_str(), (long long)batch,
+        (long long)seq, ThreadPool::global().size(), (long long)model.weights().parameter_count,
+        load_s, best, total / iters, double(batch * seq) / best);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "bench_forward: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,322 @@
+// Packed AVX-512 GEMM: y[M,N] = x[M,K] . W^T + bias, f32 (FMA) or bf16 (VDPBF16PS) weights.
+//
+// The shape of the computation follows the classic BLIS/GotoBLAS layering:
+//   - W is repacked, one block of KC steps x NCP panels at a time, into panels of NR = 16*NV
+//     columns laid out [step][NR], so that the micro-kernel reads NV whole vectors per step;
+//   - x is used in place (f32) or after one rounding pass to bf16 (bf16); the micro-kernel
+//     broadcasts one element per row and step straight from MR row pointers;
+//   - an MR x NR micro-kernel keeps MR*NV accumulators in registers over KC steps.
+// A "step" is one k for f32 and one pair of k for bf16 (VDPBF16PS multiplies pairs of bf16 and
+// adds both products into an f32 lane), so both kernels see their operands as 32-bit lanes and
+// share the driver.
+#include "backend/cpu/gemm_kernels.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+
+namespace zoft::cpu::detail {
+
+#if defined(__AVX512F__)
+
+// Block sizes. KC steps of one NR panel (KC*NR*4 bytes = 16-32 KiB) stay in L1 while the
+// micro-kernel sweeps MC rows of x; a block of NCP panels (<= 512 KiB) stays in L2.
+constexpr int64_t kMC = 256;  // rows of x per sweep
+
+// Scratch memory per thread and slot, kept between calls (pool workers live as long as the
+// process), so that a decode step does not allocate.
+static void* thread_scratch(size_t bytes, int slot) {
+  thread_local Buffer buffers[2];
+  Buffer& buffer = buffers[slot];
+  if (buffer.size() < bytes) buffer = Buffer(bytes);
+  return buffer.data();
+}
+
+// Lane mask for the first n (0..16) lanes of a vector.
+static __mmask16 lanes16(int64_t n) {
+  return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << std::max<int64_t>(n, 0)) - 1);
+}
+static __mmask32 lanes32(int64_t n) {
+  return n >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << std::max<int64_t>(n, 0)) - 1);
+}
+
+// In-register transpose of a 16x16 matrix of 32-bit elements: r[i] lane j -> r[j] lane i.
+static void transpose16x16(__m512i r[16]) {
+  __m512i a[16], b[16];
+  // After this stage each 128-bit lane of a[2i], a[2i+1] interleaves rows 2i and 2i+1.
+  for (int i = 0; i < 8; ++i) {
+    a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  // b[4g + c], 128-bit lane L = column 4L + c of rows 4g .. 4g+3.
+  for (int g = 0; g < 4; ++g) {
+    b[4 * g + 0] = _mm512_unpacklo_epi64(a[4 * g], a[4 * g + 2]);
+    b[4 * g + 1] = _mm512_unpackhi_epi64(a[4 * g], a[4 * g + 2]);
+    b[4 * g + 2] = _mm512_unpacklo_epi64(a[4 * g + 1], a[4 * g + 3]);
+    b[4 * g + 3] = _mm512_unpackhi_epi64(a[4 * g + 1], a[4 * g + 3]);
+  }
+  // Gather lane L of b[c], b[4+c], b[8+c], b[12+c] into column 4L + c.
+  for (int c = 0; c < 4; ++c) {
+    __m512i e01 = _mm512_shuffle_i32x4(b[c], b[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    __m512i e23 = _mm512_shuffle_i32x4(b[c], b[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    __m512i f01 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    __m512i f23 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    r[c] = _mm512_shuffle_i32x4(e01, f01, _MM_SHUFFLE(2, 0, 2, 0));
+    r[4 + c] = _mm512_shuffle_i32x4(e01, f01, _MM_SHUFFLE(3, 1, 3, 1));
+    r[8 + c] = _mm512_shuffle_i32x4(e23, f23, _MM_SHUFFLE(2, 0, 2, 0));
+    r[12 + c] = _mm512_shuffle_i32x4(e23, f23, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+
+// ---- f32 ----------------------------------------------------------------------------------
+
+struct F32Kernel {
+  using A = float;  // x element the micro-kernel broadcasts per row and step
+  using W = float;
+  static constexpr int kMR = 8, kNV = 3;  // 8 x 48 tile: 24 accumulators
+  static constexpr int64_t kKC = 128;     // steps per block: 128 * 48 * 4 = 24 KiB per panel
+  static constexpr int64_t kNCP = 16;     // panels per block: 384 KiB
+
+  static __m512 broadcast(const float* a) { return _mm512_set1_ps(*a); }
+  static __m512 madd(__m512 acc, __m512 a, __m512i b) {
+    return _mm512_fmadd_ps(a, _mm512_castsi512_ps(b), acc);
+  }
+
+  // out[s][j] = W[n0 + j][k0 + s] for 16 columns (cols valid) and ns <= 16 steps, W is [N,K].
+  static void pack16_nk(const float* w, int64_t K, int64_t n0, int64_t cols, int64_t k0,
+                        int64_t ns, uint32_t* out, int64_t out_stride) {
+    __m512i r[16];
+    __mmask16 mask = lanes16(ns);
+    for (int j = 0; j < 16; ++j)
+      r[j] = j < cols ? _mm512_maskz_loadu_epi32(mask, w + (n0 + j) * K + k0) : _mm512_setzero_si512();
+    transpose16x16(r);
+    for (int s = 0; s < ns; ++s) _mm512_storeu_si512(out + s * out_stride, r[s]);
+  }
+  // Same with W stored [K,N]: a plain copy of row pieces.
+  static void pack16_kn(const float* w, int64_t N, int64_t n0, int64_t cols, int64_t k0,
+                        int64_t ns, uint32_t* out, int64_t out_stride) {
+    __mmask16 mask = lanes16(cols);
+    for (int s = 0; s < ns; ++s)
+      _mm512_storeu_si512(out + s * out_stride,
+                          _mm512_maskz_loadu_epi32(mask, w + (k0 + s) * N + n0));
+  }
+  static int64_t steps(int64_t K) { return K; }
+};
+
+// ---- bf16 ---------------------------------------------------------------------------------
+
+#if defined(__AVX512BF16__)
+struct Bf16Kernel {
+  using A = uint32_t;  // a pair of bf16 (k, k+1) of one row of x
+  using W = uint16_t;
+  static constexpr int kMR = 8, kNV = 3;
+  static constexpr int64_t kKC = 128;  // 128 steps = 256 k
+  static constexpr int64_t kNCP = 16;
+
+  static __m512i broadcast(const uint32_t* a) { return _mm512_set1_epi32(int(*a)); }
+  static __m512 madd(__m512 acc, __m512i a, __m512i b) {
+    return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b);
+  }
+
+  // out[s][j] = (W[n0+j][2(s0+s)], W[n0+j][2(s0+s)+1]) as one 32-bit lane; k >= K reads 0.
+  static void pack16_nk(const uint16_t* w, int64_t K, int64_t n0, int64_t cols, int64_t s0,
+                        int64_t ns, uint32_t* out, int64_t out_stride) {
+    __m512i r[16];
+    __mmask32 mask = lanes32(std::min(2 * ns, K - 2 * s0));
+    for (int j = 0; j < 16; ++j)
+      r[j] = j < cols ? _mm512_maskz_loadu_epi16(mask, w + (n0 + j) * K + 2 * s0)
+                      : _mm512_setzero_si512();
+    transpose16x16(r);
+    for (int s = 0; s < ns; ++s) _mm512_storeu_si512(out + s * out_stride, r[s]);
+  }
+  // W stored [K,N]: interleave rows 2s and 2s+1 into 32-bit lanes.
+  static void pack16_kn(const uint16_t* w, int64_t N, int64_t n0, int64_t cols, int64_t s0,
+                        int64_t ns, uint32_t* out, int64_t out_stride, int64_t K) {
+    __mmask16 mask = lanes16(cols);
+    for (int s = 0; s < ns; ++s) {
+      int64_t k = 2 * (s0 + s);
+      __m256i lo = _mm256_maskz_loadu_epi16(mask, w + k * N + n0);
+      __m256i hi = k + 1 < K ? _mm256_maskz_loadu_epi16(mask, w + (k + 1) * N + n0)
+                             : _mm256_setzero_si256();
+      __m512i pair = _mm512_or_si512(_mm512_cvtepu16_epi32(lo),
+                                     _mm512_slli_epi32(_mm512_cvtepu16_epi32(hi), 16));
+      _mm512_storeu_si512(out + s * out_stride, pair);
+    }
+  }
+  static int64_t steps(int64_t K) { return (K + 1) / 2; }
+};
+#endif
+
+// ---- shared driver ------------------------------------------------------------------------
+
+// c[rows, cols] (=|+=) a[rows, steps] * b[steps, NR]: the register-tiled inner loop.
+// Rows past `rows` repeat the last row (their results are dropped) so the loop has no branch.
+template <class Kernel>
+static void micro_kernel(const typename Kernel::A* a, int64_t lda, int rows, const uint32_t* b,
+                         int64_t steps, float* c, int64_t ldc, int64_t cols, const float* bias,
+                         bool accumulate) {
+  constexpr int MR = Kernel::kMR, NV = Kernel::kNV, NR = 16 * NV;
+  const typename Kernel::A* row[MR];
+  for (int r = 0; r < MR; ++r) row[r] = a + std::min(r, rows - 1) * lda;
+  __m512 acc[MR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+
+  for (int64_t s = 0; s < steps; ++s) {
+    __m512i bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(b + s * NR + 16 * v);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      auto av = Kernel::broadcast(row[r] + s);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = Kernel::madd(acc[r][v], av, bv[v]);
+    }
+  }
+
+  __mmask16 mask[NV];
+  for (int v = 0; v < NV; ++v) mask[v] = lanes16(cols - 16 * v);
+  for (int r = 0; r < rows; ++r) {
+    for (int v = 0; v < NV; ++v) {
+      float* out = c + r * ldc + 16 * v;
+      __m512 sum = acc[r][v];
+      if (accumulate)
+        sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(mask[v], out));
+      else if (bias)
+        sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(mask[v], bias + 16 * v));
+      _mm512_mask_storeu_ps(out, mask[v], sum);
+    }
+  }
+}
+
+// Packs steps [s0, s0 + ns) of the NR columns starting at n0 into out[ns][NR].
+template <class Kernel>
+static void pack_panel(const typename Kernel::W* w, bool kn, int64_t N, int64_t K, int64_t n0,
+                       int64_t s0, int64_t ns, uint32_t* out) {
+  constexpr int64_t NR = 16 * Kernel::kNV;
+  for (int v = 0; v < Kernel::kNV; ++v) {
+    int64_t cols = std::clamp<int64_t>(N - n0 - 16 * v, 0, 16);
+    for (int64_t s = 0; s < ns; s += 16) {
+      int64_t chunk = std::min<int64_t>(16, ns - s);
+      uint32_t* dst = out + s * NR + 16 * v;
+      if (cols == 0) {
+        for (int64_t i = 0; i < chunk; ++i) _mm512_storeu_si512(dst + i * NR, _mm512_setzero_si512());
+      } else if (!kn) {
+        Kernel::pack16_nk(w, K, n0 + 16 * v, cols, s0 + s, chunk, dst, NR);
+      } else if constexpr (std::is_same_v<typename Kernel::W, float>) {
+        Kernel::pack16_kn(w, N, n0 + 16 * v, cols, s0 + s, chunk, dst, NR);
+      } else {
+        Kernel::pack16_kn(w, N, n0 + 16 * v, cols, s0 + s, chunk, dst, NR, K);
+      }
+    }
+  }
+}
+
+// One thread's share: rows [m0, m1) x column panels [p0, p1).
+template <class Kernel>
+static void gemm_block(const typename Kernel::A* a, int64_t lda, const typename Kernel::W* w,
+                       bool kn, int64_t N, int64_t K, const float* bias, float* y, int64_t m0,
+                       int64_t m1, int64_t p0, int64_t p1) {
+  constexpr int64_t MR = Kernel::kMR, NR = 16 * Kernel::kNV;
+  const int64_t S = Kernel::steps(K);
+  auto* packed = static_cast<uint32_t*>(thread_scratch(Kernel::kNCP * Kernel::kKC * NR * 4, 0));
+  for (int64_t nb = p0; nb < p1; nb += Kernel::kNCP) {
+    int64_t nbe = std::min(nb + Kernel::kNCP, p1);
+    for (int64_t s0 = 0; s0 < S; s0 += Kernel::kKC) {
+      int64_t ns = std::min(Kernel::kKC, S - s0);
+      for (int64_t p = nb; p < nbe; ++p)
+        pack_panel<Kernel>(w, kn, N, K, p * NR, s0, ns, packed + (p - nb) * ns * NR);
+      for (int64_t mb = m0; mb < m1; mb += kMC) {
+        int64_t mbe = std::min(mb + kMC, m1);
+        for (int64_t p = nb; p < nbe; ++p) {
+          int64_t cols = std::min(NR, N - p * NR);
+          for (int64_t i = mb; i < mbe; i += MR)
+            micro_kernel<Kernel>(a + i * lda + s0, lda, int(std::min(MR, mbe - i)),
+                                 packed + (p - nb) * ns * NR, ns, y + i * N + p * NR, N, cols,
+                                 bias ? bias + p * NR : nullptr, s0 > 0);
+        }
+      }
+    }
+  }
+}
+
+// Splits the output over the pool: by column panels first (each thread packs only its share
+// of W), by rows as well when there are fewer panels than threads.
+template <class Kernel>
+static void packed_gemm(const typename Kernel::A* a, int64_t lda, int64_t M, int64_t K,
+                        const typename Kernel::W* w, bool kn, int64_t N, const float* bias,
+                        float* y) {
+  constexpr int64_t MR = Kernel::kMR, NR = 16 * Kernel::kNV;
+  int64_t threads = ThreadPool::global().size();
+  int64_t panels = (N + NR - 1) / NR, row_tiles = (M + MR - 1) / MR;
+  int64_t parts_n = std::min(threads, panels);
+  int64_t parts_m = std::max<int64_t>(1, std::min(threads / parts_n, row_tiles));
+  parallel_for(parts_n * parts_m, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      int64_t tn = t % parts_n, tm = t / parts_n;
+      int64_t p0 = panels * tn / parts_n, p1 = panels * (tn + 1) / parts_n;
+      int64_t m0 = row_tiles * tm / parts_m * MR, m1 = std::min(M, row_tiles * (tm + 1) / parts_m * MR);
+      gemm_block<Kernel>(a, lda, w, kn, N, K, bias, y, m0, m1, p0, p1);
+    }
+  });
+}
+
+bool have_packed_f32() { return true; }
+
+void packed_gemm_f32(const float* x, int64_t M, int64_t K, const float* w, bool weight_is_kn,
+                     int64_t N, const float* bias, float* y) {
+  packed_gemm<F32Kernel>(x, K, M, K, w, weight_is_kn, N, bias, y);
+}
+
+#if defined(__AVX512BF16__)
+bool have_packed_bf16() { return true; }
+
+// x rounded to bf16 (round to nearest even) as rows of S = ceil(K/2) pairs, odd K padded with 0.
+static void round_rows_to_bf16(const float* x, int64_t M, int64_t K, uint32_t* out) {
+  const int64_t S = (K + 1) / 2;
+  parallel_for(M, [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m) {
+      const float* src = x + m * K;
+      uint32_t* dst = out + m * S;
+      for (int64_t k = 0; k < K; k += 32) {
+        __m512 lo = _mm512_maskz_loadu_ps(lanes16(K - k), src + k);
+        __m512 hi = _mm512_maskz_loadu_ps(lanes16(K - k - 16), src + k + 16);
+        __m512i pairs = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+        _mm512_mask_storeu_epi32(dst + k / 2, lanes16(S - k / 2), pairs);
+      }
+    }
+  });
+}
+
+void packed_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool weight_is_kn,
+                      int64_t N, const float* bias, float* y) {
+  const int64_t S = (K + 1) / 2;
+  auto* xb = static_cast<uint32_t*>(thread_scratch(size_t(M * S) * 4, 1));
+  round_rows_to_bf16(x, M, K, xb);
+  packed_gemm<Bf16Kernel>(xb, S, M, K, w, weight_is_kn, N, bias, y);
+}
+#else
+bool have_packed_bf16() { return false; }
+void packed_gemm_bf16(const float*, int64_t, int64_t, const uint16_t*, bool, int64_t,
+                      const float*, float*) {}
+#endif
+
+#else  // no AVX-512: gemm.cc uses OpenBLAS instead
+
+bool have_packed_f32() { return false; }
+bool have_packed_bf16() { return false; }
+void packed_gemm_f32(const float*, int64_t, int64_t, const float*, bool, int64_t, const float*,
+                     float*) {}
+void packed_gemm_bf16(const float*, int64_t, int64_t, const uint16_t*, bool, int64_t,
+                      const float*, float*) {}
+
+#endif
+
+}  // namespace zoft::cpu::detail

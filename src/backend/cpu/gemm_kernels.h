@@ -1,0 +1,22 @@
+// Internal to backend/cpu: the packed AVX-512 GEMM kernels behind cpu::linear (gemm.cc), exposed
+// so that bench/gemm.cc can time them against the libraries. docs/gemm-choice.md says why we
+// have our own kernels at all (Debian's OpenBLAS has no bf16 GEMM and no Zen 5 kernels).
+#pragma once
+
+#include <cstdint>
+
+namespace zoft::cpu::detail {
+
+// True when this build has the packed kernels (compiled with AVX-512F / AVX-512 BF16).
+bool have_packed_f32();
+bool have_packed_bf16();
+
+// y[M,N] = x[M,K] . W^T + bias, W given as [N,K] (weight_is_kn = false) or [K,N], row-major.
+// Runs on the global thread pool; must not be called from inside a parallel_for body.
+void packed_gemm_f32(const float* x, int64_t M, int64_t K, const float* w, bool weight_is_kn,
+                     int64_t N, const float* bias, float* y);
+// Same with bf16 weights: x is rounded to bf16, products are accumulated in f32.
+void packed_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool weight_is_kn,
+                      int64_t N, const float* bias, float* y);
+
+}  // namespace zoft::cpu::detail

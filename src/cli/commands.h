@@ -1,0 +1,14 @@
+// Each subcommand lives in its own file and registers itself on the CLI11 app.
+// Callbacks throw zoft::Error on bad input; main() prints it on one line and exits 1.
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace zoft::cli {
+
+void add_inspect_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
+
+}  // namespace zoft::cli

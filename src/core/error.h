@@ -1,0 +1,26 @@
+// Errors carry what failed, where, and what to do; the CLI prints the message on one line.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace zoft {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+template <class... Args>
+[[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {
+  throw Error(fmt::format(format, std::forward<Args>(args)...));
+}
+
+#define ZOFT_CHECK(cond, ...)          \
+  do {                                 \
+    if (!(cond)) ::zoft::fail(__VA_ARGS__); \
+  } while (0)
+
+}  // namespace zoft

@@ -1,0 +1,173 @@
+#include "model/weights.h"
+
+#include <set>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+
+namespace zoft {
+
+namespace {
+
+// Resolves HF names across the two prefixes checkpoints use ("model.x" from *ForCausalLM,
+// "x" from the bare *Model), so both kinds of directory load.
+class TensorSource {
+ public:
+  TensorSource(std::shared_ptr<Checkpoint> checkpoint, ModelWeights& weights)
+      : checkpoint_(std::move(checkpoint)), weights_(weights) {}
+
+  std::string resolve(const std::string& name) const {
+    if (checkpoint_->has(name)) return name;
+    if (name.rfind("model.", 0) == 0 && checkpoint_->has(name.substr(6))) return name.substr(6);
+    if (checkpoint_->has("model." + name)) return "model." + name;
+    return "";
+  }
+  bool has(const std::string& name) const { return !resolve(name).empty(); }
+
+  // The raw view, shape-checked against what config.json implies.
+  Tensor view(const std::string& name, std::initializer_list<int64_t> expected) {
+    std::string found = resolve(name);
+    if (found.empty())
+      fail("{}: tensor '{}' not found in checkpoint (needed by this architecture)",
+           checkpoint_->path(), name);
+    const SafetensorsInfo& info = checkpoint_->info(found);
+    if (!info.has_dtype)
+      fail("{}: tensor '{}' has dtype {}, expected F32, F16 or BF16", checkpoint_->path(), found,
+           info.dtype_name);
+    Tensor t = checkpoint_->view(found);
+    bool same = t.ndim == int(expected.size());
+    int i = 0;
+    for (int64_t d : expected) same = same && t.shape[i++] == d;
+    if (!same) {
+      Tensor want(nullptr, t.dtype, expected);
+      fail("{}: tensor '{}' has shape {} but config.json implies {}", checkpoint_->path(), found,
+           t.shape_string(), want.shape_string());
+    }
+    if (used_.insert(found).second) weights_.parameter_count += t.numel();
+    dtypes_.insert(dtype_name(t.dtype));
+    return t;
+  }
+
+  // The view itself if it already has dtype `want`, else a converted copy owned by weights_.
+  Tensor as_dtype(const Tensor& t, DType want) {
+    if (t.dtype == want) return t;
+    Buffer buffer(size_t(t.numel()) * dtype_size(want));
+    Tensor out = Tensor::with_shape(buffer.data(), want, t.shape.data(), t.ndim);
+    if (want == DType::F32) {
+      convert_to_f32(t.data, t.dtype, out.f32(), size_t(t.numel()));
+    } else {
+      Buffer staging(size_t(t.numel()) * 4);
+      convert_to_f32(t.data, t.dtype, staging.as<float>(), size_t(t.numel()));
+      convert_from_f32(staging.as<float>(), out.data, want, size_t(t.numel()));
+    }
+    weights_.owned.push_back(std::move(buffer));
+    return out;
+  }
+
+  const float* vector_f32(const std::string& name, int64_t size) {
+    return as_dtype(view(name, {size}), DType::F32).f32();
+  }
+
+  std::string dtypes() const {
+    std::string out;
+    for (const auto& d : dtypes_) out += (out.empty() ? "" : "+") + d;
+    return out;
+  }
+
+ private:
+  std::shared_ptr<Checkpoint> checkpoint_;
+  ModelWeights& weights_;
+  std::set<std::string> used_;
+  std::set<std::string> dtypes_;
+};
+
+NormWeights load_norm(TensorSource& src, const ModelConfig& c, const char* pattern, int64_t layer,
+                      int64_t dim) {
+  NormWeights norm;
+  if (!pattern) return norm;
+  std::string base = layer_tensor_name(pattern, layer);
+  norm.weight = src.vector_f32(base + ".weight", dim);
+  if (c.norm == NormKind::LayerNorm) norm.bias = src.vector_f32(base + ".bias", dim);
+  return norm;
+}
+
+LinearWeights load_linear(TensorSource& src, const ModelWeights& w, const char* pattern,
+                          int64_t layer, int64_t out, int64_t in, bool bias) {
+  LinearWeights lin;
+  std::string base = layer_tensor_name(pattern, layer);
+  lin.out_features = out;
+  lin.in_features = in;
+  Tensor raw = w.weights_are_kn ? src.view(base + ".weight", {in, out})
+                                : src.view(base + ".weight", {out, in});
+  lin.weight = src.as_dtype(raw, w.compute_dtype);
+  if (bias) lin.bias = src.vector_f32(base + ".bias", out);
+  return lin;
+}
+
+LayerWeights load_layer(TensorSource& src, const ArchTable& arch, const ModelConfig& c,
+                        const ModelWeights& w, int64_t i) {
+  const ArchTensorNames& n = arch.tensors;
+  int64_t H = c.hidden_size, I = c.intermediate_size;
+  LayerWeights L;
+  L.attn_norm = load_norm(src, c, n.attn_norm, i, H);
+  if (n.q_proj) {
+    L.q = load_linear(src, w, n.q_proj, i, c.q_dim(), H, c.attention_bias);
+    L.k = load_linear(src, w, n.k_proj, i, c.kv_dim(), H, c.attention_bias);
+    L.v = load_linear(src, w, n.v_proj, i, c.kv_dim(), H, c.attention_bias);
+  } else {
+    L.qkv = load_linear(src, w, n.qkv_proj, i, c.q_dim() + 2 * c.kv_dim(), H, c.attention_bias);
+  }
+  L.o = load_linear(src, w, n.o_proj, i, H, c.q_dim(), c.attention_out_bias);
+  if (c.qk_norm) {
+    L.q_norm = load_norm(src, c, n.q_norm, i, c.head_dim);
+    L.k_norm = load_norm(src, c, n.k_norm, i, c.head_dim);
+  }
+  if (c.sandwich_norm) {
+    L.post_attn_norm = load_norm(src, c, n.post_attn_norm, i, H);
+    L.post_ffn_norm = load_norm(src, c, n.post_ffn_norm, i, H);
+  }
+  L.ffn_norm = load_norm(src, c, n.ffn_norm, i, H);
+  if (c.gated_mlp) L.gate = load_linear(src, w, n.gate_proj, i, I, H, c.mlp_bias);
+  L.up = load_linear(src, w, n.up_proj, i, I, H, c.mlp_bias);
+  L.down = load_linear(src, w, n.down_proj, i, H, I, c.mlp_bias);
+  return L;
+}
+
+}  // namespace
+
+ModelWeights load_weights(const std::string& model_dir, const ArchTable& arch,
+                          const ModelConfig& c, DType compute_dtype) {
+  if (compute_dtype == DType::F16)
+    fail("compute dtype f16 is not supported on the CPU: use f32 or bf16");
+  ModelWeights w;
+  w.compute_dtype = compute_dtype;
+  w.weights_are_kn = arch.weights_are_kn;
+  w.source = std::make_shared<Checkpoint>(Checkpoint::open(model_dir));
+  w.checkpoint_bytes = w.source->total_bytes();
+  TensorSource src(w.source, w);
+  const ArchTensorNames& n = arch.tensors;
+
+  w.embed_tokens = src.view(std::string(n.embed_tokens) + ".weight", {c.vocab_size, c.hidden_size});
+  if (c.positions == PositionKind::Learned) {
+    Tensor pos = src.view(std::string(n.embed_positions) + ".weight",
+                          {c.max_positions + c.position_offset, c.hidden_size});
+    w.embed_positions = src.as_dtype(pos, DType::F32);
+  }
+  for (int64_t i = 0; i < c.num_layers; ++i) w.layers.push_back(load_layer(src, arch, c, w, i));
+  w.final_norm = load_norm(src, c, n.final_norm, 0, c.hidden_size);
+
+  std::string head = std::string(n.lm_head) + ".weight";
+  bool use_embedding = c.tie_embeddings || !src.has(head);
+  if (use_embedding && !c.tie_embeddings)
+    fail("{}: tensor '{}' not found in checkpoint and tie_word_embeddings is false",
+         w.source->path(), head);
+  w.lm_head.out_features = c.vocab_size;
+  w.lm_head.in_features = c.hidden_size;
+  Tensor head_raw = use_embedding ? w.embed_tokens : src.view(head, {c.vocab_size, c.hidden_size});
+  w.lm_head.weight = src.as_dtype(head_raw, compute_dtype);
+  w.checkpoint_dtypes = src.dtypes();
+  // lm_head is [vocab, hidden] in every layout, including GPT-2's (it is an nn.Linear).
+  return w;
+}
+
+}  // namespace zoft

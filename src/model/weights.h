@@ -1,0 +1,57 @@
+// ModelWeights: every tensor of a decoder, by role, in the layout the forward pass wants.
+// Large matrices are zero-copy views of the mmap-ed checkpoint when its dtype is the compute
+// dtype, otherwise converted copies; norms, biases and position tables are always f32.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/arch.h"
+
+namespace zoft {
+
+class Checkpoint;
+
+struct LinearWeights {
+  Tensor weight;                // [out, in] ([in, out] when ModelWeights::weights_are_kn)
+  const float* bias = nullptr;  // [out] or null
+  int64_t out_features = 0;
+  int64_t in_features = 0;
+};
+
+struct NormWeights {
+  const float* weight = nullptr;  // null: this norm is absent
+  const float* bias = nullptr;    // LayerNorm only
+};
+
+struct LayerWeights {
+  NormWeights attn_norm, q_norm, k_norm, post_attn_norm, ffn_norm, post_ffn_norm;
+  LinearWeights q, k, v, qkv, o;  // qkv is used when the checkpoint fuses them (GPT-2)
+  LinearWeights gate, up, down;   // up = fc1 and down = fc2 of a non-gated MLP
+};
+
+struct ModelWeights {
+  DType compute_dtype = DType::F32;
+  bool weights_are_kn = false;
+  Tensor embed_tokens;     // [vocab, hidden], storage dtype (embedding op converts rows)
+  Tensor embed_positions;  // [positions, hidden] f32, learned positions only
+  NormWeights final_norm;
+  LinearWeights lm_head;   // the embedding table in the compute dtype when tied
+  std::vector<LayerWeights> layers;
+
+  int64_t parameter_count = 0;   // distinct parameters (a tied matrix counted once)
+  uint64_t checkpoint_bytes = 0;
+  std::string checkpoint_dtypes;  // e.g. "bf16" or "f32+bf16"
+
+  std::vector<Buffer> owned;             // converted copies
+  std::shared_ptr<Checkpoint> source;    // keeps the mmap alive for zero-copy views
+};
+
+// Loads and checks every tensor the architecture needs: a missing tensor or a shape that
+// disagrees with config.json throws Error naming the checkpoint, the tensor and the shapes.
+ModelWeights load_weights(const std::string& model_dir, const ArchTable& arch,
+                          const ModelConfig& config, DType compute_dtype);
+
+}  // namespace zoft

@@ -1,0 +1,50 @@
+// Loads the golden fixtures made by tools/make_golden.py with HF transformers.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "io/json_file.h"
+#include "io/safetensors.h"
+#include "model/decoder.h"
+
+namespace zoft::test {
+
+inline std::string golden_dir(const std::string& name) {
+  return std::string(ZOFT_SOURCE_DIR) + "/tests/fixtures/golden/" + name;
+}
+
+struct GoldenCase {
+  TokenBatch batch;
+  double loss = 0;                 // HF's mean loss (labels -100 on pads)
+  std::vector<float> logits;       // [B, T, V]
+  std::vector<float> token_loss;   // [B, T-1]
+};
+
+// name: fixture dir; its golden.json may point at another fixture ("golden_from").
+inline GoldenCase load_golden(const std::string& name, const std::string& case_name) {
+  nlohmann::json j = read_json_file(golden_dir(name) + "/golden.json");
+  std::string from = j.value("golden_from", name);
+  if (from != name) j = read_json_file(golden_dir(from) + "/golden.json");
+  const nlohmann::json& c = j.at("cases").at(case_name);
+  GoldenCase g;
+  auto ids = c.at("input_ids").get<std::vector<std::vector<int32_t>>>();
+  auto mask = c.at("attention_mask").get<std::vector<std::vector<int32_t>>>();
+  g.batch.batch = int64_t(ids.size());
+  g.batch.seq = int64_t(ids[0].size());
+  for (size_t b = 0; b < ids.size(); ++b)
+    for (size_t t = 0; t < ids[b].size(); ++t) {
+      g.batch.ids.push_back(ids[b][t]);
+      g.batch.mask.push_back(uint8_t(mask[b][t]));
+    }
+  g.loss = c.at("loss").get<double>();
+  SafetensorsFile file = SafetensorsFile::open(golden_dir(from) + "/golden.safetensors");
+  Tensor logits = file.view("logits." + case_name);
+  Tensor token_loss = file.view("token_loss." + case_name);
+  g.logits.assign(logits.f32(), logits.f32() + logits.numel());
+  g.token_loss.assign(token_loss.f32(), token_loss.f32() + token_loss.numel());
+  return g;
+}
+
+}  // namespace zoft::test
