@@ -10,5 +10,7 @@ namespace zoft::cli {
 
 void add_inspect_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
 
 }  // namespace zoft::cli

@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   zoft::cli::add_inspect_command(app);
   zoft::cli::add_tokenize_command(app);
+  zoft::cli::add_generate_command(app);
+  zoft::cli::add_eval_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,3 +1,4 @@
+// GGUF parsing and validation, tensor access (metadata getters: gguf_metadata.cc).
 #include "io/gguf.h"
 
 #include <cstring>
@@ -12,52 +13,16 @@ namespace zoft {
 
 namespace {
 
-constexpr int kMaxArrayDepth =
-    8;  // real files nest at most once; deeper input could blow the stack
+// Real files nest arrays at most once; deeper input could only serve to blow the stack.
+constexpr int kMaxArrayDepth = 8;
+// A nested array costs ~140 bytes of GgufValue per 12 bytes of file; capping their number keeps
+// a hostile file from turning its size into a 12x larger allocation.
+constexpr uint64_t kMaxNestedArrays = uint64_t(1) << 20;
 
 // Smallest number of bytes each record can take, to reject counts the file cannot hold before
 // anything is allocated for them.
 constexpr uint64_t kMinKvBytes = 8 + 4 + 1;              // empty key, type, one-byte value
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 4 + 8;  // empty name, n_dims 0, type, offset
-
-// Size of a scalar of this type in the file; 0 for STRING / ARRAY; -1 for an unknown type.
-int scalar_size(uint32_t t) {
-  switch (GgufType(t)) {
-    case GgufType::U8:
-    case GgufType::I8:
-    case GgufType::BOOL:
-      return 1;
-    case GgufType::U16:
-    case GgufType::I16:
-      return 2;
-    case GgufType::U32:
-    case GgufType::I32:
-    case GgufType::F32:
-      return 4;
-    case GgufType::U64:
-    case GgufType::I64:
-    case GgufType::F64:
-      return 8;
-    case GgufType::STRING:
-    case GgufType::ARRAY:
-      return 0;
-  }
-  return -1;
-}
-
-// Keys and tensor names can hold anything; error messages must stay one printable line.
-std::string printable(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size() && i < 120; ++i) {
-    unsigned char c = s[i];
-    if (c < 0x20 || c == 0x7f || c == '\'' || c == '\\')
-      out += fmt::format("\\x{:02x}", c);
-    else
-      out += char(c);
-  }
-  if (s.size() > 120) out += "...";
-  return out;
-}
 
 // Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
 bool valid_utf8(std::string_view s) {
@@ -90,6 +55,48 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
+}  // namespace
+
+int gguf_value_size(uint32_t t) {
+  switch (GgufType(t)) {
+    case GgufType::U8:
+    case GgufType::I8:
+    case GgufType::BOOL:
+      return 1;
+    case GgufType::U16:
+    case GgufType::I16:
+      return 2;
+    case GgufType::U32:
+    case GgufType::I32:
+    case GgufType::F32:
+      return 4;
+    case GgufType::U64:
+    case GgufType::I64:
+    case GgufType::F64:
+      return 8;
+    case GgufType::STRING:
+    case GgufType::ARRAY:
+      return 0;
+  }
+  return -1;
+}
+
+std::string gguf_printable(std::string_view s) {
+  std::string out;
+  bool escape_high = !valid_utf8(s);
+  for (size_t i = 0; i < s.size() && i < 120; ++i) {
+    unsigned char c = s[i];
+    if (c < 0x20 || c == 0x7f || c == '\'' || c == '\\' || (escape_high && c >= 0x80))
+      out += fmt::format("\\x{:02x}", c);
+    else
+      out += char(c);
+  }
+  if (s.size() > 120) out += "...";
+  return out;
+}
+
+namespace {
+
 // Bounds-checked little-endian cursor over the mapping. `where` names the record being read so
 // that a truncation error says which key or tensor it hit.
 struct Reader {
@@ -98,6 +105,7 @@ struct Reader {
   uint64_t pos = 0;
   const std::string& path;
   std::string where;
+  uint64_t nested_arrays = 0;  // over the whole file, see kMaxNestedArrays
 
   uint64_t remaining() const { return size - pos; }
 
@@ -125,7 +133,7 @@ struct Reader {
   }
   uint32_t read_type(const char* what) {
     uint32_t t = read<uint32_t>(what);
-    if (scalar_size(t) < 0)
+    if (gguf_value_size(t) < 0)
       fail("{}: {} has unknown metadata value type id {} (expected 0..12)", path, where, t);
     return t;
   }
@@ -141,7 +149,7 @@ GgufValue Reader::read_value(GgufType type, int depth) {
     return v;
   }
   if (type != GgufType::ARRAY) {
-    int n = scalar_size(uint32_t(type));
+    int n = gguf_value_size(uint32_t(type));
     need(uint64_t(n), "value");
     std::memcpy(&v.bits, base + pos, size_t(n));  // little-endian: low bytes first
     pos += uint64_t(n);
@@ -153,7 +161,7 @@ GgufValue Reader::read_value(GgufType type, int depth) {
     fail("{}: {} nests arrays more than {} deep", path, where, kMaxArrayDepth);
   v.elem_type = GgufType(read_type("array element type"));
   v.count = read<uint64_t>("array length");
-  int esize = scalar_size(uint32_t(v.elem_type));
+  int esize = gguf_value_size(uint32_t(v.elem_type));
   uint64_t min_elem = esize > 0 ? uint64_t(esize) : v.elem_type == GgufType::STRING ? 8 : 12;
   if (v.count > remaining() / min_elem)
     fail("{}: {} is an array of {} {} elements, more than the remaining {} bytes can hold", path,
@@ -171,6 +179,10 @@ GgufValue Reader::read_value(GgufType type, int depth) {
     v.strings.reserve(size_t(v.count));
     for (uint64_t i = 0; i < v.count; ++i) v.strings.push_back(read_string("array string"));
   } else {
+    nested_arrays += v.count;
+    if (nested_arrays > kMaxNestedArrays)
+      fail("{}: {} brings the file's nested arrays to more than {}, expected far fewer", path,
+           where, kMaxNestedArrays);
     v.arrays.reserve(size_t(v.count));
     for (uint64_t i = 0; i < v.count; ++i)
       v.arrays.push_back(read_value(GgufType::ARRAY, depth + 1));
@@ -185,88 +197,6 @@ const char* gguf_type_name(GgufType type) {
                                 "bool", "string", "array", "u64", "i64", "f64"};
   uint32_t t = uint32_t(type);
   return t < 13 ? names[t] : "unknown";
-}
-
-// ---------------------------------------------------------------------------------------------
-// GgufValue
-
-bool GgufValue::is_integer() const {
-  return scalar_size(uint32_t(type)) > 0 && !is_float() && type != GgufType::BOOL;
-}
-
-static int64_t sign_extend(uint64_t bits, GgufType t) {
-  switch (t) {
-    case GgufType::I8:
-      return int8_t(bits);
-    case GgufType::I16:
-      return int16_t(bits);
-    case GgufType::I32:
-      return int32_t(bits);
-    default:
-      return int64_t(bits);
-  }
-}
-
-static double bits_to_f64(uint64_t bits, GgufType t) {
-  if (t == GgufType::F32) {
-    float f;
-    uint32_t b = uint32_t(bits);
-    std::memcpy(&f, &b, 4);
-    return f;
-  }
-  if (t == GgufType::F64) {
-    double d;
-    std::memcpy(&d, &bits, 8);
-    return d;
-  }
-  bool is_signed =
-      t == GgufType::I8 || t == GgufType::I16 || t == GgufType::I32 || t == GgufType::I64;
-  return is_signed ? double(sign_extend(bits, t)) : double(bits);
-}
-
-int64_t GgufValue::as_i64() const {
-  return sign_extend(bits, type);
-}
-uint64_t GgufValue::as_u64() const {
-  return bits;
-}
-double GgufValue::as_f64() const {
-  return bits_to_f64(bits, type);
-}
-
-static uint64_t packed_bits(const GgufValue& v, uint64_t i) {
-  int n = scalar_size(uint32_t(v.elem_type));
-  uint64_t bits = 0;
-  std::memcpy(&bits, v.packed.data() + i * uint64_t(n), size_t(n));
-  return bits;
-}
-
-int64_t GgufValue::elem_i64(uint64_t i) const {
-  return sign_extend(packed_bits(*this, i), elem_type);
-}
-uint64_t GgufValue::elem_u64(uint64_t i) const {
-  return packed_bits(*this, i);
-}
-double GgufValue::elem_f64(uint64_t i) const {
-  return bits_to_f64(packed_bits(*this, i), elem_type);
-}
-
-std::string GgufValue::describe() const {
-  switch (type) {
-    case GgufType::STRING:
-      return fmt::format("string '{}'", printable(str));
-    case GgufType::ARRAY:
-      return fmt::format("array[{}; {}]", gguf_type_name(elem_type), count);
-    case GgufType::BOOL:
-      return bits ? "bool true" : "bool false";
-    case GgufType::F32:
-    case GgufType::F64:
-      return fmt::format("{} {}", gguf_type_name(type), as_f64());
-    case GgufType::U64:
-      return fmt::format("u64 {}", bits);
-    default:
-      return fmt::format("{} {}", gguf_type_name(type), as_i64());
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -335,12 +265,13 @@ void GgufFile::parse() {
     r.where = fmt::format("metadata entry {}", i);
     std::string key = r.read_string("key");
     if (!valid_utf8(key))
-      fail("{}: metadata entry {} has a key that is not valid UTF-8: '{}'", p, i, printable(key));
+      fail("{}: metadata entry {} has a key that is not valid UTF-8: '{}'", p, i,
+           gguf_printable(key));
     if (key.empty()) fail("{}: metadata entry {} has an empty key", p, i);
-    r.where = fmt::format("metadata key '{}'", printable(key));
+    r.where = fmt::format("metadata key '{}'", gguf_printable(key));
     GgufType type = GgufType(r.read_type("value type"));
     GgufValue v = r.read_value(type, 0);
-    if (kv_.count(key)) fail("{}: metadata key '{}' appears twice", p, printable(key));
+    if (kv_.count(key)) fail("{}: metadata key '{}' appears twice", p, gguf_printable(key));
     keys_.push_back(key);
     kv_.emplace(std::move(key), std::move(v));
   }
@@ -359,8 +290,9 @@ void GgufFile::parse() {
     GgufTensorInfo t;
     t.name = r.read_string("name");
     if (!valid_utf8(t.name))
-      fail("{}: tensor info {} has a name that is not valid UTF-8: '{}'", p, i, printable(t.name));
-    std::string pn = printable(t.name);
+      fail("{}: tensor info {} has a name that is not valid UTF-8: '{}'", p, i,
+           gguf_printable(t.name));
+    std::string pn = gguf_printable(t.name);
     r.where = fmt::format("tensor '{}'", pn);
     uint32_t n_dims = r.read<uint32_t>("n_dims");
     if (n_dims > 4) fail("{}: tensor '{}' has {} dimensions, expected at most 4", p, pn, n_dims);
@@ -410,149 +342,10 @@ void GgufFile::parse() {
       fail(
           "{}: tensor '{}' data ({} bytes at offset {} of the data section at {}) extends past "
           "the end of the {}-byte file: the file is truncated",
-          p, printable(t.name), t.nbytes, t.offset, data_offset_, r.size);
+          p, gguf_printable(t.name), t.nbytes, t.offset, data_offset_, r.size);
     t.data = r.base + data_offset_ + t.offset;
   }
 }
-
-// ---------------------------------------------------------------------------------------------
-// GgufFile: metadata getters
-
-bool GgufFile::has(std::string_view key) const {
-  return kv_.count(std::string(key)) != 0;
-}
-
-const GgufValue* GgufFile::find(std::string_view key) const {
-  auto it = kv_.find(std::string(key));
-  return it == kv_.end() ? nullptr : &it->second;
-}
-
-const GgufValue& GgufFile::value(std::string_view key) const {
-  const GgufValue* v = find(key);
-  if (!v) fail("{}: metadata key '{}' is missing", path(), printable(key));
-  return *v;
-}
-
-namespace {
-
-[[noreturn]] void wrong_type(const GgufFile& f, std::string_view key, const GgufValue& v,
-                             const char* expected) {
-  fail("{}: metadata key '{}' is {}, expected {}", f.path(), printable(key), v.describe(),
-       expected);
-}
-
-template <class T>
-bool integer_fits(const GgufValue& v) {
-  if (!v.is_integer()) return false;
-  if (v.type == GgufType::U64) return v.bits <= uint64_t(std::numeric_limits<T>::max());
-  int64_t x = v.as_i64();
-  if constexpr (std::is_unsigned_v<T>)
-    return x >= 0 && uint64_t(x) <= uint64_t(std::numeric_limits<T>::max());
-  else
-    return x >= int64_t(std::numeric_limits<T>::min()) &&
-           x <= int64_t(std::numeric_limits<T>::max());
-}
-
-template <class T>
-T integer_value(const GgufValue& v) {
-  return v.type == GgufType::U64 ? T(v.bits) : T(v.as_i64());
-}
-
-bool is_numeric(GgufType t) {
-  return scalar_size(uint32_t(t)) > 0 && t != GgufType::BOOL;
-}
-
-}  // namespace
-
-uint32_t GgufFile::get_u32(std::string_view key) const {
-  const GgufValue& v = value(key);
-  if (!integer_fits<uint32_t>(v)) wrong_type(*this, key, v, "an unsigned 32-bit integer");
-  return integer_value<uint32_t>(v);
-}
-
-int32_t GgufFile::get_i32(std::string_view key) const {
-  const GgufValue& v = value(key);
-  if (!integer_fits<int32_t>(v)) wrong_type(*this, key, v, "a signed 32-bit integer");
-  return integer_value<int32_t>(v);
-}
-
-uint64_t GgufFile::get_u64(std::string_view key) const {
-  const GgufValue& v = value(key);
-  if (!integer_fits<uint64_t>(v)) wrong_type(*this, key, v, "an unsigned integer");
-  return integer_value<uint64_t>(v);
-}
-
-float GgufFile::get_f32(std::string_view key) const {
-  const GgufValue& v = value(key);
-  if (!is_numeric(v.type)) wrong_type(*this, key, v, "a number");
-  return v.type == GgufType::U64 ? float(v.bits) : float(v.as_f64());
-}
-
-bool GgufFile::get_bool(std::string_view key) const {
-  const GgufValue& v = value(key);
-  if (v.type != GgufType::BOOL) wrong_type(*this, key, v, "a bool");
-  return v.bits != 0;
-}
-
-std::string GgufFile::get_string(std::string_view key) const {
-  const GgufValue& v = value(key);
-  if (v.type != GgufType::STRING) wrong_type(*this, key, v, "a string");
-  return v.str;
-}
-
-std::vector<std::string> GgufFile::get_string_array(std::string_view key) const {
-  const GgufValue& v = value(key);
-  if (v.type != GgufType::ARRAY || v.elem_type != GgufType::STRING)
-    wrong_type(*this, key, v, "an array of strings");
-  return v.strings;
-}
-
-std::vector<int32_t> GgufFile::get_i32_array(std::string_view key) const {
-  const GgufValue& v = value(key);
-  if (v.type != GgufType::ARRAY || !is_numeric(v.elem_type) || v.elem_type == GgufType::F32 ||
-      v.elem_type == GgufType::F64)
-    wrong_type(*this, key, v, "an array of integers");
-  std::vector<int32_t> out(size_t(v.count));
-  bool u64 = v.elem_type == GgufType::U64;
-  for (uint64_t i = 0; i < v.count; ++i) {
-    int64_t x = v.elem_i64(i);
-    if ((u64 && v.elem_u64(i) > uint64_t(INT32_MAX)) || x < INT32_MIN || x > INT32_MAX)
-      fail("{}: metadata key '{}' element {} is {}, expected a signed 32-bit integer", path(),
-           printable(key), i, u64 ? std::to_string(v.elem_u64(i)) : std::to_string(x));
-    out[i] = int32_t(x);
-  }
-  return out;
-}
-
-std::vector<float> GgufFile::get_f32_array(std::string_view key) const {
-  const GgufValue& v = value(key);
-  if (v.type != GgufType::ARRAY || !is_numeric(v.elem_type))
-    wrong_type(*this, key, v, "an array of numbers");
-  std::vector<float> out(size_t(v.count));
-  if (v.elem_type == GgufType::F32) {
-    if (v.count) std::memcpy(out.data(), v.packed.data(), size_t(v.count) * 4);
-    return out;
-  }
-  for (uint64_t i = 0; i < v.count; ++i)
-    out[i] = v.elem_type == GgufType::U64 ? float(v.elem_u64(i)) : float(v.elem_f64(i));
-  return out;
-}
-
-#define ZOFT_GGUF_OPT(T, name)                                        \
-  std::optional<T> GgufFile::opt_##name(std::string_view key) const { \
-    if (!has(key)) return std::nullopt;                               \
-    return get_##name(key);                                           \
-  }
-ZOFT_GGUF_OPT(uint32_t, u32)
-ZOFT_GGUF_OPT(int32_t, i32)
-ZOFT_GGUF_OPT(uint64_t, u64)
-ZOFT_GGUF_OPT(float, f32)
-ZOFT_GGUF_OPT(bool, bool)
-ZOFT_GGUF_OPT(std::string, string)
-ZOFT_GGUF_OPT(std::vector<std::string>, string_array)
-ZOFT_GGUF_OPT(std::vector<int32_t>, i32_array)
-ZOFT_GGUF_OPT(std::vector<float>, f32_array)
-#undef ZOFT_GGUF_OPT
 
 // ---------------------------------------------------------------------------------------------
 // GgufFile: tensors
@@ -564,7 +357,7 @@ const GgufTensorInfo* GgufFile::find_tensor(std::string_view name) const {
 
 const GgufTensorInfo& GgufFile::tensor(std::string_view name) const {
   const GgufTensorInfo* t = find_tensor(name);
-  if (!t) fail("{}: no tensor named '{}'", path(), printable(name));
+  if (!t) fail("{}: no tensor named '{}'", path(), gguf_printable(name));
   return *t;
 }
 
@@ -579,7 +372,7 @@ void GgufFile::dequantize(std::string_view name, float* out) const {
     fail(
         "{}: tensor '{}' has type {}, which cannot be dequantised (supported: F32, F16, BF16, "
         "Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, Q8_K)",
-        path(), printable(name), ggml_type_name(t.type));
+        path(), gguf_printable(name), ggml_type_name(t.type));
   const GgmlTypeInfo* info = ggml_type_info(uint32_t(t.type));
   int64_t bs = info->block_size, ts = info->type_size;
   int64_t n_blocks = t.numel / bs;

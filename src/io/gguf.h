@@ -42,6 +42,11 @@ enum class GgufType : uint32_t {
   F64 = 12,
 };
 const char* gguf_type_name(GgufType type);  // "u32", "string", "array", ...
+// Bytes of one scalar of type id t in the file; 0 for STRING and ARRAY; -1 for an unknown id.
+int gguf_value_size(uint32_t t);
+// A key or name made safe for a one-line error message: control characters, quotes and (in
+// invalid UTF-8) high bytes become \xNN; more than 120 bytes are cut with "...".
+std::string gguf_printable(std::string_view s);
 
 // One metadata value. Numeric arrays keep their packed little-endian elements (a vocabulary's
 // 262144 scores stay one allocation); arrays of strings and of arrays are unpacked.
@@ -132,7 +137,9 @@ class GgufFile {
   std::span<const uint8_t> bytes_of(std::string_view name) const;          // raw stored bytes
 
   // Dequantises a whole tensor to f32 (numel floats at out), in parallel over blocks on the
-  // global thread pool. Throws for a type that cannot be dequantised.
+  // global thread pool, so it must not be called from inside a parallel_for body (the pool is
+  // not re-entrant); dequantize_row() is the single-threaded alternative. Throws for a type
+  // that cannot be dequantised.
   void dequantize(std::string_view name, float* out) const;
   // The same into a fresh F32 tensor in HF order.
   OwnedTensor to_f32(std::string_view name) const;

@@ -75,7 +75,11 @@ LoadedConfig read_model_config(const std::string& model_dir) {
   JsonConfig json = JsonConfig::load(path);
   LoadedConfig loaded;
   loaded.config.model_type = json.get_string("model_type");
-  loaded.arch = &find_arch(loaded.config.model_type);
+  try {
+    loaded.arch = &find_arch(loaded.config.model_type);
+  } catch (const Error& e) {
+    fail("{}: {}", path, e.what());
+  }
   loaded.arch->read_config(json, loaded.config);
   if (loaded.config.attention_scale == 0.0f)
     loaded.config.attention_scale = float(1.0 / std::sqrt(double(loaded.config.head_dim)));

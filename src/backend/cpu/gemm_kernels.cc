@@ -11,9 +11,7 @@
 // share the driver.
 #include "backend/cpu/gemm_kernels.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "backend/cpu/simd.h"
 
 #include <algorithm>
 
@@ -23,6 +21,8 @@
 namespace zoft::cpu::detail {
 
 #if defined(__AVX512F__)
+
+using simd::transpose16x16;
 
 // Block sizes. KC steps of one NR panel (KC*NR*4 bytes = 16-32 KiB) stay in L1 while the
 // micro-kernel sweeps MC rows of x; a block of NCP panels (<= 512 KiB) stays in L2.
@@ -43,34 +43,6 @@ static __mmask16 lanes16(int64_t n) {
 }
 static __mmask32 lanes32(int64_t n) {
   return n >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << std::max<int64_t>(n, 0)) - 1);
-}
-
-// In-register transpose of a 16x16 matrix of 32-bit elements: r[i] lane j -> r[j] lane i.
-static void transpose16x16(__m512i r[16]) {
-  __m512i a[16], b[16];
-  // After this stage each 128-bit lane of a[2i], a[2i+1] interleaves rows 2i and 2i+1.
-  for (int i = 0; i < 8; ++i) {
-    a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-    a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-  }
-  // b[4g + c], 128-bit lane L = column 4L + c of rows 4g .. 4g+3.
-  for (int g = 0; g < 4; ++g) {
-    b[4 * g + 0] = _mm512_unpacklo_epi64(a[4 * g], a[4 * g + 2]);
-    b[4 * g + 1] = _mm512_unpackhi_epi64(a[4 * g], a[4 * g + 2]);
-    b[4 * g + 2] = _mm512_unpacklo_epi64(a[4 * g + 1], a[4 * g + 3]);
-    b[4 * g + 3] = _mm512_unpackhi_epi64(a[4 * g + 1], a[4 * g + 3]);
-  }
-  // Gather lane L of b[c], b[4+c], b[8+c], b[12+c] into column 4L + c.
-  for (int c = 0; c < 4; ++c) {
-    __m512i e01 = _mm512_shuffle_i32x4(b[c], b[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
-    __m512i e23 = _mm512_shuffle_i32x4(b[c], b[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
-    __m512i f01 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
-    __m512i f23 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
-    r[c] = _mm512_shuffle_i32x4(e01, f01, _MM_SHUFFLE(2, 0, 2, 0));
-    r[4 + c] = _mm512_shuffle_i32x4(e01, f01, _MM_SHUFFLE(3, 1, 3, 1));
-    r[8 + c] = _mm512_shuffle_i32x4(e23, f23, _MM_SHUFFLE(2, 0, 2, 0));
-    r[12 + c] = _mm512_shuffle_i32x4(e23, f23, _MM_SHUFFLE(3, 1, 3, 1));
-  }
 }
 
 // ---- f32 ----------------------------------------------------------------------------------

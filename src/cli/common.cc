@@ -1,0 +1,43 @@
+#include "cli/common.h"
+
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+
+namespace zoft::cli {
+
+void add_placement_options(CLI::App* cmd, PlacementOptions& options) {
+  cmd->add_option("--device", options.device, "cpu (cuda when built with ZOFT_CUDA)");
+  cmd->add_option("--dtype", options.dtype, "compute dtype: f32 or bf16");
+  cmd->add_option("--threads", options.threads, "CPU threads (0 = all cores)");
+}
+
+DType apply_placement(const PlacementOptions& options) {
+  if (options.device == "cuda")
+    fail("--device cuda: this build has no CUDA backend yet (use --device cpu)");
+  if (options.device != "cpu") fail("--device '{}' is not known: use cpu", options.device);
+  if (options.threads < 0) fail("--threads must be >= 0, got {}", options.threads);
+  ThreadPool::set_global_threads(options.threads);
+  DType dtype = parse_dtype(options.dtype);
+  if (dtype == DType::F16) fail("--dtype f16 is not supported on the CPU: use f32 or bf16");
+  return dtype;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ostringstream out;
+  if (path == "-") {
+    out << std::cin.rdbuf();
+    return out.str();
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open for reading", path);
+  out << in.rdbuf();
+  if (in.bad()) fail("{}: read error", path);
+  return out.str();
+}
+
+}  // namespace zoft::cli

@@ -1,0 +1,102 @@
+// zoft eval --model MODEL --data FILE [--window N --stride S --max-tokens N] [--json]
+// Perplexity over a .txt file or the text field of a .jsonl file, with a sliding window.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "core/progress.h"
+#include "model/perplexity.h"
+#include "text/tokenizer.h"
+
+namespace zoft::cli {
+
+namespace {
+
+struct EvalOptions {
+  std::string model, data, task, text_field = "text";
+  int64_t window = 0, stride = 0, max_tokens = 0;
+  PlacementOptions placement;
+  bool json = false;
+};
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// A .jsonl file's records joined by blank lines (as HF's perplexity recipe joins a dataset).
+std::string jsonl_text(const std::string& path, const std::string& raw, const std::string& field) {
+  std::istringstream lines(raw);
+  std::string line, out;
+  int64_t number = 0;
+  while (std::getline(lines, line)) {
+    ++number;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
+    if (record.is_discarded() || !record.is_object())
+      fail("{}:{}: not a JSON object", path, number);
+    auto it = record.find(field);
+    if (it == record.end() || !it->is_string())
+      fail("{}:{}: no string field '{}' (choose one with --text-field)", path, number, field);
+    out += (out.empty() ? "" : "\n\n") + it->get<std::string>();
+  }
+  return out;
+}
+
+void run_eval(const EvalOptions& opt) {
+  if (!opt.task.empty()) fail("--task '{}': task evaluation arrives with the trainer", opt.task);
+  DType dtype = apply_placement(opt.placement);
+  std::string raw = read_text_file(opt.data);
+  std::string body = ends_with(opt.data, ".jsonl") ? jsonl_text(opt.data, raw, opt.text_field) : raw;
+  text::Tokenizer tokenizer = text::Tokenizer::from_file(opt.model);
+  Decoder model = Decoder::load(opt.model, dtype);
+  std::vector<int32_t> ids = tokenizer.encode(body, true);
+  if (opt.max_tokens > 0 && int64_t(ids.size()) > opt.max_tokens) ids.resize(size_t(opt.max_tokens));
+  if (ids.size() < 2) fail("{}: the text has fewer than 2 tokens", opt.data);
+  int64_t window = opt.window > 0 ? opt.window : std::min<int64_t>(model.config().max_positions, 1024);
+  int64_t stride = opt.stride > 0 ? opt.stride : std::max<int64_t>(1, window / 2);
+
+  Progress progress("eval", int64_t(ids.size()), "tokens");
+  auto start = std::chrono::steady_clock::now();
+  PerplexityResult r = perplexity(model, ids, window, stride,
+                                  [&](int64_t done, int64_t) { progress.update(done); });
+  progress.finish();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  nlohmann::json j = {{"model", opt.model},        {"data", opt.data},
+                      {"tokens", ids.size()},      {"scored_tokens", r.tokens},
+                      {"window", window},          {"stride", stride},
+                      {"windows", r.windows},      {"mean_nll", r.mean_nll()},
+                      {"perplexity", r.perplexity()}, {"seconds", seconds},
+                      {"dtype", opt.placement.dtype}};
+  if (opt.json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("perplexity %.4f (mean NLL %.5f nats) over %lld tokens, window %lld, stride %lld, "
+                "%.1fs\n",
+                r.perplexity(), r.mean_nll(), (long long)r.tokens, (long long)window,
+                (long long)stride, seconds);
+  }
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app) {
+  auto opt = std::make_shared<EvalOptions>();
+  CLI::App* cmd = app.add_subcommand("eval", "perplexity of a text (or, later, task accuracy)");
+  cmd->add_option("--model", opt->model, "HF model directory")->required();
+  cmd->add_option("--data", opt->data, ".txt or .jsonl file ('-' = stdin)")->required();
+  cmd->add_option("--task", opt->task, "task name (with the trainer)");
+  cmd->add_option("--text-field", opt->text_field, "the .jsonl field holding the text");
+  cmd->add_option("--window", opt->window, "tokens per window (default min(positions, 1024))");
+  cmd->add_option("--stride", opt->stride, "window step (default window / 2)");
+  cmd->add_option("--max-tokens", opt->max_tokens, "evaluate only the first N tokens");
+  cmd->add_flag("--json", opt->json, "print one JSON object");
+  add_placement_options(cmd, opt->placement);
+  cmd->callback([opt] { run_eval(*opt); });
+}
+
+}  // namespace zoft::cli

@@ -1,0 +1,105 @@
+// attention against the full-softmax double reference: head sizes, GQA ratios, windows,
+// softcap, padding masks on either side, and KV-cache decode (q_offset > 0).
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "core/error.h"
+#include "op_test_util.h"
+#include "reference.h"
+
+namespace zoft::testing {
+namespace {
+
+struct Case {
+  int64_t batch, q_len, kv_len, kv_capacity, q_heads, kv_heads, head_dim;
+  int64_t window = 0;
+  float softcap = 0;
+  int padding = 0;  // 0 none, 1 left padding, 2 right padding, 3 both (one per sequence)
+};
+
+class AttentionTest : public BackendTest {
+ protected:
+  void check(const Case& c) {
+    cpu::AttentionShape s{c.batch, c.q_len, c.kv_len, c.kv_capacity, c.q_heads, c.kv_heads, c.head_dim};
+    // Scores of a few units so that softmax is neither flat nor one-hot (softcap bites at 5).
+    std::vector<float> q = normal(c.batch * c.q_len * c.q_heads * c.head_dim, 1.5f);
+    std::vector<float> k = normal(c.batch * c.kv_capacity * c.kv_heads * c.head_dim, 1.5f);
+    std::vector<float> v = uniform(c.batch * c.kv_capacity * c.kv_heads * c.head_dim);
+    std::vector<uint8_t> valid(c.batch * c.kv_len, 1);
+    for (int64_t b = 0; b < c.batch; ++b) {
+      bool left = c.padding == 1 || (c.padding == 3 && b % 2 == 0);
+      bool right = c.padding == 2 || (c.padding == 3 && b % 2 == 1);
+      int64_t pad = std::min<int64_t>(c.kv_len, 3 + 5 * b);
+      for (int64_t i = 0; i < pad; ++i) {
+        if (left) valid[b * c.kv_len + i] = 0;
+        if (right) valid[b * c.kv_len + c.kv_len - 1 - i] = 0;
+      }
+    }
+    const uint8_t* mask = c.padding ? valid.data() : nullptr;
+    const float scale = 1.0f / std::sqrt(float(c.head_dim));
+    std::vector<float> out(q.size(), NAN);
+    be().attention(q.data(), k.data(), v.data(), mask, out.data(), s, scale, c.window, c.softcap);
+    std::string what = "B=" + std::to_string(c.batch) + " T=" + std::to_string(c.q_len) +
+                       " S=" + std::to_string(c.kv_len) + " H=" + std::to_string(c.q_heads) + "/" +
+                       std::to_string(c.kv_heads) + " D=" + std::to_string(c.head_dim) +
+                       " window=" + std::to_string(c.window) +
+                       " softcap=" + std::to_string(c.softcap) +
+                       " padding=" + std::to_string(c.padding);
+    expect_close(out, reference::attention(q, k, v, mask, s, scale, c.window, c.softcap), 2e-5,
+                 1e-5, what);
+  }
+};
+
+TEST_P(AttentionTest, HeadSizes) {
+  check({2, 37, 37, 37, 2, 2, 48});
+  check({1, 70, 70, 70, 2, 2, 64});
+  check({1, 65, 65, 80, 2, 1, 80});
+  check({1, 40, 40, 40, 2, 2, 128});
+  check({1, 20, 20, 24, 2, 1, 256});
+  check({1, 9, 9, 9, 1, 1, 20});  // head_dim not a multiple of 16
+}
+
+TEST_P(AttentionTest, GroupedQueryHeads) {
+  check({2, 33, 33, 33, 4, 4, 64});  // ratio 1
+  check({1, 50, 50, 50, 4, 2, 64});  // ratio 2
+  check({2, 31, 31, 31, 8, 2, 32});  // ratio 4
+}
+
+TEST_P(AttentionTest, SlidingWindowAndSoftcap) {
+  check({1, 140, 140, 140, 2, 1, 64, 16});
+  check({1, 70, 70, 70, 2, 2, 48, 1});        // each query sees only itself
+  check({2, 45, 45, 45, 4, 2, 64, 0, 5.0f});  // Gemma-2 style softcap (small, so it matters)
+  check({1, 100, 100, 100, 2, 1, 64, 30, 5.0f, 3});
+}
+
+TEST_P(AttentionTest, PaddingMasks) {
+  check({2, 30, 30, 30, 2, 2, 64, 0, 0, 1});  // left: early queries see no key -> zeros
+  check({2, 30, 30, 30, 2, 2, 64, 0, 0, 2});
+  check({4, 75, 75, 80, 2, 1, 64, 0, 0, 3});
+}
+
+TEST_P(AttentionTest, DecodeWithCache) {
+  check({2, 1, 100, 128, 4, 2, 64});           // one new token, q_offset 99
+  check({1, 1, 150, 160, 2, 2, 128, 50});      // with a window
+  check({2, 5, 133, 140, 4, 1, 80, 0, 0, 1});  // a chunk after a cached prefix, padded
+  check({1, 1, 1, 1, 1, 1, 64});
+}
+
+TEST_P(AttentionTest, QueryTilesAndKeyTiles) {
+  check({1, 200, 200, 200, 1, 1, 64});
+  check({1, 130, 260, 260, 2, 1, 64, 100});
+}
+
+TEST_P(AttentionTest, RejectsBadGrouping) {
+  cpu::AttentionShape s{1, 1, 1, 1, 3, 2, 8};
+  std::vector<float> buf(64);
+  EXPECT_THROW(
+      be().attention(buf.data(), buf.data(), buf.data(), nullptr, buf.data(), s, 1.0f, 0, 0),
+      Error);
+}
+
+ZOFT_INSTANTIATE_BACKENDS(AttentionTest);
+
+}  // namespace
+}  // namespace zoft::testing

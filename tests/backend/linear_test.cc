@@ -1,0 +1,87 @@
+// linear (f32 and bf16 weights, [N,K] and [K,N] layouts, bias) against the double reference.
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "core/error.h"
+#include "op_test_util.h"
+#include "reference.h"
+
+namespace zoft::testing {
+namespace {
+
+class LinearTest : public BackendTest {
+ protected:
+  // One case: random x, W, bias; f32 and bf16 weights, both layouts.
+  void check(int64_t M, int64_t N, int64_t K, bool with_bias) {
+    std::vector<float> x = uniform(M * K), w = uniform(N * K), bias = uniform(N);
+    const float* b = with_bias ? bias.data() : nullptr;
+    for (bool kn : {false, true}) {
+      // The same values in both layouts: w_kn[k][n] = w[n][k].
+      std::vector<float> w_used = w;
+      if (kn)
+        for (int64_t n = 0; n < N; ++n)
+          for (int64_t k = 0; k < K; ++k) w_used[k * N + n] = w[n * K + k];
+      const std::string what = "M=" + std::to_string(M) + " N=" + std::to_string(N) +
+                               " K=" + std::to_string(K) + (kn ? " [K,N]" : " [N,K]") +
+                               (with_bias ? " +bias" : "");
+      // |x|, |w| <= 1: f32 sums of K products stay within 1e-5 sqrt(K).
+      const double atol = 1e-5 * std::sqrt(double(K)) + 1e-6;
+
+      Tensor wt(w_used.data(), DType::F32, {kn ? K : N, kn ? N : K});
+      std::vector<float> y(M * N, NAN);
+      be().linear(x.data(), M, K, wt, kn, b, y.data());
+      expect_close(y, reference::linear(to_double(x), M, K, to_double(w_used), kn, N, b), atol, 0,
+                   "f32 " + what);
+
+      std::vector<uint16_t> wb = to_bf16(w_used);
+      Tensor wbt(wb.data(), DType::BF16, {kn ? K : N, kn ? N : K});
+      std::fill(y.begin(), y.end(), NAN);
+      be().linear(x.data(), M, K, wbt, kn, b, y.data());
+      expect_close(y, reference::linear(bf16_rounded(x), M, K, bf16_rounded(w_used), kn, N, b),
+                   atol, 0, "bf16 " + what);
+    }
+  }
+};
+
+TEST_P(LinearTest, TinyAndOddShapes) {
+  check(1, 1, 1, false);
+  check(1, 33, 17, true);
+  check(7, 50, 31, false);
+  check(13, 97, 64, true);
+  check(5, 16, 2, true);
+}
+
+TEST_P(LinearTest, BlockEdges) {
+  check(33, 200, 129, true);  // rows and columns not multiples of the register tile
+  check(130, 64, 300, false);  // K over one block of steps (f32 and bf16)
+  check(300, 40, 70, true);    // more rows than one sweep
+  check(9, 800, 40, false);    // more columns than one packed block
+  check(100, 20, 1000, true);  // fewer column panels than threads: split by rows
+}
+
+TEST_P(LinearTest, DecodeRow) {
+  check(1, 300, 257, true);
+  check(2, 129, 768, false);
+}
+
+TEST_P(LinearTest, EmptyKGivesBias) {
+  std::vector<float> bias = {1, 2, 3}, y(6, NAN);
+  Tensor w(nullptr, DType::F32, {3, 0});
+  be().linear(nullptr, 2, 0, w, false, bias.data(), y.data());
+  EXPECT_EQ(y, (std::vector<float>{1, 2, 3, 1, 2, 3}));
+}
+
+TEST_P(LinearTest, RejectsMismatchedWeight) {
+  std::vector<float> x(8), w(12), y(8);
+  Tensor wt(w.data(), DType::F32, {3, 4});
+  EXPECT_THROW(be().linear(x.data(), 2, 3, wt, false, nullptr, y.data()), Error);
+  std::vector<uint16_t> wh(12);
+  Tensor wf16(wh.data(), DType::F16, {3, 4});
+  EXPECT_THROW(be().linear(x.data(), 2, 4, wf16, false, nullptr, y.data()), Error);
+}
+
+ZOFT_INSTANTIATE_BACKENDS(LinearTest);
+
+}  // namespace
+}  // namespace zoft::testing
