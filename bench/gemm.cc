@@ -2,8 +2,8 @@
 //   f32 : OpenBLAS cblas_sgemm, oneDNN matmul (when built with it), zoft packed AVX-512 kernel
 //   bf16: OpenBLAS cblas_sbgemm (only if the installed OpenBLAS exports it), oneDNN matmul,
 //         zoft packed AVX-512 BF16 kernel
-// and cpu::linear itself (what the engine runs). Prints GFLOP/s (best of the timed calls, since
-// the machine may be shared) and the machine's peak estimated from a register-only FMA loop.
+// and cpu::linear itself (what the engine runs). Prints GFLOP/s (best of the timed calls, the
+// candidates taking turns, since the machine may be shared) and the machine's peak estimated from a register-only FMA loop.
 // Peer: bench/gemm_torch.py. Decision and numbers: docs/gemm-choice.md.
 //
 // Usage: bench_gemm [--threads N] [--seconds S] [--json FILE]
@@ -46,15 +46,21 @@ static double now() {
       .count();
 }
 
-// Best time of one call, over calls until `seconds` have passed (at least 3 after a warm-up).
-static double best_time(const std::function<void()>& fn, double seconds) {
-  fn();
-  double best = 1e30, start = now();
-  for (int runs = 0; runs < 3 || now() - start < seconds; ++runs) {
-    double t = now();
-    fn();
-    best = std::min(best, now() - t);
-  }
+// Best time of one call of each candidate. The candidates take turns, round after round, until
+// `seconds` have passed, so that on a shared machine each sees the same quiet moments.
+static std::vector<double> best_times(const std::vector<std::function<void()>>& fns,
+                                      double seconds) {
+  std::vector<double> best(fns.size(), 1e30);
+  for (auto& fn : fns)
+    if (fn) fn();  // warm-up: page faults, packing buffers, oneDNN kernel generation
+  double start = now();
+  for (int round = 0; round < 3 || now() - start < seconds; ++round)
+    for (size_t i = 0; i < fns.size(); ++i) {
+      if (!fns[i]) continue;
+      double t = now();
+      fns[i]();
+      best[i] = std::min(best[i], now() - t);
+    }
   return best;
 }
 
@@ -110,8 +116,8 @@ static void print_peak(int threads) {
 
 #if defined(ZOFT_HAVE_DNNL)
 // oneDNN matmul with plain layouts: src [M,K] ab, weights [K,N] given as W [N,K] (tag ba).
-static double time_dnnl(const Shape& s, dnnl::memory::data_type dt, const void* x, const void* w,
-                        float* y, double seconds) {
+static std::function<void()> onednn_matmul(const Shape& s, dnnl::memory::data_type dt,
+                                         const void* x, const void* w, float* y) {
   using namespace dnnl;
   static engine eng(engine::kind::cpu, 0);
   static stream strm(eng);
@@ -119,20 +125,17 @@ static double time_dnnl(const Shape& s, dnnl::memory::data_type dt, const void* 
   memory::desc b({s.K, s.N}, dt, memory::format_tag::ba);
   memory::desc c({s.M, s.N}, memory::data_type::f32, memory::format_tag::ab);
   matmul::primitive_desc pd(matmul::desc(a, b, c), eng);
-  matmul mm(pd);
   memory am(a, eng, const_cast<void*>(x)), bm(b, eng, const_cast<void*>(w)), cm(c, eng, y);
-  return best_time(
-      [&] {
-        mm.execute(strm, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
-        strm.wait();
-      },
-      seconds);
+  return [mm = matmul(pd), am, bm, cm]() {
+    mm.execute(strm, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+    strm.wait();
+  };
 }
 #endif
 
 int main(int argc, char** argv) {
   int threads = 0;
-  double seconds = 0.5;
+  double seconds = 3.0;  // per shape, all candidates together
   const char* json_path = nullptr;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
@@ -175,34 +178,30 @@ int main(int argc, char** argv) {
 
     Tensor w_f32(w.data(), DType::F32, {s.N, s.K}), w_bf16(wb.data(), DType::BF16, {s.N, s.K});
     Tensor w_f32_kn(w.data(), DType::F32, {s.K, s.N}), w_bf16_kn(wb.data(), DType::BF16, {s.K, s.N});
-    double blas = best_time(
-        [&] {
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(s.M), int(s.N), int(s.K), 1.0f,
-                      x.data(), int(s.K), w.data(), int(s.K), 0.0f, y.data(), int(s.N));
-        },
-        seconds);
-    double dnnl_f32 = 0, dnnl_bf16 = 0, sb = 0;
+    std::vector<std::function<void()>> fns(8);
+    fns[0] = [&] {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(s.M), int(s.N), int(s.K), 1.0f,
+                  x.data(), int(s.K), w.data(), int(s.K), 0.0f, y.data(), int(s.N));
+    };
 #if defined(ZOFT_HAVE_DNNL)
-    dnnl_f32 = time_dnnl(s, dnnl::memory::data_type::f32, x.data(), w.data(), y.data(), seconds);
-    dnnl_bf16 = time_dnnl(s, dnnl::memory::data_type::bf16, xb.data(), wb.data(), y.data(), seconds);
+    fns[1] = onednn_matmul(s, dnnl::memory::data_type::f32, x.data(), w.data(), y.data());
+    fns[5] = onednn_matmul(s, dnnl::memory::data_type::bf16, xb.data(), wb.data(), y.data());
 #endif
+    fns[2] = [&] { cpu::linear(x.data(), s.M, s.K, w_f32, false, nullptr, y.data()); };
+    fns[3] = [&] { cpu::linear(x.data(), s.M, s.K, w_f32_kn, true, nullptr, y.data()); };
     if (sbgemm)
-      sb = best_time(
-          [&] {
-            std::vector<uint16_t> xr(x.size());  // the bf16 rounding of x is part of the op
-            for (size_t i = 0; i < x.size(); ++i) xr[i] = f32_to_bf16(x[i]);
-            sbgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(s.M), int(s.N), int(s.K), 1.0f,
-                   xr.data(), int(s.K), wb.data(), int(s.K), 0.0f, y.data(), int(s.N));
-          },
-          seconds);
-    double ours_f32 = best_time(
-        [&] { cpu::linear(x.data(), s.M, s.K, w_f32, false, nullptr, y.data()); }, seconds);
-    double ours_f32_kn = best_time(
-        [&] { cpu::linear(x.data(), s.M, s.K, w_f32_kn, true, nullptr, y.data()); }, seconds);
-    double ours_bf16 = best_time(
-        [&] { cpu::linear(x.data(), s.M, s.K, w_bf16, false, nullptr, y.data()); }, seconds);
-    double ours_bf16_kn = best_time(
-        [&] { cpu::linear(x.data(), s.M, s.K, w_bf16_kn, true, nullptr, y.data()); }, seconds);
+      fns[4] = [&] {
+        std::vector<uint16_t> xr(x.size());  // the bf16 rounding of x is part of the op
+        for (size_t i = 0; i < x.size(); ++i) xr[i] = f32_to_bf16(x[i]);
+        sbgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(s.M), int(s.N), int(s.K), 1.0f,
+               xr.data(), int(s.K), wb.data(), int(s.K), 0.0f, y.data(), int(s.N));
+      };
+    fns[6] = [&] { cpu::linear(x.data(), s.M, s.K, w_bf16, false, nullptr, y.data()); };
+    fns[7] = [&] { cpu::linear(x.data(), s.M, s.K, w_bf16_kn, true, nullptr, y.data()); };
+    std::vector<double> t = best_times(fns, seconds);
+    double blas = t[0], dnnl_f32 = fns[1] ? t[1] : 0, ours_f32 = t[2], ours_f32_kn = t[3];
+    double sb = fns[4] ? t[4] : 0, dnnl_bf16 = fns[5] ? t[5] : 0, ours_bf16 = t[6],
+           ours_bf16_kn = t[7];
 
     std::printf("%5ld %6ld %5ld | %9.0f %9.0f %9.0f %9.0f | %9.0f %9.0f %9.0f %9.0f\n", long(s.M),
                 long(s.N), long(s.K), gflops(blas), gflops(dnnl_f32), gflops(ours_f32),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch peer of bench/gemm.cc: y = F.linear(x, W) on the same LLM shapes, f32 and bf16.
 
-Run: python3 bench/gemm_torch.py [--threads 2] [--json out.json]
+Run: python3 bench/gemm_torch.py [--threads 2] [--seconds 3] [--json out.json]
 """
 import argparse
 import json
@@ -21,20 +21,26 @@ SHAPES = [
 ]
 
 
-def time_it(fn, min_seconds=0.5):
-    fn()  # warm-up: lets oneDNN / MKL pick and cache kernels
-    runs, start = 0, time.perf_counter()
-    while True:
-        fn()
-        runs += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds and runs >= 3:
-            return elapsed / runs
+def best_times(fns, seconds):
+    """Best time of one call of each function; they take turns round after round until `seconds`
+    have passed, so that on a shared machine each sees the same quiet moments (as bench/gemm.cc)."""
+    for fn in fns:
+        fn()  # warm-up: lets oneDNN / MKL pick and cache kernels
+    best = [float("inf")] * len(fns)
+    start, rounds = time.perf_counter(), 0
+    while rounds < 3 or time.perf_counter() - start < seconds:
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t)
+        rounds += 1
+    return best
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per shape, all variants together")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -44,14 +50,17 @@ def main():
     results = []
     for m, n, k in SHAPES:
         row = {"M": m, "N": n, "K": k}
+        fns, names = [], []
         for dtype, name in ((torch.float32, "f32"), (torch.bfloat16, "bf16")):
             x = torch.randn(m, k, dtype=dtype)
             w = torch.randn(n, k, dtype=dtype)
             wt = w.t().contiguous()
-            flops = 2.0 * m * n * k
-            with torch.inference_mode():
-                row[f"linear_{name}"] = flops / time_it(lambda: F.linear(x, w)) / 1e9
-                row[f"matmul_{name}"] = flops / time_it(lambda: torch.matmul(x, wt)) / 1e9
+            fns += [lambda x=x, w=w: F.linear(x, w), lambda x=x, wt=wt: torch.matmul(x, wt)]
+            names += [f"linear_{name}", f"matmul_{name}"]
+        with torch.inference_mode():
+            times = best_times(fns, args.seconds)
+        for name, t in zip(names, times):
+            row[name] = 2.0 * m * n * k / t / 1e9
         results.append(row)
         print(f"{m:>5} {n:>6} {k:>5} {row['linear_f32']:>12.1f} {row['matmul_f32']:>12.1f} "
               f"{row['linear_bf16']:>12.1f} {row['matmul_bf16']:>12.1f}", flush=True)

@@ -7,6 +7,8 @@
 2. Runs the `tokenizers` package (the implementation behind transformers) on every text of
    texts.json and writes expected_<name>.json: ids with and without special tokens, and what
    decode() gives back (with and without skip_special_tokens).
+3. Writes expected_stages.json: the words each supported pre-tokenizer cuts every text into,
+   and its NFC normalization, to test those stages on their own.
 
 Run from the repository root:  python3 tools/make_tokenizer_fixtures.py [--data DIR]
 Deterministic: re-running with the same tokenizers version rewrites identical files.
@@ -19,7 +21,7 @@ import shutil
 import tempfile
 
 import tokenizers
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 FIXTURES = "tests/fixtures/tokenizers"
 NAMES = ["qwen3", "gemma3", "llama2", "gpt2"]
@@ -106,6 +108,42 @@ def dump_one_case_per_line(out):
     return "\n".join(lines) + "\n]}\n"
 
 
+GPT2_REGEX = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+                r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_REGEX = LLAMA3_REGEX.replace(r"\p{N}{1,3}", r"\p{N}")
+
+
+def pre_tokenizer_table():
+    """The pre-tokenizers zoft implements, by the names tests/text use for them."""
+    split = lambda behavior: pre_tokenizers.Split(" ", behavior)
+    return {
+        "gpt2_regex": pre_tokenizers.Split(Regex(GPT2_REGEX), "isolated"),
+        "llama3_regex": pre_tokenizers.Split(Regex(LLAMA3_REGEX), "isolated"),
+        "qwen2_regex": pre_tokenizers.Split(Regex(QWEN2_REGEX), "isolated"),
+        "byte_level_prefix_space": pre_tokenizers.ByteLevel(add_prefix_space=True),
+        "digits": pre_tokenizers.Digits(individual_digits=False),
+        "digits_individual": pre_tokenizers.Digits(individual_digits=True),
+        "metaspace": pre_tokenizers.Metaspace(prepend_scheme="always", split=True),
+        "metaspace_first_nosplit": pre_tokenizers.Metaspace(prepend_scheme="first", split=False),
+        "space_removed": split("removed"),
+        "space_isolated": split("isolated"),
+        "space_merged_with_previous": split("merged_with_previous"),
+        "space_merged_with_next": split("merged_with_next"),
+        "space_contiguous": split("contiguous"),
+    }
+
+
+def stages(texts):
+    out = {"pre_tokenizers": {}, "nfc": []}
+    for name, pre in pre_tokenizer_table().items():
+        out["pre_tokenizers"][name] = [[w for w, _ in pre.pre_tokenize_str(t["text"])]
+                                       for t in texts]
+    nfc = normalizers.NFC()
+    out["nfc"] = [nfc.normalize_str(t["text"]) for t in texts]
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=os.path.join("..", "shared", "data"))
@@ -126,6 +164,11 @@ def main():
             with open(path, "w", encoding="utf-8") as f:
                 f.write(dump_one_case_per_line(out))
             print(f"{path}: {len(texts)} texts")
+    path = os.path.join(FIXTURES, "expected_stages.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(stages(texts), f, ensure_ascii=False, separators=(",", ":"))
+        f.write("\n")
+    print(f"{path}: pre-tokenizers and NFC of {len(texts)} texts")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/error.h"
 #include "core/progress.h"
 #include "model/perplexity.h"
 #include "text/tokenizer.h"

@@ -1,5 +1,6 @@
 // zoft inspect MODEL [--json]
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 

@@ -72,18 +72,21 @@ LoadedConfig read_model_config(const std::string& model_dir) {
   if (std::filesystem::is_directory(model_dir)) path = model_dir + "/config.json";
   if (!std::filesystem::exists(path))
     fail("{}: not found (expected a Hugging Face model directory with config.json)", path);
-  JsonConfig json = JsonConfig::load(path);
+  return read_model_config_json(JsonConfig::load(path));
+}
+
+LoadedConfig read_model_config_json(const JsonConfig& json) {
   LoadedConfig loaded;
   loaded.config.model_type = json.get_string("model_type");
   try {
     loaded.arch = &find_arch(loaded.config.model_type);
   } catch (const Error& e) {
-    fail("{}: {}", path, e.what());
+    fail("{}: {}", json.path(), e.what());
   }
   loaded.arch->read_config(json, loaded.config);
   if (loaded.config.attention_scale == 0.0f)
     loaded.config.attention_scale = float(1.0 / std::sqrt(double(loaded.config.head_dim)));
-  validate(path, loaded.config);
+  validate(json.path(), loaded.config);
   return loaded;
 }
 

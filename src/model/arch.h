@@ -53,6 +53,8 @@ struct LoadedConfig {
   ModelConfig config;
 };
 LoadedConfig read_model_config(const std::string& model_dir);
+// The same from a config already in memory (e.g. made from a GGUF file's metadata).
+LoadedConfig read_model_config_json(const JsonConfig& json);
 
 // Expands "{}" in a table name with the layer index.
 std::string layer_tensor_name(const char* pattern, int64_t layer);

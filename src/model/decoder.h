@@ -1,6 +1,7 @@
 // The generic decoder: one forward pass for every architecture, steered by ModelConfig flags.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -43,10 +44,30 @@ class KvCache {
   std::vector<int32_t> next_position_;  // valid tokens seen so far, per sequence
 };
 
+// Writes the unscaled embedding-table rows of `ids` as f32 into out [rows, hidden]. Lets a
+// caller substitute rows (e.g. perturbed ones) without touching the table.
+using EmbeddingRowsFn = std::function<void(const int32_t* ids, int64_t rows, float* out)>;
+
+// The activations of one forward pass while it moves through the blocks one at a time:
+// block 0 = embeddings, blocks 1..L = decoder layers, block L+1 = final norm (the LM head is
+// applied by losses()/logits on the result). Two states can be interleaved block by block,
+// which is how the ZO2 schedule runs both perturbed passes while a block's weights are
+// resident.
+struct ForwardState {
+  const TokenBatch* batch = nullptr;
+  KvCache* cache = nullptr;
+  Buffer hidden;                   // [rows, hidden_size] f32
+  std::vector<int32_t> positions;  // per row, counting real tokens only
+  std::vector<uint8_t> key_valid;  // [batch, kv_len]
+  std::vector<int32_t> embed_ids;  // ids with pads replaced by 0
+  float* h() const { return hidden.as<float>(); }
+};
+
 class Decoder {
  public:
-  // model_dir: an HF directory (config.json + safetensors). compute: f32 or bf16.
-  static Decoder load(const std::string& model_dir, DType compute = DType::F32);
+  // path: an HF directory (config.json + safetensors) or a .gguf file (dequantised to f32 in
+  // memory on load). compute: f32 or bf16.
+  static Decoder load(const std::string& path, DType compute = DType::F32);
 
   const ModelConfig& config() const { return config_; }
   const ArchTable& arch() const { return *arch_; }
@@ -67,13 +88,25 @@ class Decoder {
   // Next-token targets: ids[b, t+1] where both t and t+1 are real tokens, else -1.
   static std::vector<int32_t> next_token_targets(const TokenBatch& batch);
 
+  // Block-by-block forward (see ForwardState). begin_forward validates the batch and fills
+  // positions; run_block(b) runs block b; end_forward commits the batch to the cache.
+  int64_t num_blocks() const { return config_.num_layers + 2; }
+  void begin_forward(const TokenBatch& batch, KvCache& cache, ForwardState& state) const;
+  void run_block(int64_t block, ForwardState& state,
+                 const EmbeddingRowsFn* embedding_rows = nullptr);
+  void end_forward(ForwardState& state) const;
+  // Per-token losses from final hidden states [rows, hidden] (LM head + chunked cross-entropy).
+  void losses_from_hidden(const float* hidden, int64_t rows, const int32_t* targets, float* loss);
+  // Mutable access for trainers: the weights are owned copies after make_trainable().
+  ModelWeights& mutable_weights() { return weights_; }
+
  private:
   struct Scratch {
-    Buffer hidden, normed, q, k, v, qkv, attn, tmp, gate, up, logits, positions, key_valid;
+    Buffer normed, q, k, v, qkv, attn, tmp, gate, up, logits;
   };
-  void forward_hidden(const TokenBatch& batch, KvCache& cache, float* hidden);
-  void layer_forward(int64_t layer, const TokenBatch& batch, KvCache& cache, float* h,
-                     const int32_t* positions, const uint8_t* key_valid);
+  void forward_hidden(const TokenBatch& batch, KvCache& cache, ForwardState& state);
+  void embed_forward(ForwardState& state, const EmbeddingRowsFn* embedding_rows);
+  void layer_forward(int64_t layer, ForwardState& state);
   void norm(const NormWeights& w, const float* x, float* out, int64_t rows, int64_t dim) const;
   void linear(const LinearWeights& w, const float* x, int64_t rows, float* y) const;
   void head_logits(const float* hidden, int64_t rows, float* logits) const;

@@ -13,6 +13,11 @@ JsonConfig JsonConfig::load(const std::string& path) {
   return JsonConfig(root, path, "");
 }
 
+JsonConfig JsonConfig::from_value(nlohmann::json value, const std::string& origin) {
+  if (!value.is_object()) fail("{}: expected a JSON object at the top level", origin);
+  return JsonConfig(std::make_shared<const nlohmann::json>(std::move(value)), origin, "");
+}
+
 JsonConfig::JsonConfig(std::shared_ptr<const nlohmann::json> root, std::string path,
                        std::string prefix)
     : root_(std::move(root)), node_(root_.get()), path_(std::move(path)), prefix_(std::move(prefix)) {}

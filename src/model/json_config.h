@@ -11,6 +11,9 @@ namespace zoft {
 class JsonConfig {
  public:
   static JsonConfig load(const std::string& path);
+  // A config made in memory (a GGUF file's metadata turned into config.json); `origin` names it
+  // in error messages.
+  static JsonConfig from_value(nlohmann::json value, const std::string& origin);
   JsonConfig(std::shared_ptr<const nlohmann::json> root, std::string path, std::string prefix);
 
   bool has(const std::string& key) const;  // present and not null

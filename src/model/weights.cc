@@ -3,7 +3,6 @@
 #include <set>
 
 #include "core/error.h"
-#include "io/safetensors.h"
 
 namespace zoft {
 
@@ -13,13 +12,12 @@ namespace {
 // "x" from the bare *Model), so both kinds of directory load.
 class TensorSource {
  public:
-  TensorSource(std::shared_ptr<Checkpoint> checkpoint, ModelWeights& weights)
-      : checkpoint_(std::move(checkpoint)), weights_(weights) {}
+  TensorSource(const TensorStore& store, ModelWeights& weights) : store_(store), weights_(weights) {}
 
   std::string resolve(const std::string& name) const {
-    if (checkpoint_->has(name)) return name;
-    if (name.rfind("model.", 0) == 0 && checkpoint_->has(name.substr(6))) return name.substr(6);
-    if (checkpoint_->has("model." + name)) return "model." + name;
+    if (store_.has(name)) return name;
+    if (name.rfind("model.", 0) == 0 && store_.has(name.substr(6))) return name.substr(6);
+    if (store_.has("model." + name)) return "model." + name;
     return "";
   }
   bool has(const std::string& name) const { return !resolve(name).empty(); }
@@ -29,18 +27,14 @@ class TensorSource {
     std::string found = resolve(name);
     if (found.empty())
       fail("{}: tensor '{}' not found in checkpoint (needed by this architecture)",
-           checkpoint_->path(), name);
-    const SafetensorsInfo& info = checkpoint_->info(found);
-    if (!info.has_dtype)
-      fail("{}: tensor '{}' has dtype {}, expected F32, F16 or BF16", checkpoint_->path(), found,
-           info.dtype_name);
-    Tensor t = checkpoint_->view(found);
+           store_.origin(), name);
+    Tensor t = store_.view(found);
     bool same = t.ndim == int(expected.size());
     int i = 0;
     for (int64_t d : expected) same = same && t.shape[i++] == d;
     if (!same) {
       Tensor want(nullptr, t.dtype, expected);
-      fail("{}: tensor '{}' has shape {} but config.json implies {}", checkpoint_->path(), found,
+      fail("{}: tensor '{}' has shape {} but config.json implies {}", store_.origin(), found,
            t.shape_string(), want.shape_string());
     }
     if (used_.insert(found).second) weights_.parameter_count += t.numel();
@@ -75,7 +69,7 @@ class TensorSource {
   }
 
  private:
-  std::shared_ptr<Checkpoint> checkpoint_;
+  const TensorStore& store_;
   ModelWeights& weights_;
   std::set<std::string> used_;
   std::set<std::string> dtypes_;
@@ -135,16 +129,16 @@ LayerWeights load_layer(TensorSource& src, const ArchTable& arch, const ModelCon
 
 }  // namespace
 
-ModelWeights load_weights(const std::string& model_dir, const ArchTable& arch,
+ModelWeights load_weights(std::shared_ptr<const TensorStore> store, const ArchTable& arch,
                           const ModelConfig& c, DType compute_dtype) {
   if (compute_dtype == DType::F16)
     fail("compute dtype f16 is not supported on the CPU: use f32 or bf16");
   ModelWeights w;
   w.compute_dtype = compute_dtype;
   w.weights_are_kn = arch.weights_are_kn;
-  w.source = std::make_shared<Checkpoint>(Checkpoint::open(model_dir));
+  w.source = std::move(store);
   w.checkpoint_bytes = w.source->total_bytes();
-  TensorSource src(w.source, w);
+  TensorSource src(*w.source, w);
   const ArchTensorNames& n = arch.tensors;
 
   w.embed_tokens = src.view(std::string(n.embed_tokens) + ".weight", {c.vocab_size, c.hidden_size});
@@ -160,7 +154,7 @@ ModelWeights load_weights(const std::string& model_dir, const ArchTable& arch,
   bool use_embedding = c.tie_embeddings || !src.has(head);
   if (use_embedding && !c.tie_embeddings)
     fail("{}: tensor '{}' not found in checkpoint and tie_word_embeddings is false",
-         w.source->path(), head);
+         w.source->origin(), head);
   w.lm_head.out_features = c.vocab_size;
   w.lm_head.in_features = c.hidden_size;
   Tensor head_raw = use_embedding ? w.embed_tokens : src.view(head, {c.vocab_size, c.hidden_size});

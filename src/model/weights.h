@@ -9,10 +9,9 @@
 
 #include "core/tensor.h"
 #include "model/arch.h"
+#include "model/tensor_store.h"
 
 namespace zoft {
-
-class Checkpoint;
 
 struct LinearWeights {
   Tensor weight;                // [out, in] ([in, out] when ModelWeights::weights_are_kn)
@@ -45,13 +44,13 @@ struct ModelWeights {
   uint64_t checkpoint_bytes = 0;
   std::string checkpoint_dtypes;  // e.g. "bf16" or "f32+bf16"
 
-  std::vector<Buffer> owned;             // converted copies
-  std::shared_ptr<Checkpoint> source;    // keeps the mmap alive for zero-copy views
+  std::vector<Buffer> owned;                 // converted copies
+  std::shared_ptr<const TensorStore> source;  // keeps the mmap / tensors alive for the views
 };
 
 // Loads and checks every tensor the architecture needs: a missing tensor or a shape that
 // disagrees with config.json throws Error naming the checkpoint, the tensor and the shapes.
-ModelWeights load_weights(const std::string& model_dir, const ArchTable& arch,
+ModelWeights load_weights(std::shared_ptr<const TensorStore> store, const ArchTable& arch,
                           const ModelConfig& config, DType compute_dtype);
 
 }  // namespace zoft

@@ -1,6 +1,7 @@
 #include "text/bpe.h"
 
 #include <algorithm>
+#include <functional>
 #include <mutex>
 #include <numeric>
 
@@ -59,18 +60,45 @@ const MergeTable::Merge* MergeTable::find(int32_t left, int32_t right) const {
 }
 
 // ---------------------------------------------------------------------------------------------
+// TokenTable
+
+void TokenTable::build(const std::vector<std::string>& tokens) {
+  size_t capacity = 16;
+  shift_ = 60;
+  while (capacity < 2 * tokens.size()) capacity *= 2, --shift_;  // load factor <= 1/2
+  slots_.assign(capacity, Slot{0, -1});
+  size_t mask = capacity - 1;
+  for (size_t id = 0; id < tokens.size(); ++id) {
+    if (tokens[id].empty()) continue;
+    uint64_t h = std::hash<std::string_view>{}(tokens[id]);
+    size_t i = size_t((h * 0x9E3779B97F4A7C15ull) >> shift_);
+    while (slots_[i].id >= 0) i = (i + 1) & mask;  // ids are unique: no duplicate check
+    slots_[i] = {uint32_t(h), int32_t(id)};
+  }
+}
+
+int32_t TokenTable::find(std::string_view token, const std::vector<std::string>& tokens) const {
+  if (slots_.empty()) return -1;
+  uint64_t h = std::hash<std::string_view>{}(token);
+  size_t mask = slots_.size() - 1;
+  for (size_t i = size_t((h * 0x9E3779B97F4A7C15ull) >> shift_);; i = (i + 1) & mask) {
+    const Slot& slot = slots_[i];
+    if (slot.id < 0) return -1;
+    if (slot.tag == uint32_t(h) && tokens[size_t(slot.id)] == token) return slot.id;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Construction
 
-BpeModel::BpeModel(const TokenizerSpec& spec)
-    : vocab_(spec.vocab),
+BpeModel::BpeModel(TokenizerSpec& spec)
+    : vocab_(std::move(spec.vocab)),
       byte_fallback_(spec.byte_fallback),
       fuse_unk_(spec.fuse_unk),
       ignore_merges_(spec.ignore_merges),
       prefix_(spec.continuing_subword_prefix),
       suffix_(spec.end_of_word_suffix) {
-  ids_.reserve(vocab_.size());
-  for (size_t id = 0; id < vocab_.size(); ++id)
-    if (!vocab_[id].empty()) ids_.emplace(vocab_[id], int32_t(id));
+  ids_.build(vocab_);
 
   if (!spec.unk_token.empty()) {
     std::optional<int32_t> unk = find(spec.unk_token);
@@ -89,6 +117,7 @@ BpeModel::BpeModel(const TokenizerSpec& spec)
     char_ids_[cp] = find(ch).value_or(-1);
   }
 
+  find_barrier();
   merges_.reserve(spec.merges.size());
   std::string merged;
   for (size_t rank = 0; rank < spec.merges.size(); ++rank) {
@@ -106,10 +135,32 @@ BpeModel::BpeModel(const TokenizerSpec& spec)
   }
 }
 
+// Looks for a barrier character (see bpe.h) and the characters some token glues to its left.
+void BpeModel::find_barrier() {
+  if (!prefix_.empty() || !suffix_.empty()) return;
+  for (std::string candidate : {"\xE2\x96\x81", " "}) {
+    if (!find(candidate)) continue;
+    std::vector<uint32_t> glued;
+    for (const std::string& token : vocab_) {
+      for (size_t at = token.find(candidate, 1); at != std::string::npos;
+           at = token.find(candidate, at + 1)) {
+        size_t before = at - 1;
+        while (before > 0 && (uint8_t(token[before]) & 0xC0) == 0x80) --before;
+        if (token.compare(before, at - before, candidate) == 0) continue;  // a run of barriers
+        uint32_t cp = decode_utf8(token, before).cp;
+        if (std::find(glued.begin(), glued.end(), cp) == glued.end()) glued.push_back(cp);
+      }
+    }
+    barrier_ = candidate;
+    barrier_glued_ = std::move(glued);
+    return;
+  }
+}
+
 std::optional<int32_t> BpeModel::find(std::string_view token) const {
-  auto it = ids_.find(token);
-  if (it == ids_.end()) return std::nullopt;
-  return it->second;
+  int32_t id = ids_.find(token, vocab_);
+  if (id < 0) return std::nullopt;
+  return id;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,44 +213,45 @@ void BpeModel::initial_symbols(std::string_view word, std::vector<Symbol>& symbo
 }
 
 // Applies merges lowest rank first (leftmost among equal ranks) with a min-heap of candidate
-// pairs; entries made stale by an earlier merge are recognised and skipped when popped.
+// pairs; entries made stale by an earlier merge are recognised and skipped when popped. An entry
+// is one integer, rank << 32 | position, so that the heap compares and moves 8-byte words: a
+// SentencePiece "word" is a whole document, millions of symbols.
 void BpeModel::merge_symbols(std::vector<Symbol>& symbols) const {
-  struct Candidate {
-    uint32_t rank;
-    int32_t pos;
-    int32_t id;
-  };
-  auto worse = [](const Candidate& a, const Candidate& b) {
-    return a.rank != b.rank ? a.rank > b.rank : a.pos > b.pos;
-  };
-  thread_local std::vector<Candidate> heap;
+  thread_local std::vector<uint64_t> heap;
   heap.clear();
-  auto consider = [&](int32_t pos) {
+  auto entry = [&](int32_t pos) -> uint64_t {  // 0 when the pair at pos does not merge
     int32_t next = symbols[size_t(pos)].next;
-    if (next < 0) return;
-    if (const MergeTable::Merge* m = merges_.find(symbols[size_t(pos)].id, symbols[size_t(next)].id)) {
-      heap.push_back({m->rank, pos, m->id});
-      std::push_heap(heap.begin(), heap.end(), worse);
-    }
+    if (next < 0) return 0;
+    const MergeTable::Merge* m = merges_.find(symbols[size_t(pos)].id, symbols[size_t(next)].id);
+    return m ? (uint64_t(m->rank) + 1) << 32 | uint32_t(pos) : 0;
   };
-  for (int32_t i = 0; i + 1 < int32_t(symbols.size()); ++i) consider(i);
+  for (int32_t i = 0; i + 1 < int32_t(symbols.size()); ++i)
+    if (uint64_t e = entry(i)) heap.push_back(e);
+  std::greater<uint64_t> later;
+  std::make_heap(heap.begin(), heap.end(), later);
+  auto push = [&](uint64_t e) {
+    if (!e) return;
+    heap.push_back(e);
+    std::push_heap(heap.begin(), heap.end(), later);
+  };
 
   while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), worse);
-    Candidate top = heap.back();
+    std::pop_heap(heap.begin(), heap.end(), later);
+    uint64_t top = heap.back();
     heap.pop_back();
-    Symbol& left = symbols[size_t(top.pos)];
+    int32_t pos = int32_t(uint32_t(top));
+    Symbol& left = symbols[size_t(pos)];
     if (left.len == 0 || left.next < 0) continue;
     Symbol& right = symbols[size_t(left.next)];
     const MergeTable::Merge* m = merges_.find(left.id, right.id);
-    if (!m || m->id != top.id) continue;  // the pair changed since this entry was pushed
-    left.id = top.id;
+    if (!m || uint64_t(m->rank) + 1 != top >> 32) continue;  // the pair changed since
+    left.id = m->id;
     left.len += right.len;
     right.len = 0;
     left.next = right.next;
-    if (left.next >= 0) symbols[size_t(left.next)].prev = top.pos;
-    if (left.prev >= 0) consider(left.prev);
-    consider(top.pos);
+    if (left.next >= 0) symbols[size_t(left.next)].prev = pos;
+    if (left.prev >= 0) push(entry(left.prev));
+    push(entry(pos));
   }
 }
 
@@ -211,16 +263,39 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
       return;
     }
   }
-  bool cacheable = word.size() < kCacheMaxWordBytes;
-  if (cacheable && cache_get(word, out)) return;
+  if (word.size() <= kCacheMaxWordBytes || barrier_.empty()) {
+    encode_piece(word, out);
+    return;
+  }
+  // Cut before each barrier that follows a known character no token glues to it.
+  size_t start = 0;
+  for (size_t at = word.find(barrier_, 1); at != std::string_view::npos;
+       at = word.find(barrier_, at + 1)) {
+    size_t before = at - 1;
+    while (before > start && (uint8_t(word[before]) & 0xC0) == 0x80) --before;
+    std::string_view prev = word.substr(before, at - before);
+    if (prev == barrier_ || char_id(prev, false, false) < 0) continue;
+    uint32_t cp = decode_utf8(prev, 0).cp;
+    if (std::find(barrier_glued_.begin(), barrier_glued_.end(), cp) != barrier_glued_.end())
+      continue;
+    encode_piece(word.substr(start, at - start), out);
+    start = at;
+  }
+  encode_piece(word.substr(start), out);
+}
 
+// Merges one piece of a word, through the cache when it is short.
+void BpeModel::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
+  if (piece.empty()) return;
+  bool cacheable = piece.size() <= kCacheMaxWordBytes;
+  if (cacheable && cache_get(piece, out)) return;
   thread_local std::vector<Symbol> symbols;
-  initial_symbols(word, symbols);
+  initial_symbols(piece, symbols);
   merge_symbols(symbols);
   size_t first = out.size();
   for (const Symbol& s : symbols)
     if (s.len) out.push_back(s.id);
-  if (cacheable) cache_put(word, out.data() + first, out.size() - first);
+  if (cacheable) cache_put(piece, out.data() + first, out.size() - first);
 }
 
 bool BpeModel::cache_get(std::string_view word, std::vector<int32_t>& out) const {

@@ -20,10 +20,41 @@ static std::string read_raw(const std::string& path) {
   ZOFT_CHECK(!is_directory(path), "{}: is a directory, expected a file", path);
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot open: {}", path, std::strerror(errno));
+  // One allocation of the final size: tokenizer files are tens of MB, and every page of a
+  // growing buffer is faulted in again at each doubling.
+  std::error_code ec;
+  uintmax_t size = std::filesystem::file_size(path, ec);
+  std::string bytes;
+  if (!ec) {
+    bytes.resize(size_t(size));
+    in.read(bytes.data(), std::streamsize(size));
+    ZOFT_CHECK(!in.bad() && size_t(in.gcount()) == bytes.size(), "{}: read error", path);
+    return bytes;
+  }
   std::ostringstream buffer;
   buffer << in.rdbuf();
   ZOFT_CHECK(!in.bad(), "{}: read error", path);
   return std::move(buffer).str();
+}
+
+// The uncompressed size an .xz file records in its index (of its last stream), or 0 when it
+// cannot be read; only a hint for sizing the output buffer.
+static size_t xz_size_hint(const std::string& packed) {
+  if (packed.size() < 2 * LZMA_STREAM_HEADER_SIZE) return 0;
+  const auto* end = reinterpret_cast<const uint8_t*>(packed.data()) + packed.size();
+  lzma_stream_flags footer;
+  if (lzma_stream_footer_decode(&footer, end - LZMA_STREAM_HEADER_SIZE) != LZMA_OK) return 0;
+  if (footer.backward_size + LZMA_STREAM_HEADER_SIZE > packed.size()) return 0;
+  const uint8_t* index_start = end - LZMA_STREAM_HEADER_SIZE - footer.backward_size;
+  lzma_index* index = nullptr;
+  uint64_t memlimit = 64 << 20;
+  size_t pos = 0;
+  if (lzma_index_buffer_decode(&index, &memlimit, nullptr, index_start, &pos,
+                               footer.backward_size) != LZMA_OK)
+    return 0;
+  uint64_t size = lzma_index_uncompressed_size(index);
+  lzma_index_end(index, nullptr);
+  return size < kMaxDecompressedBytes ? size_t(size) : 0;
 }
 
 static const char* lzma_error_text(lzma_ret ret) {
@@ -41,7 +72,9 @@ static std::string decompress_xz(const std::string& path, const std::string& pac
   lzma_stream stream = LZMA_STREAM_INIT;
   lzma_ret ret = lzma_stream_decoder(&stream, UINT64_MAX, LZMA_CONCATENATED);
   ZOFT_CHECK(ret == LZMA_OK, "{}: cannot start the xz decoder", path);
-  std::string out(std::max<size_t>(packed.size() * 8, 1 << 16), '\0');
+  size_t hint = xz_size_hint(packed);
+  // +1: the decoder must see free space after the last byte to report the end of the stream.
+  std::string out(hint ? hint + 1 : std::max<size_t>(packed.size() * 8, 1 << 16), '\0');
   stream.next_in = reinterpret_cast<const uint8_t*>(packed.data());
   stream.avail_in = packed.size();
   size_t produced = 0;

@@ -286,6 +286,7 @@ static void metaspace_piece(const PreTokenizerStep& step, const Piece& piece,
 
 void pre_tokenize(std::string_view segment, bool at_start,
                   const std::vector<PreTokenizerStep>& steps, std::vector<Piece>& words) {
+  if (segment.empty()) return;  // tokenizers drops empty splits before pre-tokenizing
   std::vector<Piece> pieces{{std::string(segment), at_start}}, next;
   for (const PreTokenizerStep& step : steps) {
     next.clear();

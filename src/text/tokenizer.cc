@@ -79,7 +79,8 @@ static int32_t named_id(const Tokenizer::Impl& impl, const std::string& name) {
 Tokenizer::Tokenizer(TokenizerSpec spec) : impl_(std::make_unique<Impl>()) {
   Impl& impl = *impl_;
   impl.byte_level = uses_byte_level(spec);
-  impl.model = std::make_unique<BpeModel>(spec);
+  impl.model = std::make_unique<BpeModel>(spec);  // takes spec.vocab
+  spec.merges = {};
   impl.normalizer = std::move(spec.normalizer);
   impl.pre_tokenizer = std::move(spec.pre_tokenizer);
   impl.decoder = std::move(spec.decoder);

@@ -19,8 +19,11 @@ namespace {
 struct Where {
   const std::string& origin;
   std::string path;
-  Where at(const std::string& key) const { return {origin, path + "." + key}; }
-  Where at(size_t index) const { return {origin, path + "[" + std::to_string(index) + "]"}; }
+  int depth = 0;  // Sequence components nest; a hostile file must not overflow the stack
+  Where at(const std::string& key) const { return {origin, path + "." + key, depth + 1}; }
+  Where at(size_t index) const {
+    return {origin, path + "[" + std::to_string(index) + "]", depth + 1};
+  }
 };
 
 [[noreturn]] void bad(const Where& w, const std::string& what) {
@@ -64,6 +67,7 @@ const json& array_field(const json& obj, const char* key, const Where& w) {
 }
 
 std::string type_of(const json& obj, const Where& w) {
+  if (w.depth > 64) bad(w, "components nested too deeply");
   if (!obj.is_object()) bad(w, "expected an object");
   return string_field(obj, "type", w);
 }
@@ -326,6 +330,22 @@ void parse_added_tokens(const json& list, const Where& w, std::vector<AddedToken
   }
 }
 
+// tokenizers ignores the ids written in added_tokens: a token takes the id of its content in
+// the vocabulary (or of an earlier added token), else the next id after the vocabulary's size.
+void assign_added_ids(TokenizerSpec& spec) {
+  int32_t next = int32_t(std::count_if(spec.vocab.begin(), spec.vocab.end(),
+                                       [](const std::string& t) { return !t.empty(); }));
+  std::unordered_map<std::string, int32_t> ids;
+  for (size_t id = 0; id < spec.vocab.size(); ++id)
+    if (!spec.vocab[id].empty()) ids.emplace(spec.vocab[id], int32_t(id));
+  for (AddedToken& t : spec.added_tokens) {
+    if (t.content.empty()) continue;
+    auto [it, fresh] = ids.emplace(t.content, next);
+    if (fresh) ++next;
+    t.id = it->second;
+  }
+}
+
 }  // namespace
 
 TokenizerSpec parse_tokenizer_json(std::string_view text, const std::string& origin) {
@@ -336,6 +356,7 @@ TokenizerSpec parse_tokenizer_json(std::string_view text, const std::string& ori
   TokenizerSpec spec;
   parse_model(field(root, "model"), tables, w.at("model"), spec);
   parse_added_tokens(field(root, "added_tokens"), w.at("added_tokens"), spec.added_tokens);
+  assign_added_ids(spec);
   parse_normalizer(field(root, "normalizer"), w.at("normalizer"), spec.normalizer);
   parse_pre_tokenizer(field(root, "pre_tokenizer"), w.at("pre_tokenizer"), spec.pre_tokenizer);
   parse_post_processor(field(root, "post_processor"), w.at("post_processor"), spec);

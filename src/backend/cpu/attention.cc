@@ -88,7 +88,9 @@ void scores_kernel(const float* q, int64_t D, const float* kt, float* p) {
       for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_fmadd_ps(qv, kv[v], acc[r][v]);
     }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 4
     for (int v = 0; v < 4; ++v) _mm512_storeu_ps(p + r * kKeyTile + 16 * v, acc[r][v]);
 }
 
@@ -97,18 +99,23 @@ void scores_kernel(const float* q, int64_t D, const float* kt, float* p) {
 template <int ROWS, int NV>
 void pv_kernel(const float* p, const float* alpha, const float* v, int64_t v_stride, int64_t keys,
                float* acc, int64_t D, int64_t d0) {
-  const __mmask16 last = simd::first_lanes(D - d0 - 16 * (NV - 1));
-  auto mask = [&](int i) { return i == NV - 1 ? last : __mmask16(0xffff); };
+  __mmask16 mask[NV];  // only the last vector may be partial
+#pragma GCC unroll 4
+  for (int i = 0; i < NV; ++i) mask[i] = i < NV - 1 ? 0xffff : simd::first_lanes(D - d0 - 16 * i);
+  // Every loop over r and i is unrolled so that a[][] lives in registers.
   __m512 a[ROWS][NV];
+#pragma GCC unroll 8
   for (int r = 0; r < ROWS; ++r) {
     __m512 scale = _mm512_set1_ps(alpha[r]);
+#pragma GCC unroll 4
     for (int i = 0; i < NV; ++i)
-      a[r][i] = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask(i), acc + r * D + d0 + 16 * i), scale);
+      a[r][i] = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask[i], acc + r * D + d0 + 16 * i), scale);
   }
   for (int64_t j = 0; j < keys; ++j) {
     __m512 vv[NV];
 #pragma GCC unroll 4
-    for (int i = 0; i < NV; ++i) vv[i] = _mm512_maskz_loadu_ps(mask(i), v + j * v_stride + d0 + 16 * i);
+    for (int i = 0; i < NV; ++i)
+      vv[i] = _mm512_maskz_loadu_ps(mask[i], v + j * v_stride + d0 + 16 * i);
 #pragma GCC unroll 8
     for (int r = 0; r < ROWS; ++r) {
       __m512 pr = _mm512_set1_ps(p[r * kKeyTile + j]);
@@ -116,8 +123,10 @@ void pv_kernel(const float* p, const float* alpha, const float* v, int64_t v_str
       for (int i = 0; i < NV; ++i) a[r][i] = _mm512_fmadd_ps(pr, vv[i], a[r][i]);
     }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < ROWS; ++r)
-    for (int i = 0; i < NV; ++i) _mm512_mask_storeu_ps(acc + r * D + d0 + 16 * i, mask(i), a[r][i]);
+#pragma GCC unroll 4
+    for (int i = 0; i < NV; ++i) _mm512_mask_storeu_ps(acc + r * D + d0 + 16 * i, mask[i], a[r][i]);
 }
 
 template <int ROWS>

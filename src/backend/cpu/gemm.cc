@@ -79,7 +79,9 @@ void linear(const float* x, int64_t M, int64_t K, const Tensor& weight, bool wei
     return;
   }
   if (weight.dtype == DType::F32) {
-    if (detail::have_packed_f32())
+    if (detail::have_packed_f32() && M <= detail::kSmallM)
+      detail::small_gemm_f32(x, M, K, weight.f32(), weight_is_kn, N, bias, y);
+    else if (detail::have_packed_f32())
       detail::packed_gemm_f32(x, M, K, weight.f32(), weight_is_kn, N, bias, y);
     else
       blas_linear_f32(x, M, K, weight.f32(), weight_is_kn, N, bias, y);

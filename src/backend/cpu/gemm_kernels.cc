@@ -24,10 +24,6 @@ namespace zoft::cpu::detail {
 
 using simd::transpose16x16;
 
-// Block sizes. KC steps of one NR panel (KC*NR*4 bytes = 16-32 KiB) stay in L1 while the
-// micro-kernel sweeps MC rows of x; a block of NCP panels (<= 512 KiB) stays in L2.
-constexpr int64_t kMC = 256;  // rows of x per sweep
-
 // Scratch memory per thread and slot, kept between calls (pool workers live as long as the
 // process), so that a decode step does not allocate.
 static void* thread_scratch(size_t bytes, int slot) {
@@ -51,8 +47,11 @@ struct F32Kernel {
   using A = float;  // x element the micro-kernel broadcasts per row and step
   using W = float;
   static constexpr int kMR = 8, kNV = 3;  // 8 x 48 tile: 24 accumulators
-  static constexpr int64_t kKC = 128;     // steps per block: 128 * 48 * 4 = 24 KiB per panel
-  static constexpr int64_t kNCP = 16;     // panels per block: 384 KiB
+  // Blocks of KC steps x NCP panels of W: 512 * 48 * 4 bytes = 96 KiB per panel, 384 KiB in all
+  // (L2 is 1 MiB); the MR x KC slice of x they meet is 16 KiB (L1 is 48 KiB). Long KC blocks
+  // keep the C tile in registers longer: each block costs one load and store of it.
+  static constexpr int64_t kKC = 512;
+  static constexpr int64_t kNCP = 4;
 
   static __m512 broadcast(const float* a) { return _mm512_set1_ps(*a); }
   static __m512 madd(__m512 acc, __m512 a, __m512i b) {
@@ -86,9 +85,9 @@ struct F32Kernel {
 struct Bf16Kernel {
   using A = uint32_t;  // a pair of bf16 (k, k+1) of one row of x
   using W = uint16_t;
-  static constexpr int kMR = 8, kNV = 3;
-  static constexpr int64_t kKC = 128;  // 128 steps = 256 k
-  static constexpr int64_t kNCP = 16;
+  static constexpr int kMR = 12, kNV = 2;  // 12 x 32 tile: 24 accumulators
+  static constexpr int64_t kKC = 512;  // steps = pairs of k: the same bytes as f32
+  static constexpr int64_t kNCP = 4;
 
   static __m512i broadcast(const uint32_t* a) { return _mm512_set1_epi32(int(*a)); }
   static __m512 madd(__m512 acc, __m512i a, __m512i b) {
@@ -135,6 +134,10 @@ static void micro_kernel(const typename Kernel::A* a, int64_t lda, int rows, con
   constexpr int MR = Kernel::kMR, NV = Kernel::kNV, NR = 16 * NV;
   const typename Kernel::A* row[MR];
   for (int r = 0; r < MR; ++r) row[r] = a + std::min(r, rows - 1) * lda;
+  // The C tile is read at the end, likely from L3 or memory: start fetching it now, so that the
+  // loads overlap the KC steps below instead of stalling the store loop.
+  for (int r = 0; r < rows; ++r)
+    for (int64_t col = 0; col < cols; col += 16) _mm_prefetch(c + r * ldc + col, _MM_HINT_T0);
   __m512 acc[MR][NV];
 #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r)
@@ -191,7 +194,9 @@ static void pack_panel(const typename Kernel::W* w, bool kn, int64_t N, int64_t 
   }
 }
 
-// One thread's share: rows [m0, m1) x column panels [p0, p1).
+// One thread's share: rows [m0, m1) x column panels [p0, p1). For each block of KC steps x NCP
+// panels of W (packed, in L2), each MR-row slice of x (in L1 after its first use) meets every
+// panel of the block before the next slice comes.
 template <class Kernel>
 static void gemm_block(const typename Kernel::A* a, int64_t lda, const typename Kernel::W* w,
                        bool kn, int64_t N, int64_t K, const float* bias, float* y, int64_t m0,
@@ -205,15 +210,12 @@ static void gemm_block(const typename Kernel::A* a, int64_t lda, const typename 
       int64_t ns = std::min(Kernel::kKC, S - s0);
       for (int64_t p = nb; p < nbe; ++p)
         pack_panel<Kernel>(w, kn, N, K, p * NR, s0, ns, packed + (p - nb) * ns * NR);
-      for (int64_t mb = m0; mb < m1; mb += kMC) {
-        int64_t mbe = std::min(mb + kMC, m1);
-        for (int64_t p = nb; p < nbe; ++p) {
-          int64_t cols = std::min(NR, N - p * NR);
-          for (int64_t i = mb; i < mbe; i += MR)
-            micro_kernel<Kernel>(a + i * lda + s0, lda, int(std::min(MR, mbe - i)),
-                                 packed + (p - nb) * ns * NR, ns, y + i * N + p * NR, N, cols,
-                                 bias ? bias + p * NR : nullptr, s0 > 0);
-        }
+      for (int64_t i = m0; i < m1; i += MR) {
+        int rows = int(std::min(MR, m1 - i));
+        for (int64_t p = nb; p < nbe; ++p)
+          micro_kernel<Kernel>(a + i * lda + s0, lda, rows, packed + (p - nb) * ns * NR, ns,
+                               y + i * N + p * NR, N, std::min(NR, N - p * NR),
+                               bias ? bias + p * NR : nullptr, s0 > 0);
       }
     }
   }

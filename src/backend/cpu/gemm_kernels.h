@@ -19,4 +19,11 @@ void packed_gemm_f32(const float* x, int64_t M, int64_t K, const float* w, bool 
 void packed_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool weight_is_kn,
                       int64_t N, const float* bias, float* y);
 
+// Up to this many rows of x, f32 W is read in place (gemm_small.cc) instead of packed.
+constexpr int64_t kSmallM = 2;
+
+// packed_gemm_f32 for M <= kSmallM (AVX-512 builds only).
+void small_gemm_f32(const float* x, int64_t M, int64_t K, const float* w, bool weight_is_kn,
+                    int64_t N, const float* bias, float* y);
+
 }  // namespace zoft::cpu::detail

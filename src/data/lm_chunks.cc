@@ -1,0 +1,46 @@
+#include "data/lm_chunks.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "data/parallel.h"
+
+namespace zoft::data {
+
+// Cuts one group's concatenated tokens into whole blocks.
+static void append_blocks(const std::vector<std::vector<int32_t>>& tokenized, size_t begin,
+                          size_t end, int64_t block, std::vector<std::vector<int32_t>>& out) {
+  std::vector<int32_t> joined;
+  for (size_t i = begin; i < end; ++i) joined.insert(joined.end(), tokenized[i].begin(), tokenized[i].end());
+  size_t whole = joined.size() / size_t(block) * size_t(block);
+  for (size_t at = 0; at < whole; at += size_t(block))
+    out.emplace_back(joined.begin() + int64_t(at), joined.begin() + int64_t(at) + block);
+}
+
+std::vector<std::vector<int32_t>> lm_chunks(const std::vector<Record>& records,
+                                            const text::Tokenizer& tokenizer,
+                                            const LmChunkOptions& options) {
+  ZOFT_CHECK(options.max_seq_length > 0, "max_seq_length must be positive, got {}",
+             options.max_seq_length);
+  ZOFT_CHECK(!records.empty(), "no records to make language-modelling data from");
+  std::vector<std::vector<int32_t>> tokenized(records.size());
+  parallel_items(int64_t(records.size()), [&](int64_t i) {
+    const std::string& text = records[size_t(i)].get(options.field);
+    tokenized[size_t(i)] = tokenizer.encode(text, options.add_special_tokens);
+  });
+  size_t group = options.records_per_group ? options.records_per_group : records.size();
+  std::vector<std::vector<int32_t>> chunks;
+  for (size_t begin = 0; begin < records.size(); begin += group)
+    append_blocks(tokenized, begin, std::min(records.size(), begin + group), options.max_seq_length,
+                  chunks);
+  if (chunks.empty()) {
+    size_t total = 0;
+    for (const auto& ids : tokenized) total += ids.size();
+    fail("{}: {} tokens in all, fewer than one block of max_seq_length {}",
+         records.front().origin.substr(0, records.front().origin.rfind(':')), total,
+         options.max_seq_length);
+  }
+  return chunks;
+}
+
+}  // namespace zoft::data

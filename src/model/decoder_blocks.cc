@@ -1,0 +1,212 @@
+// The decoder's forward pass, one block at a time (see ForwardState in decoder.h).
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "model/decoder.h"
+#include "model/scratch.h"
+
+namespace zoft {
+
+namespace {
+
+// Copies columns [begin, begin + width) of a [rows, stride] matrix into a [rows, width] one.
+void copy_columns(const float* src, int64_t rows, int64_t stride, int64_t begin, int64_t width,
+                  float* dst) {
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(dst + r * width, src + r * stride + begin, size_t(width) * sizeof(float));
+}
+
+}  // namespace
+
+void Decoder::begin_forward(const TokenBatch& batch, KvCache& cache, ForwardState& state) const {
+  const ModelConfig& c = config_;
+  const int64_t B = batch.batch, T = batch.seq, M = batch.rows();
+  ZOFT_CHECK(B == cache.batch_, "batch of {} sequences given to a cache made for {}", B,
+             cache.batch_);
+  ZOFT_CHECK(cache.length_ + T <= cache.capacity_,
+             "sequence of {} tokens exceeds the cache capacity {}", cache.length_ + T,
+             cache.capacity_);
+  ZOFT_CHECK(int64_t(batch.ids.size()) == M && int64_t(batch.mask.size()) == M,
+             "token batch holds {} ids and {} mask entries for {} x {}", batch.ids.size(),
+             batch.mask.size(), B, T);
+  state.batch = &batch;
+  state.cache = &cache;
+  ensure_floats(state.hidden, M * c.hidden_size);
+
+  // Positions count real tokens only, so a left-padded sequence is computed as if unpadded.
+  state.positions.assign(size_t(M), 0);
+  for (int64_t b = 0; b < B; ++b) {
+    int32_t seen = cache.next_position_[size_t(b)];
+    for (int64_t t = 0; t < T; ++t) {
+      bool real = batch.mask[size_t(b * T + t)] != 0;
+      state.positions[size_t(b * T + t)] = real ? seen : std::max(seen - 1, 0);
+      seen += real;
+      cache.valid_[size_t(b * cache.capacity_ + cache.length_ + t)] = real;
+    }
+  }
+  const int64_t kv_len = cache.length_ + T;
+  state.key_valid.resize(size_t(B * kv_len));
+  for (int64_t b = 0; b < B; ++b)
+    std::memcpy(state.key_valid.data() + b * kv_len, cache.valid_.data() + b * cache.capacity_,
+                size_t(kv_len));
+
+  // Padding ids may be anything (e.g. -100 from a collator); embed them as token 0.
+  state.embed_ids.assign(size_t(M), 0);
+  for (int64_t i = 0; i < M; ++i) {
+    int32_t id = batch.ids[size_t(i)];
+    if (!batch.mask[size_t(i)]) continue;
+    if (id < 0 || id >= c.vocab_size)
+      fail("token id {} is outside the vocabulary of {} tokens", id, c.vocab_size);
+    state.embed_ids[size_t(i)] = id;
+  }
+  if (c.positions == PositionKind::Learned)
+    for (int64_t i = 0; i < M; ++i)
+      if (state.positions[size_t(i)] + c.position_offset >= weights_.embed_positions.dim(0))
+        fail("position {} is beyond max_position_embeddings {}", state.positions[size_t(i)],
+             c.max_positions);
+}
+
+void Decoder::end_forward(ForwardState& state) const {
+  const TokenBatch& batch = *state.batch;
+  KvCache& cache = *state.cache;
+  for (int64_t b = 0; b < batch.batch; ++b)
+    for (int64_t t = 0; t < batch.seq; ++t)
+      cache.next_position_[size_t(b)] += batch.mask[size_t(b * batch.seq + t)];
+  cache.length_ += batch.seq;
+}
+
+void Decoder::run_block(int64_t block, ForwardState& state, const EmbeddingRowsFn* embedding_rows) {
+  ZOFT_CHECK(block >= 0 && block < num_blocks(), "block {} outside [0, {})", block, num_blocks());
+  const int64_t M = state.batch->rows(), H = config_.hidden_size;
+  if (block == 0) {
+    embed_forward(state, embedding_rows);
+  } else if (block <= config_.num_layers) {
+    layer_forward(block - 1, state);
+  } else {
+    float* x = ensure_floats(scratch_.normed, M * H);
+    norm(weights_.final_norm, state.h(), x, M, H);
+    std::memcpy(state.h(), x, size_t(M * H) * sizeof(float));
+  }
+}
+
+void Decoder::embed_forward(ForwardState& state, const EmbeddingRowsFn* embedding_rows) {
+  const ModelConfig& c = config_;
+  const int64_t M = state.batch->rows(), H = c.hidden_size;
+  float* h = state.h();
+  if (embedding_rows) {
+    (*embedding_rows)(state.embed_ids.data(), M, h);
+    if (c.embedding_scale != 1.0f)  // the same product cpu::embedding forms
+      for (int64_t i = 0; i < M * H; ++i) h[i] *= c.embedding_scale;
+  } else {
+    cpu::embedding(weights_.embed_tokens, state.embed_ids.data(), M, c.embedding_scale, h);
+  }
+  if (c.positions == PositionKind::Learned) {
+    std::vector<int32_t> rows(static_cast<size_t>(M));
+    for (int64_t i = 0; i < M; ++i)
+      rows[size_t(i)] = state.positions[size_t(i)] + int32_t(c.position_offset);
+    float* tmp = ensure_floats(scratch_.tmp, M * H);
+    cpu::embedding(weights_.embed_positions, rows.data(), M, 1.0f, tmp);
+    cpu::add_inplace(h, tmp, M * H);
+  }
+}
+
+void Decoder::layer_forward(int64_t layer, ForwardState& state) {
+  const ModelConfig& c = config_;
+  const LayerWeights& w = weights_.layers[size_t(layer)];
+  const TokenBatch& batch = *state.batch;
+  KvCache& cache = *state.cache;
+  const int64_t M = batch.rows(), H = c.hidden_size, D = c.head_dim;
+  const int64_t qd = c.q_dim(), kd = c.kv_dim(), I = c.intermediate_size;
+  Scratch& s = scratch_;
+  float* h = state.h();
+  float* x = ensure_floats(s.normed, M * H);
+  float* q = ensure_floats(s.q, M * qd);
+  float* k = ensure_floats(s.k, M * kd);
+  float* v = ensure_floats(s.v, M * kd);
+  float* tmp = ensure_floats(s.tmp, M * std::max(H, qd));
+  float* attn = ensure_floats(s.attn, M * qd);
+
+  // Attention block.
+  norm(w.attn_norm, h, x, M, H);
+  if (w.qkv.weight.data) {
+    float* qkv = ensure_floats(s.qkv, M * (qd + 2 * kd));
+    linear(w.qkv, x, M, qkv);
+    copy_columns(qkv, M, qd + 2 * kd, 0, qd, q);
+    copy_columns(qkv, M, qd + 2 * kd, qd, kd, k);
+    copy_columns(qkv, M, qd + 2 * kd, qd + kd, kd, v);
+  } else {
+    linear(w.q, x, M, q);
+    linear(w.k, x, M, k);
+    linear(w.v, x, M, v);
+  }
+  if (c.qk_norm) {  // per-head RMSNorm; the norm reads and writes whole rows, so use tmp
+    norm(w.q_norm, q, tmp, M * c.num_heads, D);
+    std::memcpy(q, tmp, size_t(M * qd) * sizeof(float));
+    norm(w.k_norm, k, tmp, M * c.num_kv_heads, D);
+    std::memcpy(k, tmp, size_t(M * kd) * sizeof(float));
+  }
+  if (c.positions == PositionKind::Rope) {
+    const RopeTable& rope = c.is_sliding(layer) ? rope_local_ : rope_global_;
+    cpu::rope(q, state.positions.data(), M, c.num_heads, D, rope.rotary_dim, rope.inv_freq.data(),
+              rope.attention_scaling);
+    cpu::rope(k, state.positions.data(), M, c.num_kv_heads, D, rope.rotary_dim,
+              rope.inv_freq.data(), rope.attention_scaling);
+  }
+  // Append this step's keys and values after the cached ones.
+  float* cache_k = cache.keys(layer);
+  float* cache_v = cache.values(layer);
+  const int64_t T = batch.seq, offset = cache.length_;
+  for (int64_t b = 0; b < batch.batch; ++b) {
+    size_t dst = size_t((b * cache.capacity_ + offset) * kd);
+    std::memcpy(cache_k + dst, k + b * T * kd, size_t(T * kd) * sizeof(float));
+    std::memcpy(cache_v + dst, v + b * T * kd, size_t(T * kd) * sizeof(float));
+  }
+  cpu::AttentionShape shape;
+  shape.batch = batch.batch;
+  shape.q_len = T;
+  shape.kv_len = offset + T;
+  shape.kv_capacity = cache.capacity_;
+  shape.q_heads = c.num_heads;
+  shape.kv_heads = c.num_kv_heads;
+  shape.head_dim = D;
+  cpu::attention(q, cache_k, cache_v, state.key_valid.data(), attn, shape, c.attention_scale,
+                 c.layer_window[size_t(layer)], c.attn_softcap);
+  linear(w.o, attn, M, tmp);
+  if (w.post_attn_norm.weight) {
+    norm(w.post_attn_norm, tmp, x, M, H);
+    cpu::add_inplace(h, x, M * H);
+  } else {
+    cpu::add_inplace(h, tmp, M * H);
+  }
+
+  // MLP block.
+  norm(w.ffn_norm, h, x, M, H);
+  float* up = ensure_floats(s.up, M * I);
+  float* act = up;
+  if (c.gated_mlp) {
+    float* gate = ensure_floats(s.gate, M * I);
+    linear(w.gate, x, M, gate);
+    linear(w.up, x, M, up);
+    cpu::gated_activation(c.activation, gate, up, I, gate, M, I);
+    act = gate;
+  } else {
+    linear(w.up, x, M, up);
+    cpu::activation(c.activation, up, M * I);
+  }
+  linear(w.down, act, M, tmp);
+  if (w.post_ffn_norm.weight) {
+    norm(w.post_ffn_norm, tmp, x, M, H);
+    cpu::add_inplace(h, x, M * H);
+  } else {
+    cpu::add_inplace(h, tmp, M * H);
+  }
+}
+
+void Decoder::forward_hidden(const TokenBatch& batch, KvCache& cache, ForwardState& state) {
+  begin_forward(batch, cache, state);
+  for (int64_t block = 0; block < num_blocks(); ++block) run_block(block, state);
+  end_forward(state);
+}
+
+}  // namespace zoft

@@ -1,0 +1,112 @@
+#include "zo/mezo.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace zoft::zo {
+
+void ZPass::apply(Tensor param, uint32_t param_id, bool decayable) const {
+  float d = decayable ? decay : 1.0f;
+  apply_z_terms(param, param_id, seed, terms.data(), int(terms.size()), rounding_step, d);
+}
+
+MezoSgd::MezoSgd(const MezoOptions& options, MezoState state)
+    : options_(options), state_(std::move(state)) {
+  int n = options_.samples;
+  ZOFT_CHECK(n >= 1 && n <= (1 << 20), "mezo: samples per step must be in [1, 2^20], got {}", n);
+  ZOFT_CHECK(std::isfinite(options_.eps) && options_.eps > 0 && float(options_.eps) > 0,
+             "mezo: eps must be a positive float, got {}", options_.eps);
+  ZOFT_CHECK(std::isfinite(options_.lr) && options_.lr >= 0, "mezo: lr must be >= 0, got {}",
+             options_.lr);
+  ZOFT_CHECK(std::isfinite(options_.weight_decay) && options_.weight_decay >= 0,
+             "mezo: weight_decay must be >= 0, got {}", options_.weight_decay);
+  ZOFT_CHECK(state_.pending_grad.empty() || (state_.pending_grad.size() == size_t(n) &&
+                                             state_.step > 0),
+             "mezo: resumed state has {} pending gradients at step {}; expected 0 or {} after "
+             "step 0 (was the checkpoint written with a different samples setting?)",
+             state_.pending_grad.size(), state_.step, n);
+  grad_.assign(n, 0.0f);
+  recorded_.assign(n, false);
+}
+
+double MezoSgd::lr_at(uint64_t step) const {
+  return options_.lr * options_.schedule.factor(int64_t(step));
+}
+
+// Slots 0..2n are the passes of the step, 2n + 1 is finish(): every stochastic rounding of a
+// parameter draws fresh bits.
+uint64_t MezoSgd::rounding_step(int slot) const {
+  return state_.step * uint64_t(2 * options_.samples + 2) + uint64_t(slot);
+}
+
+// -lr_{t-1} g_j / n for every sample of step t-1, scales rounded once from double.
+void MezoSgd::add_pending(ZPass* pass) const {
+  if (state_.pending_grad.empty()) return;
+  uint64_t prev = state_.step - 1;
+  double lr = lr_at(prev), n = double(options_.samples);
+  for (int j = 0; j < options_.samples; ++j)
+    pass->terms.push_back({prev, uint32_t(j), float(-lr * double(state_.pending_grad[j]) / n)});
+  pass->decay = float(1.0 - lr * options_.weight_decay);
+}
+
+ZPass MezoSgd::pass(int k) const {
+  int n = options_.samples;
+  ZOFT_CHECK(k >= 0 && k < num_passes(), "mezo: pass {} out of range [0, {})", k, num_passes());
+  ZPass p;
+  p.seed = options_.seed;
+  p.rounding_step = rounding_step(k);
+  uint64_t t = state_.step;
+  float eps = float(options_.eps);
+  if (k == 0) add_pending(&p);
+  if (k % 2 == 1) {
+    p.terms.push_back({t, uint32_t(k / 2), -2.0f * eps});
+  } else {
+    if (k > 0) p.terms.push_back({t, uint32_t(k / 2 - 1), eps});  // restore sample k/2 - 1
+    if (k < 2 * n) p.terms.push_back({t, uint32_t(k / 2), eps});  // perturb sample k/2
+  }
+  return p;
+}
+
+double MezoSgd::projected_grad(double loss_plus, double loss_minus, double eps) {
+  return (loss_plus - loss_minus) / (2.0 * eps);
+}
+
+void MezoSgd::record(int sample, double loss_plus, double loss_minus) {
+  ZOFT_CHECK(std::isfinite(loss_plus) && std::isfinite(loss_minus),
+             "mezo: step {} sample {}: non-finite loss (L+ = {}, L- = {}); lower lr or eps",
+             state_.step, sample, loss_plus, loss_minus);
+  set_grad(sample, float(projected_grad(loss_plus, loss_minus, options_.eps)));
+}
+
+void MezoSgd::set_grad(int sample, float g) {
+  ZOFT_CHECK(sample >= 0 && sample < options_.samples, "mezo: sample {} out of range [0, {})",
+             sample, options_.samples);
+  ZOFT_CHECK(std::isfinite(g), "mezo: step {} sample {}: non-finite projected gradient {}",
+             state_.step, sample, g);
+  grad_[sample] = g;
+  recorded_[sample] = true;
+}
+
+void MezoSgd::end_step() {
+  for (int j = 0; j < options_.samples; ++j)
+    ZOFT_CHECK(recorded_[j], "mezo: end_step at step {} before sample {} was recorded",
+               state_.step, j);
+  state_.pending_grad = grad_;
+  state_.step += 1;
+  recorded_.assign(options_.samples, false);
+}
+
+ZPass MezoSgd::finish() {
+  for (int j = 0; j < options_.samples; ++j)
+    ZOFT_CHECK(!recorded_[j], "mezo: finish in the middle of step {}; call it between steps",
+               state_.step);
+  ZPass p;
+  p.seed = options_.seed;
+  p.rounding_step = rounding_step(2 * options_.samples + 1);
+  add_pending(&p);
+  state_.pending_grad.clear();
+  return p;
+}
+
+}  // namespace zoft::zo

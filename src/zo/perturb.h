@@ -1,0 +1,35 @@
+// The fused in-place update of a parameter tensor by a sum of scaled perturbations
+// (docs/zo-rng.md section 5). One pass over memory for any number of terms: the +eps of step t
+// and the pending -lr g z of step t-1 cost one read and one write of the tensor, not two.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace zoft::zo {
+
+// scale * z(param_id, step, sample), z under the run seed given to apply_z_terms.
+struct ZTerm {
+  uint64_t step = 0;
+  uint32_t sample = 0;
+  float scale = 0.0f;
+};
+
+// theta[i] = theta[i] * decay + sum_j terms[j].scale * z_j[i], the sum accumulated in float32 in
+// term order, then one rounding to the storage dtype: exact float32 store for F32, stochastic
+// rounding for BF16 with bits from the rounding stream of (seed, rounding_step) (docs/zo-rng.md).
+// decay is the decoupled weight-decay factor 1 - lr * wd (1: none). param must be contiguous,
+// F32 or BF16, at most 2^34 elements. Runs on the global pool; the result does not depend on
+// the thread count.
+void apply_z_terms(Tensor param, uint32_t param_id, uint64_t seed, const ZTerm* terms, int n_terms,
+                   uint64_t rounding_step, float decay = 1.0f);
+
+// f32 -> bf16 rounding up in magnitude with probability (discarded bits) / 2^16; random16 is a
+// uniform value in [0, 2^16). NaN stays NaN.
+inline uint16_t bf16_round_stochastic(uint32_t f32_bits, uint32_t random16) {
+  if ((f32_bits & 0x7fffffffu) > 0x7f800000u) return uint16_t((f32_bits >> 16) | 0x40);
+  return uint16_t((f32_bits + random16) >> 16);
+}
+
+}  // namespace zoft::zo

@@ -1,0 +1,175 @@
+// Internal to src/zo: the constants of docs/zo-rng.md section 4, and 16-counter-wide AVX-512
+// versions of Philox and Box-Muller that give exactly the scalar results (same float32
+// operations in the same order; this header is only included by files compiled with
+// -ffp-contract=off, so no multiply-add is ever fused).
+#pragma once
+
+#include <cstdint>
+
+#if defined(__AVX512F__)
+// GCC 12 warns about the deliberately undefined vectors inside its own intrinsics headers.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#endif
+
+#include "zo/philox.h"
+
+namespace zoft::zo::detail {
+
+// log(1 + f) ~ f + f^2 Q(f) on [sqrt(1/2) - 1, sqrt(2) - 1].
+constexpr int kLogTerms = 9;
+constexpr float kLogQ[kLogTerms] = {
+    -0.49999988079071045f, 0.33333325386047363f,  -0.25001582503318787f,
+    0.20001976191997528f,  -0.16609077155590057f, 0.14181777834892273f,
+    -0.13242976367473602f, 0.1290469467639923f,   -0.07622110843658447f};
+// ln 2 = kLn2Hi + kLn2Lo; kLn2Hi has 16 significant bits so e * kLn2Hi is exact for |e| <= 2^8.
+constexpr float kLn2Hi = 0.693145751953125f, kLn2Lo = 1.428606765330187e-06f;
+// sin(2 pi t) ~ t P(t^2) and cos(2 pi t) ~ 1 + t^2 P(t^2) on |t| <= 1/8.
+constexpr int kSinTerms = 5, kCosTerms = 5;
+constexpr float kSinP[kSinTerms] = {6.2831854820251465f, -41.34170150756836f, 81.6052017211914f,
+                                    -76.69786834716797f, 41.47296142578125f};
+constexpr float kCosP[kCosTerms] = {-19.739208221435547f, 64.93939208984375f, -85.4567642211914f,
+                                    60.23826217651367f, -26.05941390991211f};
+// m > sqrt(2) (as float32 bits): halve the mantissa so that f = m - 1 stays small.
+constexpr uint32_t kSqrt2Bits = 0x3fb504f3u;
+
+}  // namespace zoft::zo::detail
+
+#if defined(__AVX512F__)
+namespace zoft::zo::avx512 {
+
+inline __m512i splat(uint32_t v) { return _mm512_set1_epi32(int(v)); }
+inline __m512 splat(float v) { return _mm512_set1_ps(v); }
+
+// (hi, lo) of the 16 products a[l] * m: two 8-lane 32x32->64 multiplies (even and odd lanes).
+inline void mulhilo(__m512i a, __m512i m, __m512i* hi, __m512i* lo) {
+  __m512i even = _mm512_mul_epu32(a, m);
+  __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+  *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+  *lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+}
+
+// Philox4x32-10 of the 16 counters (q0 + l, c1, c2, c3), l = 0..15; x[w][l] = word w of call l.
+inline void philox16(uint32_t q0, uint32_t c1, uint32_t c2, uint32_t c3, uint64_t seed,
+                     __m512i x[4]) {
+  const __m512i m0 = splat(kPhiloxM0), m1 = splat(kPhiloxM1);
+  x[0] = _mm512_add_epi32(splat(q0), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                                        13, 14, 15));
+  x[1] = splat(c1);
+  x[2] = splat(c2);
+  x[3] = splat(c3);
+  uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    __m512i h0, l0, h1, l1;
+    mulhilo(x[0], m0, &h0, &l0);
+    mulhilo(x[2], m1, &h1, &l1);
+    x[0] = _mm512_xor_si512(_mm512_xor_si512(h1, x[1]), splat(k0));
+    x[1] = l1;
+    x[2] = _mm512_xor_si512(_mm512_xor_si512(h0, x[3]), splat(k1));
+    x[3] = l0;
+    k0 += kPhiloxW0;
+    k1 += kPhiloxW1;
+  }
+}
+
+inline __m512 uniform(__m512i x) {
+  __m512 m = _mm512_cvtepi32_ps(_mm512_srli_epi32(x, 9));
+  return _mm512_add_ps(_mm512_mul_ps(m, splat(0x1p-23f)), splat(0x1p-24f));
+}
+
+template <int K>
+inline __m512 horner(const float (&c)[K], __m512 x) {
+  __m512 p = splat(c[K - 1]);
+  for (int k = K - 2; k >= 0; --k) p = _mm512_add_ps(_mm512_mul_ps(p, x), splat(c[k]));
+  return p;
+}
+
+inline __m512 log(__m512 u) {
+  __m512i b = _mm512_castps_si512(u);
+  __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(b, 23), splat(127u));
+  __m512i mb = _mm512_or_si512(_mm512_and_si512(b, splat(0x7fffffu)), splat(0x3f800000u));
+  __mmask16 big = _mm512_cmpgt_epi32_mask(mb, splat(detail::kSqrt2Bits));
+  mb = _mm512_mask_sub_epi32(mb, big, mb, splat(0x800000u));
+  e = _mm512_mask_add_epi32(e, big, e, splat(1u));
+  __m512 f = _mm512_sub_ps(_mm512_castsi512_ps(mb), splat(1.0f));
+  __m512 p = _mm512_add_ps(f, _mm512_mul_ps(_mm512_mul_ps(f, f), horner(detail::kLogQ, f)));
+  __m512 ef = _mm512_cvtepi32_ps(e);
+  __m512 lo = _mm512_add_ps(_mm512_mul_ps(ef, splat(detail::kLn2Lo)), p);
+  return _mm512_add_ps(_mm512_mul_ps(ef, splat(detail::kLn2Hi)), lo);
+}
+
+inline __m512 flip_sign(__m512 x, __mmask16 where) {
+  __m512i bits = _mm512_castps_si512(x);
+  return _mm512_castsi512_ps(_mm512_mask_xor_epi32(bits, where, bits, splat(0x80000000u)));
+}
+
+inline void sincos_2pi(__m512 u, __m512* sin_out, __m512* cos_out) {
+  __m512 j = _mm512_roundscale_ps(_mm512_add_ps(_mm512_mul_ps(u, splat(4.0f)), splat(0.5f)),
+                                  _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  __m512 t = _mm512_sub_ps(u, _mm512_mul_ps(j, splat(0.25f)));
+  __m512 t2 = _mm512_mul_ps(t, t);
+  __m512 s = _mm512_mul_ps(t, horner(detail::kSinP, t2));
+  __m512 c = _mm512_add_ps(splat(1.0f), _mm512_mul_ps(t2, horner(detail::kCosP, t2)));
+  __m512i q = _mm512_and_si512(_mm512_cvttps_epi32(j), splat(3u));
+  __mmask16 odd = _mm512_test_epi32_mask(q, splat(1u));
+  __m512 sn = _mm512_mask_blend_ps(odd, s, c), cs = _mm512_mask_blend_ps(odd, c, s);
+  *sin_out = flip_sign(sn, _mm512_test_epi32_mask(q, splat(2u)));                          // q=2,3
+  *cos_out = flip_sign(cs, _mm512_test_epi32_mask(_mm512_add_epi32(q, splat(1u)), splat(2u)));  // 1,2
+}
+
+// v[w][l] = value w of counter l  ->  out[k] = elements [16k, 16k + 16) in element order
+// (element 4l + w = v[w][l]).
+inline void to_element_order(const __m512 v[4], __m512 out[4]) {
+  // a: per 128-bit lane k, (v0[4k], v1[4k], v0[4k+1], v1[4k+1]); b the upper halves; same c, d.
+  __m512 a = _mm512_unpacklo_ps(v[0], v[1]), b = _mm512_unpackhi_ps(v[0], v[1]);
+  __m512 c = _mm512_unpacklo_ps(v[2], v[3]), d = _mm512_unpackhi_ps(v[2], v[3]);
+  // Lane k of e / f / g / h holds counter 4k / 4k+1 / 4k+2 / 4k+3 (its 4 values).
+  auto lo64 = [](__m512 x, __m512 y) {
+    return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(x), _mm512_castps_pd(y)));
+  };
+  auto hi64 = [](__m512 x, __m512 y) {
+    return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(x), _mm512_castps_pd(y)));
+  };
+  __m512 e = lo64(a, c), f = hi64(a, c), g = lo64(b, d), h = hi64(b, d);
+  // 4x4 transpose of 128-bit lanes.
+  __m512 p = _mm512_shuffle_f32x4(e, f, 0x44), r = _mm512_shuffle_f32x4(e, f, 0xEE);
+  __m512 q = _mm512_shuffle_f32x4(g, h, 0x44), s = _mm512_shuffle_f32x4(g, h, 0xEE);
+  out[0] = _mm512_shuffle_f32x4(p, q, 0x88);
+  out[1] = _mm512_shuffle_f32x4(p, q, 0xDD);
+  out[2] = _mm512_shuffle_f32x4(r, s, 0x88);
+  out[3] = _mm512_shuffle_f32x4(r, s, 0xDD);
+}
+
+// z[4 q0 .. 4 q0 + 64) of z(param_id, step, sample), in element order.
+inline void normals64(uint64_t seed, uint32_t param_id, uint64_t step, uint32_t sample,
+                      uint64_t q0, __m512 out[4]) {
+  __m512i x[4];
+  philox16(uint32_t(q0), param_id, uint32_t(step), sample, seed, x);
+  __m512 v[4];
+  for (int pair = 0; pair < 2; ++pair) {
+    __m512 r = _mm512_sqrt_ps(_mm512_mul_ps(log(uniform(x[2 * pair])), splat(-2.0f)));
+    __m512 sn, cs;
+    sincos_2pi(uniform(x[2 * pair + 1]), &sn, &cs);
+    v[2 * pair] = _mm512_mul_ps(r, cs);
+    v[2 * pair + 1] = _mm512_mul_ps(r, sn);
+  }
+  to_element_order(v, out);
+}
+
+// The 16-bit stochastic-rounding values R of elements [4 q0, 4 q0 + 64), in element order.
+inline void rounding_bits64(uint64_t seed, uint32_t param_id, uint64_t rounding_step, uint64_t q0,
+                            __m512i out[4]) {
+  Philox4 c = rounding_counter(q0, param_id, rounding_step);
+  __m512i x[4];
+  philox16(c[0], c[1], c[2], c[3], seed, x);
+  __m512 v[4], o[4];
+  for (int w = 0; w < 4; ++w) v[w] = _mm512_castsi512_ps(_mm512_srli_epi32(x[w], 16));
+  to_element_order(v, o);
+  for (int w = 0; w < 4; ++w) out[w] = _mm512_castps_si512(o[w]);
+}
+
+}  // namespace zoft::zo::avx512
+#endif
