@@ -79,12 +79,14 @@ def normals(seed, param_id, step, sample, begin, count):
 
 
 def rounding_bits(seed, param_id, rounding_step, count):
-    """16 random bits per element from the stochastic-rounding stream."""
+    """16 random bits per element from the stochastic-rounding stream: element 8q + h takes
+    half-word h (words in order, low half first) of the call with counter q."""
     i = np.arange(count, dtype=np.uint64)
     hi = 0x80000000 | ((rounding_step >> 32) & 0x7FFFFFFF)
-    x = philox([i >> np.uint64(2), param_id, rounding_step & U32, hi], seed)
-    lane = (i & np.uint64(3)).astype(np.int64)
-    return np.choose(lane, x) >> np.uint64(16)
+    x = philox([i >> np.uint64(3), param_id, rounding_step & U32, hi], seed)
+    h = (i & np.uint64(7)).astype(np.int64)
+    word = np.choose(h // 2, x)
+    return (word >> (np.uint64(16) * (h % 2).astype(np.uint64))) & np.uint64(0xFFFF)
 
 
 def apply_z_terms(theta, dtype, param_id, seed, terms, rounding_step, decay):

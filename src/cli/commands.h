@@ -12,6 +12,7 @@ void add_inspect_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_train_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 
 }  // namespace zoft::cli

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "model/perplexity.h"
+#include "train/trainer.h"
 #include "text/tokenizer.h"
 
 namespace zoft::cli {
@@ -20,7 +21,7 @@ namespace {
 
 struct EvalOptions {
   std::string model, data, task, text_field = "text";
-  int64_t window = 0, stride = 0, max_tokens = 0;
+  int64_t window = 0, stride = 0, max_tokens = 0, max_examples = 0, batch_size = 16;
   PlacementOptions placement;
   bool json = false;
 };
@@ -49,8 +50,19 @@ std::string jsonl_text(const std::string& path, const std::string& raw, const st
 }
 
 void run_eval(const EvalOptions& opt) {
-  if (!opt.task.empty()) fail("--task '{}': task evaluation arrives with the trainer", opt.task);
   DType dtype = apply_placement(opt.placement);
+  if (!opt.task.empty()) {
+    auto start = std::chrono::steady_clock::now();
+    double acc = evaluate_task_accuracy(opt.model, opt.task, opt.data, opt.max_examples,
+                                        opt.window > 0 ? opt.window : 2048, opt.batch_size,
+                                        dtype_name(dtype));
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    nlohmann::json j = {{"model", opt.model}, {"data", opt.data}, {"task", opt.task},
+                        {"accuracy", acc}, {"seconds", seconds}};
+    if (opt.json) std::printf("%s\n", j.dump().c_str());
+    else std::printf("accuracy %.4f (%s on %s), %.1fs\n", acc, opt.task.c_str(), opt.data.c_str(), seconds);
+    return;
+  }
   std::string raw = read_text_file(opt.data);
   std::string body = ends_with(opt.data, ".jsonl") ? jsonl_text(opt.data, raw, opt.text_field) : raw;
   text::Tokenizer tokenizer = text::Tokenizer::from_file(opt.model);
@@ -90,7 +102,9 @@ void add_eval_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("eval", "perplexity of a text (or, later, task accuracy)");
   cmd->add_option("--model", opt->model, "HF model directory")->required();
   cmd->add_option("--data", opt->data, ".txt or .jsonl file ('-' = stdin)")->required();
-  cmd->add_option("--task", opt->task, "task name (with the trainer)");
+  cmd->add_option("--task", opt->task, "task accuracy: a built-in task name or a task YAML");
+  cmd->add_option("--max-examples", opt->max_examples, "task: a seeded subset of N examples");
+  cmd->add_option("--batch-size", opt->batch_size, "task: examples per forward");
   cmd->add_option("--text-field", opt->text_field, "the .jsonl field holding the text");
   cmd->add_option("--window", opt->window, "tokens per window (default min(positions, 1024))");
   cmd->add_option("--stride", opt->stride, "window step (default window / 2)");

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   zoft::cli::add_tokenize_command(app);
   zoft::cli::add_generate_command(app);
   zoft::cli::add_eval_command(app);
+  zoft::cli::add_train_command(app);
   zoft::cli::add_convert_command(app);
   try {
     app.parse(argc, argv);

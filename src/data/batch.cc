@@ -67,7 +67,8 @@ Batch make_batch(const std::vector<EncodedExample>& examples, const std::vector<
     size_t context = example.context_ids.size();
     if (options.mode == LossMode::kClassification) {
       for (size_t c = 0; c < example.candidate_ids.size(); ++c)
-        specs.push_back({&example.context_ids, &example.candidate_ids[c], context, int32_t(e), int32_t(c)});
+        specs.push_back(
+            {&example.context_ids, &example.candidate_ids[c], context, int32_t(e), int32_t(c)});
       continue;
     }
     size_t scored_from = options.mode == LossMode::kAnswerOnly ? context : 1;

@@ -22,15 +22,15 @@ enum class Padding { kLeft, kRight };
 struct BatchOptions {
   LossMode mode = LossMode::kAnswerOnly;
   Padding padding = Padding::kLeft;
-  int32_t pad_id = 0;               // see pad_token_for()
-  int64_t pad_to_multiple_of = 1;   // MeZO uses 8
+  int32_t pad_id = 0;              // see pad_token_for()
+  int64_t pad_to_multiple_of = 1;  // MeZO uses 8
 };
 
 struct Batch {
   int64_t rows = 0, seq = 0;
-  std::vector<int32_t> ids;      // [rows, seq], pad_id where mask is 0
-  std::vector<uint8_t> mask;     // [rows, seq], 1 = real token
-  std::vector<int32_t> targets;  // [rows, seq]: the token at t + 1 where scored, else -1
+  std::vector<int32_t> ids;            // [rows, seq], pad_id where mask is 0
+  std::vector<uint8_t> mask;           // [rows, seq], 1 = real token
+  std::vector<int32_t> targets;        // [rows, seq]: the token at t + 1 where scored, else -1
   std::vector<int32_t> row_example;    // [rows]: which example (index into the batch's list)
   std::vector<int32_t> row_candidate;  // [rows]: which of its candidates
   std::vector<int32_t> labels;         // [examples]: the correct candidate

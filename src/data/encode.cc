@@ -33,9 +33,10 @@ static void fit_length(EncodedExample& encoded, const TaskExample& example, size
   if (length <= options.max_length) return;
   size_t context = encoded.context_ids.size();
   if (!options.truncate)
-    fail("{}: {} tokens (context {} + longest candidate {}), more than max_length {}; allow "
-         "truncation or raise max_length",
-         example.origin, length, context, length - int64_t(context), options.max_length);
+    fail(
+        "{}: {} tokens (context {} + longest candidate {}), more than max_length {}; allow "
+        "truncation or raise max_length",
+        example.origin, length, context, length - int64_t(context), options.max_length);
   keep = std::min(keep, context);
   size_t drop = size_t(length - options.max_length);
   if (drop > context - keep)

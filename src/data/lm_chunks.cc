@@ -11,7 +11,8 @@ namespace zoft::data {
 static void append_blocks(const std::vector<std::vector<int32_t>>& tokenized, size_t begin,
                           size_t end, int64_t block, std::vector<std::vector<int32_t>>& out) {
   std::vector<int32_t> joined;
-  for (size_t i = begin; i < end; ++i) joined.insert(joined.end(), tokenized[i].begin(), tokenized[i].end());
+  for (size_t i = begin; i < end; ++i)
+    joined.insert(joined.end(), tokenized[i].begin(), tokenized[i].end());
   size_t whole = joined.size() / size_t(block) * size_t(block);
   for (size_t at = 0; at < whole; at += size_t(block))
     out.emplace_back(joined.begin() + int64_t(at), joined.begin() + int64_t(at) + block);

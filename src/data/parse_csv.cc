@@ -24,7 +24,9 @@ class CsvReader {
   bool next(Row& row, const std::vector<std::string>* header);
 
  private:
-  bool at_line_end() const { return pos_ >= text_.size() || text_[pos_] == '\n' || text_[pos_] == '\r'; }
+  bool at_line_end() const {
+    return pos_ >= text_.size() || text_[pos_] == '\n' || text_[pos_] == '\r';
+  }
   void skip_line_end();
   std::string quoted_field(size_t column, const std::vector<std::string>* header);
   std::string plain_field();
@@ -133,7 +135,8 @@ std::vector<Record> parse_csv(std::string_view text, const std::string& path, ch
     Record record;
     record.origin = fmt::format("{}:{}", path, row.line);
     record.fields.reserve(header.size());
-    for (size_t i = 0; i < header.size(); ++i) record.fields.emplace_back(header[i], std::move(row.cells[i]));
+    for (size_t i = 0; i < header.size(); ++i)
+      record.fields.emplace_back(header[i], std::move(row.cells[i]));
     records.push_back(std::move(record));
   }
   ZOFT_CHECK(!records.empty(), "{}: no records, only a header row", path);

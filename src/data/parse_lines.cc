@@ -7,6 +7,9 @@
 
 namespace zoft::data {
 
+// Objects keep their keys in file order (nlohmann::json would sort them).
+using Json = nlohmann::ordered_json;
+
 // Deeper nesting than this is no data record; a limit keeps hostile lines from exhausting the
 // stack when the value is later printed back as JSON text.
 static constexpr int kMaxJsonDepth = 64;
@@ -26,25 +29,25 @@ static void for_each_line(std::string_view text, Fn&& fn) {
   }
 }
 
-static std::string json_value_text(const nlohmann::json& value) {
+static std::string json_value_text(const Json& value) {
   if (value.is_string()) return value.get<std::string>();
   if (value.is_null()) return "";
   return value.dump();
 }
 
-static nlohmann::json parse_json_line(std::string_view line, const std::string& where) {
-  auto depth_guard = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+static Json parse_json_line(std::string_view line, const std::string& where) {
+  auto depth_guard = [&](int depth, Json::parse_event_t, Json&) {
     if (depth > kMaxJsonDepth) fail("{}: JSON nested deeper than {} levels", where, kMaxJsonDepth);
     return true;
   };
   try {
-    return nlohmann::json::parse(line, depth_guard);
-  } catch (const nlohmann::json::exception& e) {
+    return Json::parse(line, depth_guard);
+  } catch (const Json::exception& e) {
     fail("{}: invalid JSON: {}", where, json_error_text(e));
   }
 }
 
-static const char* json_kind(const nlohmann::json& value) {
+static const char* json_kind(const Json& value) {
   if (value.is_array()) return "an array";
   if (value.is_string()) return "a string";
   if (value.is_number()) return "a number";
@@ -57,7 +60,7 @@ std::vector<Record> parse_jsonl(std::string_view text, const std::string& path) 
   for_each_line(text, [&](std::string_view line, size_t number) {
     if (line.find_first_not_of(" \t") == std::string_view::npos) return;
     std::string where = fmt::format("{}:{}", path, number);
-    nlohmann::json value = parse_json_line(line, where);
+    Json value = parse_json_line(line, where);
     if (!value.is_object()) {
       if (number == 1 && value.is_array())
         fail("{}: a JSON array; expected JSON Lines (one object per line)", where);
@@ -66,7 +69,8 @@ std::vector<Record> parse_jsonl(std::string_view text, const std::string& path) 
     Record record;
     record.origin = std::move(where);
     record.fields.reserve(value.size());
-    for (const auto& [key, field] : value.items()) record.fields.emplace_back(key, json_value_text(field));
+    for (const auto& [key, field] : value.items())
+      record.fields.emplace_back(key, json_value_text(field));
     records.push_back(std::move(record));
   });
   // A file of JSON that spans lines fails above; one that has no objects at all ends here.

@@ -42,9 +42,10 @@ FileFormat detect_format(const std::string& path) {
   if (ext == ".jsonl" || ext == ".json" || ext == ".ndjson") return FileFormat::kJsonl;
   if (ext == ".csv" || ext == ".tsv") return FileFormat::kCsv;
   if (ext == ".txt" || ext == ".text") return FileFormat::kTxt;
-  fail("{}: cannot tell the format from the extension '{}'; use .jsonl, .csv, .tsv or .txt "
-       "(optionally + .xz), or name the format",
-       path, ext);
+  fail(
+      "{}: cannot tell the format from the extension '{}'; use .jsonl, .csv, .tsv or .txt "
+      "(optionally + .xz), or name the format",
+      path, ext);
 }
 
 // Spreadsheet programs start UTF-8 files with a byte-order mark; it is not part of any field.
@@ -64,14 +65,17 @@ std::vector<Record> read_records(const std::string& path, const ReadOptions& opt
   std::string_view text = drop_bom(bytes);
   if (is_blank(text)) fail("{}: empty file, expected records", path);
   switch (format) {
-    case FileFormat::kJsonl: return parse_jsonl(text, path);
+    case FileFormat::kJsonl:
+      return parse_jsonl(text, path);
     case FileFormat::kCsv: {
       char delimiter = options.delimiter;
       if (delimiter == 0) delimiter = content_extension(path) == ".tsv" ? '\t' : ',';
       return parse_csv(text, path, delimiter);
     }
-    case FileFormat::kTxt: return parse_txt(text, path, options);
-    case FileFormat::kAuto: break;
+    case FileFormat::kTxt:
+      return parse_txt(text, path, options);
+    case FileFormat::kAuto:
+      break;
   }
   fail("{}: unknown file format", path);
 }

@@ -118,9 +118,10 @@ void DataOrder::restore(const nlohmann::json& state) {
     auto seed = state.at("seed").get<uint64_t>();
     auto shuffle = state.at("shuffle").get<bool>();
     if (size != size_ || seed != seed_ || shuffle != shuffle_)
-      fail("resume: the data order was saved for {} examples (seed {}, shuffle {}), this run has "
-           "{} (seed {}, shuffle {})",
-           size, seed, shuffle, size_, seed_, shuffle_);
+      fail(
+          "resume: the data order was saved for {} examples (seed {}, shuffle {}), this run has "
+          "{} (seed {}, shuffle {})",
+          size, seed, shuffle, size_, seed_, shuffle_);
     seek({state.at("epoch").get<uint64_t>(), state.at("index").get<uint64_t>()});
   } catch (const nlohmann::json::exception& e) {
     fail("resume: malformed data order state {}: {}", state.dump(), json_error_text(e));

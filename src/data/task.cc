@@ -39,7 +39,8 @@ TaskExample example_from_prompts(const Record& record, std::string_view context,
     std::string_view full = mezo_prompt(full_prompts[c]);
     // A full prompt is its context with a candidate appended, so this holds unless the
     // candidate is empty (or only spaces), which leaves nothing to score.
-    if (full.size() <= example.context.size() || full.substr(0, example.context.size()) != example.context)
+    if (full.size() <= example.context.size() ||
+        full.substr(0, example.context.size()) != example.context)
       fail("{}: candidate {} adds nothing to the prompt (prompt: '{}')", record.origin, c,
            example.context);
     example.candidates.emplace_back(full.substr(example.context.size()));

@@ -103,7 +103,8 @@ std::string copa_choice(std::string_view choice) {
   size_t space = choice.find(' ');
   std::string_view first = choice.substr(0, space);
   if (first == "I") return std::string(choice);
-  return ascii_lower(first) + std::string(space == std::string_view::npos ? "" : choice.substr(space));
+  return ascii_lower(first) +
+         std::string(space == std::string_view::npos ? "" : choice.substr(space));
 }
 
 // CopaTemplate: "<premise without its final period> because|so" + " <choice>".
@@ -112,7 +113,8 @@ TaskExample copa(const Record& r) {
   if (question != "cause" && question != "effect")
     fail("{}: field 'question' is '{}', not 'cause' or 'effect'", r.origin, question);
   std::string premise(r.get("premise"));
-  while (!premise.empty() && std::isspace(static_cast<unsigned char>(premise.back()))) premise.pop_back();
+  while (!premise.empty() && std::isspace(static_cast<unsigned char>(premise.back())))
+    premise.pop_back();
   if (!premise.empty() && premise.back() == '.') premise.pop_back();
   std::string context = premise + (question == "effect" ? " so " : " because ");
   int32_t label = parse_label(r, "label", {{"0"}, {"1"}}, "labels");
@@ -127,7 +129,7 @@ struct Builtin {
 };
 
 const Builtin kBuiltins[] = {
-    {"sst2", sst2}, {"rte", rte}, {"cb", cb},           {"boolq", boolq},          {"wsc", wsc},
+    {"sst2", sst2}, {"rte", rte},         {"cb", cb},     {"boolq", boolq},           {"wsc", wsc},
     {"wic", wic},   {"multirc", multirc}, {"copa", copa}, {"fine_foods", fine_foods},
 };
 

@@ -27,7 +27,7 @@ struct TemplateTask {
   bool strip_fields = true;
 };
 
-const char* const kKeys[] = {"name", "template", "label_field", "label_words",
+const char* const kKeys[] = {"name",   "template",     "label_field", "label_words",
                              "fields", "strip_fields", "description"};
 
 std::string where(const std::string& origin, const YAML::Node& node) {
@@ -57,13 +57,16 @@ std::vector<Piece> parse_template(const std::string& tmpl, const std::string& at
       literal += c;
       ++i;
     } else if (c == '}') {
-      fail("{}: key 'template': unmatched '}}' at character {} (write '}}}}' for a brace)", at, i + 1);
+      fail("{}: key 'template': unmatched '}}' at character {} (write '}}}}' for a brace)", at,
+           i + 1);
     } else if (c == '{') {
       size_t close = tmpl.find_first_of("{}", i + 1);
       if (close == std::string::npos || tmpl[close] != '}')
-        fail("{}: key 'template': unmatched '{{' at character {} (write '{{{{' for a brace)", at, i + 1);
+        fail("{}: key 'template': unmatched '{{' at character {} (write '{{{{' for a brace)", at,
+             i + 1);
       std::string name = tmpl.substr(i + 1, close - i - 1);
-      if (name.empty()) fail("{}: key 'template': empty field name '{{}}' at character {}", at, i + 1);
+      if (name.empty())
+        fail("{}: key 'template': empty field name '{{}}' at character {}", at, i + 1);
       if (!literal.empty()) pieces.push_back({std::move(literal), false});
       literal.clear();
       pieces.push_back({std::move(name), true});
@@ -96,7 +99,8 @@ void read_label_words(const YAML::Node& node, const std::string& origin, Templat
 
 void read_fields(const YAML::Node& node, const std::string& origin, TemplateTask& task) {
   if (!node.IsSequence())
-    fail("{}: key 'fields' must be a list of field names, got {}", where(origin, node), kind_of(node));
+    fail("{}: key 'fields' must be a list of field names, got {}", where(origin, node),
+         kind_of(node));
   for (const auto& item : node) task.required.push_back(scalar(item, origin, "fields"));
 }
 
@@ -169,12 +173,14 @@ Task Task::from_yaml(std::string_view yaml, const std::string& origin) {
   task->pieces = parse_template(scalar(tmpl, origin, "template"), where(origin, tmpl));
   task->label_field = scalar(required_key(root, "label_field", origin), origin, "label_field");
   read_label_words(required_key(root, "label_words", origin), origin, *task);
-  if (root["fields"]) read_fields(root["fields"], origin, *task);
+  if (root["fields"])
+    read_fields(root["fields"], origin, *task);
   else {
     for (const auto& piece : task->pieces)
       if (piece.field) task->required.push_back(piece.text);
   }
-  if (root["strip_fields"]) task->strip_fields = read_bool(root["strip_fields"], origin, "strip_fields");
+  if (root["strip_fields"])
+    task->strip_fields = read_bool(root["strip_fields"], origin, "strip_fields");
   if (root["description"]) scalar(root["description"], origin, "description");
   return Task(name, [task](const Record& record) { return make_from_template(*task, record); });
 }

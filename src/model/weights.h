@@ -33,6 +33,7 @@ struct LayerWeights {
 
 struct ModelWeights {
   DType compute_dtype = DType::F32;
+  bool trainable = false;  // every parameter is an owned, writable copy (make_trainable)
   bool weights_are_kn = false;
   Tensor embed_tokens;     // [vocab, hidden], storage dtype (embedding op converts rows)
   Tensor embed_positions;  // [positions, hidden] f32, learned positions only

@@ -102,8 +102,7 @@ BpeModel::BpeModel(TokenizerSpec& spec)
 
   if (!spec.unk_token.empty()) {
     std::optional<int32_t> unk = find(spec.unk_token);
-    ZOFT_CHECK(unk.has_value(), "the unknown token '{}' is not in the vocabulary",
-               spec.unk_token);
+    ZOFT_CHECK(unk.has_value(), "the unknown token '{}' is not in the vocabulary", spec.unk_token);
     unk_id_ = *unk;
   }
   for (int b = 0; b < 256; ++b) byte_ids_[b] = find(fmt::format("<0x{:02X}>", b)).value_or(-1);
@@ -130,7 +129,10 @@ BpeModel::BpeModel(TokenizerSpec& spec)
     merged.assign(left).append(tail);
     std::optional<int32_t> ab = find(merged);
     ZOFT_CHECK(a && b && ab, "merge {} ('{}' '{}'): token '{}' is not in the vocabulary", rank,
-               left, right, !a ? left : !b ? right : merged);
+               left, right,
+               !a   ? left
+               : !b ? right
+                    : merged);
     merges_.insert(*a, *b, {uint32_t(rank), *ab});
   }
 }
@@ -263,7 +265,7 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
       return;
     }
   }
-  if (word.size() <= kCacheMaxWordBytes || barrier_.empty()) {
+  if (barrier_.empty()) {
     encode_piece(word, out);
     return;
   }
@@ -317,8 +319,7 @@ void BpeModel::cache_put(std::string_view word, const int32_t* ids, size_t n) co
 
 std::vector<std::pair<std::string, std::string>> merges_from_scores(
     const std::vector<std::string>& vocab, const std::vector<float>& scores) {
-  ZOFT_CHECK(scores.size() == vocab.size(), "{} scores for {} tokens", scores.size(),
-             vocab.size());
+  ZOFT_CHECK(scores.size() == vocab.size(), "{} scores for {} tokens", scores.size(), vocab.size());
   TokenIds ids;
   for (size_t i = 0; i < vocab.size(); ++i) ids.emplace(vocab[i], int32_t(i));
   // Highest score first; the stable sort keeps the vocabulary order among equal scores.

@@ -98,9 +98,9 @@ class BpeModel {
   bool byte_fallback_ = false, fuse_unk_ = false, ignore_merges_ = false;
   std::string prefix_, suffix_;
 
-  // SentencePiece models see a whole text as one word. When no vocabulary token has the
-  // barrier ('▁') after another character, except after those in barrier_glued_, no merge can
-  // cross a point just before a '▁': the word is merged piece by piece between such points,
+  // SentencePiece models see a whole text (or line) as one word. When no vocabulary token has
+  // the barrier ('▁') after another character, except after those in barrier_glued_, no merge
+  // can cross a point just before a '▁': the word is merged piece by piece between such points,
   // with the same result, in small cacheable pieces instead of one heap of millions.
   std::string barrier_;
   std::vector<uint32_t> barrier_glued_;
@@ -108,8 +108,7 @@ class BpeModel {
   // Words repeat: a cache of merged words saves most of the work on real text.
   static constexpr size_t kCacheMaxWordBytes = 256, kCacheMaxWords = 1 << 17;
   mutable std::shared_mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>>
-      cache_;
+  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;
 };
 
 }  // namespace zoft::text

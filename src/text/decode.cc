@@ -29,8 +29,10 @@ static std::vector<std::string> byte_level_decode(const std::vector<std::string>
     for (size_t i = 0; i < token.size() && mapped;) {
       Utf8Char c = decode_utf8(token, i);
       int b = byte_from_char(c.cp);
-      if (b < 0) mapped = false;
-      else bytes += char(b);
+      if (b < 0)
+        mapped = false;
+      else
+        bytes += char(b);
       i += c.len;
     }
     if (!mapped) {
@@ -86,8 +88,7 @@ static void strip_decode(std::vector<std::string>& tokens, const DecoderStep& st
     std::vector<uint32_t> cps = code_points(token);
     size_t begin = 0, end = cps.size();
     while (begin < end && begin < size_t(step.start) && cps[begin] == content[0]) ++begin;
-    while (end > begin && cps.size() - end < size_t(step.stop) && cps[end - 1] == content[0])
-      --end;
+    while (end > begin && cps.size() - end < size_t(step.stop) && cps[end - 1] == content[0]) --end;
     std::string kept;
     for (size_t i = begin; i < end; ++i) append_utf8(kept, cps[i]);
     token = std::move(kept);

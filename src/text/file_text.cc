@@ -59,12 +59,18 @@ static size_t xz_size_hint(const std::string& packed) {
 
 static const char* lzma_error_text(lzma_ret ret) {
   switch (ret) {
-    case LZMA_FORMAT_ERROR: return "not xz data";
-    case LZMA_DATA_ERROR: return "corrupt xz data";
-    case LZMA_BUF_ERROR: return "truncated xz data";
-    case LZMA_MEM_ERROR: return "out of memory";
-    case LZMA_OPTIONS_ERROR: return "unsupported xz options";
-    default: return "xz decoding failed";
+    case LZMA_FORMAT_ERROR:
+      return "not xz data";
+    case LZMA_DATA_ERROR:
+      return "corrupt xz data";
+    case LZMA_BUF_ERROR:
+      return "truncated xz data";
+    case LZMA_MEM_ERROR:
+      return "out of memory";
+    case LZMA_OPTIONS_ERROR:
+      return "unsupported xz options";
+    default:
+      return "xz decoding failed";
   }
 }
 

@@ -42,15 +42,15 @@ class TablesSax : public nlohmann::json_sax<json> {
   void open_container(json&& empty);
   void add_merge(const std::string& text);
   [[noreturn]] void bad_entry(const char* what) const {
-    fail("{}: model.{}: {} (entry {})", origin_, table_ == Table::kVocab ? "vocab" : "merges",
-         what, table_ == Table::kVocab ? out_.vocab.size() : out_.merges.size());
+    fail("{}: model.{}: {} (entry {})", origin_, table_ == Table::kVocab ? "vocab" : "merges", what,
+         table_ == Table::kVocab ? out_.vocab.size() : out_.merges.size());
   }
 
   TokenizerJsonTables& out_;
   const std::string& origin_;
-  std::vector<json*> stack_;      // open containers of the tree
+  std::vector<json*> stack_;       // open containers of the tree
   std::vector<std::string> keys_;  // the key each open container sits under ("" in arrays)
-  std::string key_;               // the last key read in the innermost object
+  std::string key_;                // the last key read in the innermost object
   Table table_ = Table::kNone;
   int table_depth_ = 0;  // 1 inside the table, 2 inside a merge pair
   std::string pending_;  // vocab: the token whose id comes next
@@ -108,7 +108,7 @@ TablesSax::Table TablesSax::table_starting(bool object) const {
 void TablesSax::open_container(json&& empty) {
   std::string under = !stack_.empty() && stack_.back()->is_object() ? key_ : "";
   value(std::move(empty));
-  json* opened = stack_.empty()               ? &out_.root
+  json* opened = stack_.empty()              ? &out_.root
                  : stack_.back()->is_array() ? &stack_.back()->back()
                                              : &(*stack_.back())[key_];
   stack_.push_back(opened);

@@ -15,7 +15,7 @@ namespace zoft::text {
 struct TokenizerJsonTables {
   nlohmann::json root;  // everything else
   bool has_vocab = false, has_merges = false;
-  std::vector<std::pair<std::string, int64_t>> vocab;         // model.vocab, file order
+  std::vector<std::pair<std::string, int64_t>> vocab;       // model.vocab, file order
   std::vector<std::pair<std::string, std::string>> merges;  // model.merges, file order
 };
 

@@ -225,7 +225,9 @@ static const std::array<uint32_t, 256>& byte_chars() {
   return table;
 }
 
-uint32_t byte_to_char(uint8_t b) { return byte_chars()[b]; }
+uint32_t byte_to_char(uint8_t b) {
+  return byte_chars()[b];
+}
 
 int byte_from_char(uint32_t cp) {
   static const std::array<int16_t, 324> table = [] {
@@ -259,10 +261,9 @@ static void byte_level_piece(const PreTokenizerStep& step, const Piece& piece,
                              std::vector<Piece>& out) {
   std::string text = piece.text;
   if (step.add_prefix_space && !starts_with(text, " ")) text.insert(0, " ");
-  std::vector<Span> spans = step.use_regex
-                                ? split_spans(text, SplitPattern::kGpt2Regex, {},
-                                              SplitBehavior::kIsolated)
-                                : std::vector<Span>{{0, text.size(), false}};
+  std::vector<Span> spans =
+      step.use_regex ? split_spans(text, SplitPattern::kGpt2Regex, {}, SplitBehavior::kIsolated)
+                     : std::vector<Span>{{0, text.size(), false}};
   for (const Span& sp : spans) {
     if (sp.end == sp.begin) continue;
     Piece mapped{{}, piece.at_start && !sp.begin};

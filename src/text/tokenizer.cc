@@ -191,10 +191,18 @@ std::string Tokenizer::token_bytes(int32_t id) const {
 // ---------------------------------------------------------------------------------------------
 // Vocabulary
 
-int32_t Tokenizer::bos_id() const { return impl_->bos; }
-int32_t Tokenizer::eos_id() const { return impl_->eos; }
-int32_t Tokenizer::pad_id() const { return impl_->pad; }
-size_t Tokenizer::vocab_size() const { return impl_->vocab_size; }
+int32_t Tokenizer::bos_id() const {
+  return impl_->bos;
+}
+int32_t Tokenizer::eos_id() const {
+  return impl_->eos;
+}
+int32_t Tokenizer::pad_id() const {
+  return impl_->pad;
+}
+size_t Tokenizer::vocab_size() const {
+  return impl_->vocab_size;
+}
 
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
   return impl_->find(token);

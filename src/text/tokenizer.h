@@ -122,9 +122,9 @@ class Tokenizer {
   // for streaming output one token at a time; "" for unknown ids.
   std::string token_bytes(int32_t id) const;
 
-  int32_t bos_id() const;  // -1 if none
-  int32_t eos_id() const;  // -1 if none
-  int32_t pad_id() const;  // -1 if none
+  int32_t bos_id() const;     // -1 if none
+  int32_t eos_id() const;     // -1 if none
+  int32_t pad_id() const;     // -1 if none
   size_t vocab_size() const;  // 1 + the largest id, added tokens included
   std::optional<int32_t> token_to_id(std::string_view token) const;
   std::string id_to_token(int32_t id) const;  // "" for unknown ids

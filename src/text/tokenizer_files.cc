@@ -168,8 +168,7 @@ static std::optional<std::string> config_beside(const std::string& path) {
   size_t at = name.rfind("tokenizer.json");
   if (at == std::string::npos) return std::nullopt;
   std::string config_name = name.substr(0, at) + "tokenizer_config.json";
-  return find_in(p.parent_path().empty() ? fs::path(".") : p.parent_path(),
-                 {config_name.c_str()});
+  return find_in(p.parent_path().empty() ? fs::path(".") : p.parent_path(), {config_name.c_str()});
 }
 
 // Errors from building the tokenizer (a merge of unknown tokens...) get the file's name.
@@ -208,9 +207,10 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
     auto vocab = find_in(dir, {"vocab.json", "encoder.json"});
     auto merges = find_in(dir, {"merges.txt", "vocab.bpe"});
     if (vocab && merges) return load_vocab_files(*vocab, *merges, config);
-    fail("{}: no tokenizer.json, and no vocab.json + merges.txt (or encoder.json + vocab.bpe) "
-         "in this directory",
-         path);
+    fail(
+        "{}: no tokenizer.json, and no vocab.json + merges.txt (or encoder.json + vocab.bpe) "
+        "in this directory",
+        path);
   }
   ZOFT_CHECK(is_regular_file(path), "{}: no such file or directory", path);
   return load_tokenizer_json(path, config_beside(path));

@@ -98,8 +98,8 @@ void parse_normalizer(const json& n, const Where& w, std::vector<NormalizerStep>
   } else if (type == "Prepend") {
     out.push_back({NormalizerStep::Kind::kPrepend, string_field(n, "prepend", w), ""});
   } else if (type == "Replace") {
-    out.push_back({NormalizerStep::Kind::kReplace, literal_pattern(n, w),
-                   string_field(n, "content", w)});
+    out.push_back(
+        {NormalizerStep::Kind::kReplace, literal_pattern(n, w), string_field(n, "content", w)});
   } else {
     unsupported(w, type, "NFC, Prepend, Replace, Sequence");
   }
@@ -137,7 +137,7 @@ PreTokenizerStep::Prepend prepend_scheme(const json& p, const Where& w) {
   std::string scheme = string_field(p, "prepend_scheme", w, "");
   if (scheme.empty())
     return bool_field(p, "add_prefix_space", w, true) ? PreTokenizerStep::Prepend::kAlways
-                                                       : PreTokenizerStep::Prepend::kNever;
+                                                      : PreTokenizerStep::Prepend::kNever;
   if (scheme == "always") return PreTokenizerStep::Prepend::kAlways;
   if (scheme == "first") return PreTokenizerStep::Prepend::kFirst;
   if (scheme == "never") return PreTokenizerStep::Prepend::kNever;
@@ -176,7 +176,7 @@ void parse_pre_tokenizer(const json& p, const Where& w, std::vector<PreTokenizer
     step.kind = PreTokenizerStep::Kind::kSplit;
     step.pattern = SplitPattern::kNumberChar;
     step.behavior = bool_field(p, "individual_digits", w, false) ? SplitBehavior::kIsolated
-                                                                  : SplitBehavior::kContiguous;
+                                                                 : SplitBehavior::kContiguous;
   } else {
     unsupported(w, type, "ByteLevel, Digits, Metaspace, Split, Sequence");
   }
@@ -229,8 +229,9 @@ void parse_post_processor(const json& p, const Where& w, TokenizerSpec& spec) {
     spec.prefix_ids.push_back(pair_id(p, "cls", w));
     spec.suffix_ids.push_back(pair_id(p, "sep", w));
   } else {
-    unsupported(w, type, "TemplateProcessing, ByteLevel, RobertaProcessing, BertProcessing, "
-                         "Sequence");
+    unsupported(w, type,
+                "TemplateProcessing, ByteLevel, RobertaProcessing, BertProcessing, "
+                "Sequence");
   }
 }
 

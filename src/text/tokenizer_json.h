@@ -24,7 +24,6 @@ void apply_tokenizer_config(TokenizerSpec& spec, std::string_view text, const st
 // Without tokenizer_config.json: the conventional names, where the vocabulary has them.
 void guess_special_names(TokenizerSpec& spec);
 TokenizerSpec parse_vocab_and_merges(std::string_view vocab_json, const std::string& vocab_origin,
-                                     std::string_view merges_txt,
-                                     const std::string& merges_origin);
+                                     std::string_view merges_txt, const std::string& merges_origin);
 
 }  // namespace zoft::text

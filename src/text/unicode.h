@@ -48,9 +48,15 @@ bool is_valid_utf8(std::string_view s);
 std::string to_valid_utf8(std::string_view s);
 
 CharClass char_class(uint32_t cp);
-inline bool is_letter(uint32_t cp) { return char_class(cp) == CharClass::kLetter; }
-inline bool is_number(uint32_t cp) { return char_class(cp) == CharClass::kNumber; }
-inline bool is_space(uint32_t cp) { return char_class(cp) == CharClass::kSpace; }
+inline bool is_letter(uint32_t cp) {
+  return char_class(cp) == CharClass::kLetter;
+}
+inline bool is_number(uint32_t cp) {
+  return char_class(cp) == CharClass::kNumber;
+}
+inline bool is_space(uint32_t cp) {
+  return char_class(cp) == CharClass::kSpace;
+}
 // \w as the added-token single_word check uses it: letters, numbers, marks, connectors.
 bool is_word_char(uint32_t cp);
 

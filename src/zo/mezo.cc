@@ -11,6 +11,13 @@ void ZPass::apply(Tensor param, uint32_t param_id, bool decayable) const {
   apply_z_terms(param, param_id, seed, terms.data(), int(terms.size()), rounding_step, d);
 }
 
+void ZPass::apply_at(Tensor part, uint32_t param_id, bool decayable,
+                     uint64_t element_offset) const {
+  float d = decayable ? decay : 1.0f;
+  apply_z_terms(part, param_id, seed, terms.data(), int(terms.size()), rounding_step, d,
+                element_offset);
+}
+
 MezoSgd::MezoSgd(const MezoOptions& options, MezoState state)
     : options_(options), state_(std::move(state)) {
   int n = options_.samples;
@@ -21,11 +28,11 @@ MezoSgd::MezoSgd(const MezoOptions& options, MezoState state)
              options_.lr);
   ZOFT_CHECK(std::isfinite(options_.weight_decay) && options_.weight_decay >= 0,
              "mezo: weight_decay must be >= 0, got {}", options_.weight_decay);
-  ZOFT_CHECK(state_.pending_grad.empty() || (state_.pending_grad.size() == size_t(n) &&
-                                             state_.step > 0),
-             "mezo: resumed state has {} pending gradients at step {}; expected 0 or {} after "
-             "step 0 (was the checkpoint written with a different samples setting?)",
-             state_.pending_grad.size(), state_.step, n);
+  ZOFT_CHECK(
+      state_.pending_grad.empty() || (state_.pending_grad.size() == size_t(n) && state_.step > 0),
+      "mezo: resumed state has {} pending gradients at step {}; expected 0 or {} after "
+      "step 0 (was the checkpoint written with a different samples setting?)",
+      state_.pending_grad.size(), state_.step, n);
   grad_.assign(n, 0.0f);
   recorded_.assign(n, false);
 }
@@ -90,8 +97,8 @@ void MezoSgd::set_grad(int sample, float g) {
 
 void MezoSgd::end_step() {
   for (int j = 0; j < options_.samples; ++j)
-    ZOFT_CHECK(recorded_[j], "mezo: end_step at step {} before sample {} was recorded",
-               state_.step, j);
+    ZOFT_CHECK(recorded_[j], "mezo: end_step at step {} before sample {} was recorded", state_.step,
+               j);
   state_.pending_grad = grad_;
   state_.step += 1;
   recorded_.assign(options_.samples, false);

@@ -25,17 +25,17 @@
 namespace zoft::zo {
 
 struct MezoOptions {
-  double lr = 1e-6;            // base learning rate, times schedule.factor(t)
-  double eps = 1e-3;           // perturbation scale
-  int samples = 1;             // n: perturbation directions per step (the update averages them)
-  double weight_decay = 0.0;   // decoupled: theta *= 1 - lr_t wd, for decayable parameters only
+  double lr = 1e-6;           // base learning rate, times schedule.factor(t)
+  double eps = 1e-3;          // perturbation scale
+  int samples = 1;            // n: perturbation directions per step (the update averages them)
+  double weight_decay = 0.0;  // decoupled: theta *= 1 - lr_t wd, for decayable parameters only
   Schedule schedule;
-  uint64_t seed = 0;           // run seed: the Philox key of every z and rounding bit
+  uint64_t seed = 0;  // run seed: the Philox key of every z and rounding bit
 };
 
 // What a checkpoint must keep to resume bit-exactly.
 struct MezoState {
-  uint64_t step = 0;               // the next step to run
+  uint64_t step = 0;                // the next step to run
   std::vector<float> pending_grad;  // g_{step-1, j}, j < n, not yet applied; empty: none
 };
 
@@ -48,6 +48,8 @@ struct ZPass {
 
   bool is_identity() const { return terms.empty() && decay == 1.0f; }
   void apply(Tensor param, uint32_t param_id, bool decayable) const;
+  // The same on elements [element_offset, + numel) of the parameter, held by part.
+  void apply_at(Tensor part, uint32_t param_id, bool decayable, uint64_t element_offset) const;
 };
 
 class MezoSgd {
@@ -85,7 +87,7 @@ class MezoSgd {
 
   MezoOptions options_;
   MezoState state_;
-  std::vector<float> grad_;       // g of the current step, per sample
+  std::vector<float> grad_;  // g of the current step, per sample
   std::vector<bool> recorded_;
 };
 

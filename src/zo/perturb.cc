@@ -24,8 +24,8 @@ struct Update {
   float decay;
 };
 
-// Elements per parallel work item: a multiple of 64 (the vector path's group of 16 Philox
-// calls) and big enough (64 KiB of f32) that the pool's hand-off cost is negligible.
+// Elements per parallel work item: a multiple of the vector paths' groups (64, 128) and big enough
+// (64 KiB of f32) that the pool's hand-off cost is negligible.
 constexpr int64_t kChunk = 16 * 1024;
 
 // sum_j scale_j z_j of the 4 elements of Philox block q, in term order from +0.
@@ -38,7 +38,9 @@ void block_sum(const Update& u, uint64_t q, float acc[4]) {
   }
 }
 
-float decayed(const Update& u, float x) { return u.decay == 1.0f ? x : x * u.decay; }
+float decayed(const Update& u, float x) {
+  return u.decay == 1.0f ? x : x * u.decay;
+}
 
 uint32_t bits_of(float x) {
   uint32_t b;
@@ -46,24 +48,26 @@ uint32_t bits_of(float x) {
   return b;
 }
 
-// Elements [begin, end) one Philox block at a time: heads, tails and non-AVX-512 builds.
+// Elements [begin, end) of the parameter, p = &theta[begin], one Philox block at a time: heads,
+// tails and non-AVX-512 builds.
 void scalar_f32(const Update& u, float* p, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end;) {
     float acc[4];
     block_sum(u, uint64_t(i) / 4, acc);
-    for (int64_t k = i % 4; k < 4 && i < end; ++k, ++i) p[i] = decayed(u, p[i]) + acc[k];
+    for (int64_t k = i % 4; k < 4 && i < end; ++k, ++i)
+      p[i - begin] = decayed(u, p[i - begin]) + acc[k];
   }
 }
 
 void scalar_bf16(const Update& u, uint16_t* p, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end;) {
-    uint64_t q = uint64_t(i) / 4;
     float acc[4];
-    block_sum(u, q, acc);
-    Philox4 r = philox4x32_10(rounding_counter(q, u.param_id, u.rounding_step), u.seed);
+    block_sum(u, uint64_t(i) / 4, acc);
+    Philox4 r =
+        philox4x32_10(rounding_counter(uint64_t(i) / 8, u.param_id, u.rounding_step), u.seed);
     for (int64_t k = i % 4; k < 4 && i < end; ++k, ++i) {
-      float y = decayed(u, bf16_to_f32(p[i])) + acc[k];
-      p[i] = bf16_round_stochastic(bits_of(y), r[k] >> 16);
+      float y = decayed(u, bf16_to_f32(p[i - begin])) + acc[k];
+      p[i - begin] = bf16_round_stochastic(bits_of(y), rounding_half(r, int(i % 8)));
     }
   }
 }
@@ -96,52 +100,63 @@ void group_f32(const Update& u, float* p, uint64_t q0) {
   }
 }
 
+// 128 elements starting at p = &theta[8 q0]: one group of rounding bits, two groups of z.
 void group_bf16(const Update& u, uint16_t* p, uint64_t q0) {
-  __m512 acc[4];
-  group_sum(u, q0, acc);
-  __m512i r[4];
-  avx512::rounding_bits64(u.seed, u.param_id, u.rounding_step, q0, r);
-  for (int k = 0; k < 4; ++k) {
-    __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16 * k));
-    __m512 x = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    __m512 y = _mm512_add_ps(decayed(u, x), acc[k]);
-    __m512i b = _mm512_castps_si512(y);
-    __mmask16 nan = _mm512_cmp_ps_mask(y, y, _CMP_UNORD_Q);
-    __m512i out = _mm512_srli_epi32(_mm512_mask_blend_epi32(nan, _mm512_add_epi32(b, r[k]), b), 16);
-    out = _mm512_mask_or_epi32(out, nan, out, splat(0x40u));  // keep NaN quiet, as f32_to_bf16
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + 16 * k), _mm512_cvtepi32_epi16(out));
+  __m512i r[8];
+  avx512::rounding_bits128(u.seed, u.param_id, u.rounding_step, q0, r);
+  for (int half = 0; half < 2; ++half) {
+    __m512 acc[4];
+    group_sum(u, 2 * q0 + 16 * half, acc);
+    for (int k = 0; k < 4; ++k) {
+      uint16_t* at = p + 64 * half + 16 * k;
+      __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at));
+      __m512 x = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+      __m512 y = _mm512_add_ps(decayed(u, x), acc[k]);
+      __m512i b = _mm512_castps_si512(y);
+      __mmask16 nan = _mm512_cmp_ps_mask(y, y, _CMP_UNORD_Q);
+      __m512i sum = _mm512_add_epi32(b, r[4 * half + k]);
+      __m512i out = _mm512_srli_epi32(_mm512_mask_blend_epi32(nan, sum, b), 16);
+      out = _mm512_mask_or_epi32(out, nan, out, splat(0x40u));  // keep NaN quiet, as f32_to_bf16
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(at), _mm512_cvtepi32_epi16(out));
+    }
   }
 }
 #endif
 
-// Elements [begin, end): scalar up to a Philox block boundary, vector groups of 64, scalar tail.
+// Elements [begin, end) of the parameter, p = &theta[begin]: scalar up to a group boundary,
+// vector groups, scalar tail. A group is 64 elements (16 Philox calls of z) for f32 and 128 for
+// bf16 (16 calls of rounding bits).
 template <class T>
 void update_range(const Update& u, T* p, int64_t begin, int64_t end) {
+  constexpr bool f32 = sizeof(T) == 4;
+  constexpr int64_t align = f32 ? 4 : 8, group = f32 ? 64 : 128;
   auto scalar = [&](int64_t b, int64_t e) {
-    if constexpr (sizeof(T) == 4)
-      scalar_f32(u, p, b, e);
+    if constexpr (f32)
+      scalar_f32(u, p + (b - begin), b, e);
     else
-      scalar_bf16(u, p, b, e);
+      scalar_bf16(u, p + (b - begin), b, e);
   };
   int64_t i = begin;
 #if defined(__AVX512F__)
-  int64_t head = std::min(end, (begin + 3) / 4 * 4);
+  int64_t head = std::min(end, (begin + align - 1) / align * align);
   scalar(i, head);
-  for (i = head; i + 64 <= end; i += 64) {
-    if constexpr (sizeof(T) == 4)
-      group_f32(u, p + i, uint64_t(i) / 4);
+  for (i = head; i + group <= end; i += group) {
+    if constexpr (f32)
+      group_f32(u, p + (i - begin), uint64_t(i) / 4);
     else
-      group_bf16(u, p + i, uint64_t(i) / 4);
+      group_bf16(u, p + (i - begin), uint64_t(i) / 8);
   }
 #endif
   scalar(i, end);
 }
 
+// p holds elements [offset, offset + n) of the parameter.
 template <class T>
-void update_tensor(const Update& u, T* p, int64_t n) {
+void update_tensor(const Update& u, T* p, int64_t offset, int64_t n) {
   int64_t chunks = (n + kChunk - 1) / kChunk;
   auto body = [&](int64_t cb, int64_t ce) {
-    update_range(u, p, cb * kChunk, std::min(n, ce * kChunk));
+    int64_t lb = cb * kChunk, le = std::min(n, ce * kChunk);
+    update_range(u, p + lb, offset + lb, offset + le);
   };
   // A single chunk is not worth waking the pool for.
   if (chunks <= 1)
@@ -153,15 +168,17 @@ void update_tensor(const Update& u, T* p, int64_t n) {
 }  // namespace
 
 void apply_z_terms(Tensor param, uint32_t param_id, uint64_t seed, const ZTerm* terms, int n_terms,
-                   uint64_t rounding_step, float decay) {
+                   uint64_t rounding_step, float decay, uint64_t element_offset) {
   ZOFT_CHECK(param.dtype == DType::F32 || param.dtype == DType::BF16,
              "apply_z_terms: parameter {} is {}; zo updates f32 or bf16 storage",
              param.shape_string(), dtype_name(param.dtype));
   ZOFT_CHECK(param.is_contiguous(), "apply_z_terms: parameter {} is not contiguous",
              param.shape_string());
   int64_t n = param.numel();
-  ZOFT_CHECK(n <= kMaxElements, "apply_z_terms: parameter {} has more than 2^34 elements",
-             param.shape_string());
+  ZOFT_CHECK(
+      element_offset <= uint64_t(kMaxElements) && n <= kMaxElements - int64_t(element_offset),
+      "apply_z_terms: elements [{}, {}) of a parameter: beyond 2^34", element_offset,
+      element_offset + uint64_t(n));
   ZOFT_CHECK(n_terms >= 0 && (n_terms == 0 || terms), "apply_z_terms: bad term list");
   for (int j = 0; j < n_terms; ++j)
     ZOFT_CHECK(terms[j].sample < kMaxSamples, "apply_z_terms: sample id {} >= 2^31",
@@ -169,9 +186,9 @@ void apply_z_terms(Tensor param, uint32_t param_id, uint64_t seed, const ZTerm* 
   if ((n_terms == 0 && decay == 1.0f) || n == 0) return;  // exactly the identity
   Update u{seed, param_id, terms, n_terms, rounding_step, decay};
   if (param.dtype == DType::F32)
-    update_tensor(u, param.ptr<float>(), n);
+    update_tensor(u, param.ptr<float>(), int64_t(element_offset), n);
   else
-    update_tensor(u, param.ptr<uint16_t>(), n);
+    update_tensor(u, param.ptr<uint16_t>(), int64_t(element_offset), n);
 }
 
 }  // namespace zoft::zo

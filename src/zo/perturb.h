@@ -21,9 +21,11 @@ struct ZTerm {
 // rounding for BF16 with bits from the rounding stream of (seed, rounding_step) (docs/zo-rng.md).
 // decay is the decoupled weight-decay factor 1 - lr * wd (1: none). param must be contiguous,
 // F32 or BF16, at most 2^34 elements. Runs on the global pool; the result does not depend on
-// the thread count.
+// the thread count. element_offset: param holds elements [element_offset, + numel) of the
+// parameter (e.g. one row of an embedding table); each element gets exactly the value it gets
+// when the whole parameter is updated.
 void apply_z_terms(Tensor param, uint32_t param_id, uint64_t seed, const ZTerm* terms, int n_terms,
-                   uint64_t rounding_step, float decay = 1.0f);
+                   uint64_t rounding_step, float decay = 1.0f, uint64_t element_offset = 0);
 
 // f32 -> bf16 rounding up in magnitude with probability (discarded bits) / 2^16; random16 is a
 // uniform value in [0, 2^16). NaN stays NaN.

@@ -1,12 +1,13 @@
 // Scalar z (the definition the vector path and the NumPy reference must match) and fill_normal.
 // Compiled with -ffp-contract=off (CMakeLists.txt): a fused multiply-add would round once
 // instead of twice and break bit-equality with CUDA and NumPy.
+#include "zo/philox.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
-#include "zo/philox.h"
 #include "zo/philox_simd.h"
 
 namespace zoft::zo {

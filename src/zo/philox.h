@@ -43,13 +43,19 @@ inline Philox4 z_counter(uint64_t q, uint32_t param_id, uint64_t step, uint32_t 
   return {uint32_t(q), param_id, uint32_t(step), sample};
 }
 
-// The counter of the stochastic-rounding bits of elements [4q, 4q + 4).
+// The counter of the stochastic-rounding bits of elements [8q, 8q + 8): element 8q + h takes
+// 16-bit half h of the output (words in order, low half first).
 inline Philox4 rounding_counter(uint64_t q, uint32_t param_id, uint64_t rounding_step) {
   return {uint32_t(q), param_id, uint32_t(rounding_step),
           kRoundingStreamBit | (uint32_t(rounding_step >> 32) & 0x7fffffffu)};
 }
 
 // Top 23 bits -> (m + 0.5) / 2^23: exact, never 0 or 1.
+// Half-word h (0..7) of a rounding-stream output.
+inline uint32_t rounding_half(const Philox4& x, int h) {
+  return (x[h / 2] >> (16 * (h % 2))) & 0xffffu;
+}
+
 inline float uniform_from_bits(uint32_t x) {
   return float(x >> 9) * 0x1p-23f + 0x1p-24f;
 }

@@ -41,38 +41,45 @@ constexpr uint32_t kSqrt2Bits = 0x3fb504f3u;
 #if defined(__AVX512F__)
 namespace zoft::zo::avx512 {
 
-inline __m512i splat(uint32_t v) { return _mm512_set1_epi32(int(v)); }
-inline __m512 splat(float v) { return _mm512_set1_ps(v); }
-
-// (hi, lo) of the 16 products a[l] * m: two 8-lane 32x32->64 multiplies (even and odd lanes).
-inline void mulhilo(__m512i a, __m512i m, __m512i* hi, __m512i* lo) {
-  __m512i even = _mm512_mul_epu32(a, m);
-  __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
-  *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
-  *lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+inline __m512i splat(uint32_t v) {
+  return _mm512_set1_epi32(int(v));
+}
+inline __m512 splat(float v) {
+  return _mm512_set1_ps(v);
 }
 
 // Philox4x32-10 of the 16 counters (q0 + l, c1, c2, c3), l = 0..15; x[w][l] = word w of call l.
+// Two sets of 8 counters, each word in the low half of a 64-bit lane: one VPMULUDQ then gives a
+// whole 64-bit product, and what collects in the upper halves never reaches a lower half (xor is
+// bitwise, VPMULUDQ reads only low halves).
 inline void philox16(uint32_t q0, uint32_t c1, uint32_t c2, uint32_t c3, uint64_t seed,
                      __m512i x[4]) {
   const __m512i m0 = splat(kPhiloxM0), m1 = splat(kPhiloxM1);
-  x[0] = _mm512_add_epi32(splat(q0), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-                                                        13, 14, 15));
-  x[1] = splat(c1);
-  x[2] = splat(c2);
-  x[3] = splat(c3);
+  __m512i s[2][4];
+  for (int set = 0; set < 2; ++set) {
+    s[set][0] = _mm512_add_epi64(_mm512_set1_epi64(q0 + 8u * set),
+                                 _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7));
+    s[set][1] = splat(c1);
+    s[set][2] = splat(c2);
+    s[set][3] = splat(c3);
+  }
   uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
   for (int round = 0; round < 10; ++round) {
-    __m512i h0, l0, h1, l1;
-    mulhilo(x[0], m0, &h0, &l0);
-    mulhilo(x[2], m1, &h1, &l1);
-    x[0] = _mm512_xor_si512(_mm512_xor_si512(h1, x[1]), splat(k0));
-    x[1] = l1;
-    x[2] = _mm512_xor_si512(_mm512_xor_si512(h0, x[3]), splat(k1));
-    x[3] = l0;
+    const __m512i key0 = splat(k0), key1 = splat(k1);
+    for (__m512i* v : {s[0], s[1]}) {
+      __m512i p0 = _mm512_mul_epu32(v[0], m0), p1 = _mm512_mul_epu32(v[2], m1);
+      v[0] = _mm512_ternarylogic_epi32(_mm512_srli_epi64(p1, 32), v[1], key0, 0x96);  // a^b^c
+      v[1] = p1;
+      v[2] = _mm512_ternarylogic_epi32(_mm512_srli_epi64(p0, 32), v[3], key1, 0x96);
+      v[3] = p0;
+    }
     k0 += kPhiloxW0;
     k1 += kPhiloxW1;
   }
+  // Low halves of set 0 into lanes 0..7, of set 1 into lanes 8..15.
+  const __m512i low_halves =
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  for (int w = 0; w < 4; ++w) x[w] = _mm512_permutex2var_epi32(s[0][w], low_halves, s[1][w]);
 }
 
 inline __m512 uniform(__m512i x) {
@@ -116,8 +123,9 @@ inline void sincos_2pi(__m512 u, __m512* sin_out, __m512* cos_out) {
   __m512i q = _mm512_and_si512(_mm512_cvttps_epi32(j), splat(3u));
   __mmask16 odd = _mm512_test_epi32_mask(q, splat(1u));
   __m512 sn = _mm512_mask_blend_ps(odd, s, c), cs = _mm512_mask_blend_ps(odd, c, s);
-  *sin_out = flip_sign(sn, _mm512_test_epi32_mask(q, splat(2u)));                          // q=2,3
-  *cos_out = flip_sign(cs, _mm512_test_epi32_mask(_mm512_add_epi32(q, splat(1u)), splat(2u)));  // 1,2
+  *sin_out = flip_sign(sn, _mm512_test_epi32_mask(q, splat(2u)));  // q=2,3
+  *cos_out =
+      flip_sign(cs, _mm512_test_epi32_mask(_mm512_add_epi32(q, splat(1u)), splat(2u)));  // 1,2
 }
 
 // v[w][l] = value w of counter l  ->  out[k] = elements [16k, 16k + 16) in element order
@@ -144,8 +152,8 @@ inline void to_element_order(const __m512 v[4], __m512 out[4]) {
 }
 
 // z[4 q0 .. 4 q0 + 64) of z(param_id, step, sample), in element order.
-inline void normals64(uint64_t seed, uint32_t param_id, uint64_t step, uint32_t sample,
-                      uint64_t q0, __m512 out[4]) {
+inline void normals64(uint64_t seed, uint32_t param_id, uint64_t step, uint32_t sample, uint64_t q0,
+                      __m512 out[4]) {
   __m512i x[4];
   philox16(uint32_t(q0), param_id, uint32_t(step), sample, seed, x);
   __m512 v[4];
@@ -159,16 +167,23 @@ inline void normals64(uint64_t seed, uint32_t param_id, uint64_t step, uint32_t 
   to_element_order(v, out);
 }
 
-// The 16-bit stochastic-rounding values R of elements [4 q0, 4 q0 + 64), in element order.
-inline void rounding_bits64(uint64_t seed, uint32_t param_id, uint64_t rounding_step, uint64_t q0,
-                            __m512i out[4]) {
+// The 16-bit stochastic-rounding values R of elements [8 q0, 8 q0 + 128) as 32-bit lanes:
+// out[k] = elements 8 q0 + 16k .. + 16. Element 8q + h takes half-word h of call q's output
+// (words in order, low half first), which is how the 16 calls' words, put in element order,
+// already lie in memory: widening their 16-bit halves is all that is left.
+inline void rounding_bits128(uint64_t seed, uint32_t param_id, uint64_t rounding_step, uint64_t q0,
+                             __m512i out[8]) {
   Philox4 c = rounding_counter(q0, param_id, rounding_step);
   __m512i x[4];
   philox16(c[0], c[1], c[2], c[3], seed, x);
   __m512 v[4], o[4];
-  for (int w = 0; w < 4; ++w) v[w] = _mm512_castsi512_ps(_mm512_srli_epi32(x[w], 16));
+  for (int w = 0; w < 4; ++w) v[w] = _mm512_castsi512_ps(x[w]);
   to_element_order(v, o);
-  for (int w = 0; w < 4; ++w) out[w] = _mm512_castps_si512(o[w]);
+  for (int k = 0; k < 4; ++k) {
+    __m512i bits = _mm512_castps_si512(o[k]);
+    out[2 * k] = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(bits));
+    out[2 * k + 1] = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(bits, 1));
+  }
 }
 
 }  // namespace zoft::zo::avx512

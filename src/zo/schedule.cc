@@ -16,8 +16,7 @@ double Schedule::factor(int64_t step) const {
   ZOFT_CHECK(total_steps > 0, "learning-rate schedule {}: total_steps must be set (got {})",
              schedule_kind_name(kind), total_steps);
   double decay_steps = double(std::max<int64_t>(1, total_steps - warmup_steps));
-  if (kind == ScheduleKind::Linear)
-    return std::max(0.0, double(total_steps - step) / decay_steps);
+  if (kind == ScheduleKind::Linear) return std::max(0.0, double(total_steps - step) / decay_steps);
   double progress = double(step - warmup_steps) / decay_steps;
   return std::max(0.0, 0.5 * (1.0 + std::cos(std::numbers::pi * num_cycles * 2.0 * progress)));
 }
@@ -31,9 +30,12 @@ ScheduleKind parse_schedule_kind(std::string_view name) {
 
 const char* schedule_kind_name(ScheduleKind kind) {
   switch (kind) {
-    case ScheduleKind::Constant: return "constant";
-    case ScheduleKind::Linear: return "linear";
-    case ScheduleKind::Cosine: return "cosine";
+    case ScheduleKind::Constant:
+      return "constant";
+    case ScheduleKind::Linear:
+      return "linear";
+    case ScheduleKind::Cosine:
+      return "cosine";
   }
   return "?";
 }

@@ -21,7 +21,8 @@ struct Case {
 class AttentionTest : public BackendTest {
  protected:
   void check(const Case& c) {
-    cpu::AttentionShape s{c.batch, c.q_len, c.kv_len, c.kv_capacity, c.q_heads, c.kv_heads, c.head_dim};
+    cpu::AttentionShape s{c.batch,   c.q_len,    c.kv_len,  c.kv_capacity,
+                          c.q_heads, c.kv_heads, c.head_dim};
     // Scores of a few units so that softmax is neither flat nor one-hot (softcap bites at 5).
     std::vector<float> q = normal(c.batch * c.q_len * c.q_heads * c.head_dim, 1.5f);
     std::vector<float> k = normal(c.batch * c.kv_capacity * c.kv_heads * c.head_dim, 1.5f);

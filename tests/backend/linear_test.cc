@@ -53,7 +53,7 @@ TEST_P(LinearTest, TinyAndOddShapes) {
 }
 
 TEST_P(LinearTest, BlockEdges) {
-  check(33, 200, 129, true);  // rows and columns not multiples of the register tile
+  check(33, 200, 129, true);   // rows and columns not multiples of the register tile
   check(130, 64, 300, false);  // K over one block of steps (f32 and bf16)
   check(300, 40, 70, true);    // more rows than one sweep
   check(9, 800, 40, false);    // more columns than one packed block

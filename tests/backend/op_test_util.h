@@ -43,11 +43,10 @@ class BackendTest : public ::testing::TestWithParam<std::string> {
 };
 
 // Each test file instantiates its suites over the same backend list.
-#define ZOFT_INSTANTIATE_BACKENDS(Suite)                                             \
-  INSTANTIATE_TEST_SUITE_P(Backends, Suite, ::testing::Values("cpu", "cuda"),      \
-                           [](const ::testing::TestParamInfo<std::string>& info) { \
-                             return info.param;                                    \
-                           })
+#define ZOFT_INSTANTIATE_BACKENDS(Suite)                 \
+  INSTANTIATE_TEST_SUITE_P(                              \
+      Backends, Suite, ::testing::Values("cpu", "cuda"), \
+      [](const ::testing::TestParamInfo<std::string>& info) { return info.param; })
 
 // |got[i] - want[i]| <= atol + rtol |want[i]| for all i; reports the worst element.
 inline void expect_close(const std::vector<float>& got, const std::vector<double>& want,

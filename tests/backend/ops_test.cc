@@ -69,10 +69,14 @@ static std::vector<float> activation_inputs() {
 
 static const char* name(Activation kind) {
   switch (kind) {
-    case Activation::ReLU: return "relu";
-    case Activation::GeluErf: return "gelu_erf";
-    case Activation::GeluTanh: return "gelu_tanh";
-    case Activation::SiLU: return "silu";
+    case Activation::ReLU:
+      return "relu";
+    case Activation::GeluErf:
+      return "gelu_erf";
+    case Activation::GeluTanh:
+      return "gelu_tanh";
+    case Activation::SiLU:
+      return "silu";
   }
   return "?";
 }
@@ -110,15 +114,16 @@ TEST_P(OpsTest, Rope) {
     int64_t head_dim, rotary_dim;
     float scaling;
   };
-  for (Case c : {Case{64, 64, 1.0f}, Case{80, 80, 1.0f}, Case{64, 32, 1.0f}, Case{128, 128, 0.7f}}) {
+  for (Case c :
+       {Case{64, 64, 1.0f}, Case{80, 80, 1.0f}, Case{64, 32, 1.0f}, Case{128, 128, 0.7f}}) {
     const int64_t rows = 6, heads = 3;
     std::vector<float> x = normal(rows * heads * c.head_dim);
     std::vector<int32_t> positions = {0, 1, 7, 100, 2047, 4095};
     std::vector<float> inv_freq(c.rotary_dim / 2);
     for (size_t i = 0; i < inv_freq.size(); ++i)
       inv_freq[i] = float(std::pow(10000.0, -2.0 * double(i) / double(c.rotary_dim)));
-    auto want = reference::rope(x, positions, rows, heads, c.head_dim, c.rotary_dim, inv_freq,
-                                c.scaling);
+    auto want =
+        reference::rope(x, positions, rows, heads, c.head_dim, c.rotary_dim, inv_freq, c.scaling);
     be().rope(x.data(), positions.data(), rows, heads, c.head_dim, c.rotary_dim, inv_freq.data(),
               c.scaling);
     expect_close(x, want, 1e-6, 1e-5, "rope head_dim=" + std::to_string(c.head_dim));

@@ -56,14 +56,17 @@ inline std::vector<double> rms_norm(const std::vector<float>& x, const std::vect
 
 inline double activation(Activation kind, double x) {
   switch (kind) {
-    case Activation::ReLU: return x > 0 ? x : 0;
+    case Activation::ReLU:
+      return x > 0 ? x : 0;
     // 1 + erf(z) as erfc(-z): in double too, 1 + erf cancels in the negative tail.
-    case Activation::GeluErf: return 0.5 * x * std::erfc(-x / std::sqrt(2.0));
+    case Activation::GeluErf:
+      return 0.5 * x * std::erfc(-x / std::sqrt(2.0));
     case Activation::GeluTanh: {  // 0.5 x (1 + tanh u) = x / (1 + e^-2u), again without cancelling
       double u = std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x);
       return x / (1 + std::exp(-2 * u));
     }
-    case Activation::SiLU: return x / (1 + std::exp(-x));
+    case Activation::SiLU:
+      return x / (1 + std::exp(-x));
   }
   return 0;
 }

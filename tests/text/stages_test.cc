@@ -27,16 +27,14 @@ std::vector<PreTokenizerStep> steps_for(const std::string& name) {
   if (name == "llama3_regex") return {split_step(SplitPattern::kLlama3Regex, B::kIsolated, "")};
   if (name == "qwen2_regex") return {split_step(SplitPattern::kQwen2Regex, B::kIsolated, "")};
   if (name == "digits") return {split_step(SplitPattern::kNumberChar, B::kContiguous, "")};
-  if (name == "digits_individual")
-    return {split_step(SplitPattern::kNumberChar, B::kIsolated, "")};
+  if (name == "digits_individual") return {split_step(SplitPattern::kNumberChar, B::kIsolated, "")};
   if (name == "space_removed") return {split_step(SplitPattern::kLiteral, B::kRemoved, " ")};
   if (name == "space_isolated") return {split_step(SplitPattern::kLiteral, B::kIsolated, " ")};
   if (name == "space_merged_with_previous")
     return {split_step(SplitPattern::kLiteral, B::kMergedWithPrevious, " ")};
   if (name == "space_merged_with_next")
     return {split_step(SplitPattern::kLiteral, B::kMergedWithNext, " ")};
-  if (name == "space_contiguous")
-    return {split_step(SplitPattern::kLiteral, B::kContiguous, " ")};
+  if (name == "space_contiguous") return {split_step(SplitPattern::kLiteral, B::kContiguous, " ")};
   PreTokenizerStep step;
   if (name == "byte_level_prefix_space") {
     step.kind = PreTokenizerStep::Kind::kByteLevel;
@@ -80,23 +78,25 @@ TEST(Stages, NfcMatchesTokenizers) {
 }
 
 TEST(Stages, NfcSpecialCases) {
-  EXPECT_EQ(nfc("e\xCC\x81"), "\xC3\xA9");                   // e + acute -> é
+  EXPECT_EQ(nfc("e\xCC\x81"), "\xC3\xA9");                                 // e + acute -> é
   EXPECT_EQ(nfc("\xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB"), "\xED\x95\x9C");  // jamo -> 한
-  EXPECT_EQ(nfc("\xE2\x84\xAB"), "\xC3\x85");                // Angstrom sign -> Å (singleton)
-  EXPECT_EQ(nfc("\xE0\xA5\x98"), "\xE0\xA4\x95\xE0\xA4\xBC");  // excluded from composition
+  EXPECT_EQ(nfc("\xE2\x84\xAB"), "\xC3\x85");                   // Angstrom sign -> Å (singleton)
+  EXPECT_EQ(nfc("\xE0\xA5\x98"), "\xE0\xA4\x95\xE0\xA4\xBC");   // excluded from composition
   EXPECT_EQ(nfc("a\xCC\xA3\xCC\x87"), "\xE1\xBA\xA1\xCC\x87");  // dot below before dot above
-  EXPECT_EQ(nfc("x\xFF\xCC\x81y"), "x\xFF\xCC\x81y");        // ill-formed bytes pass through
+  EXPECT_EQ(nfc("x\xFF\xCC\x81y"), "x\xFF\xCC\x81y");           // ill-formed bytes pass through
 }
 
 TEST(Stages, Utf8MaximalSubparts) {
   const std::string r = "\xEF\xBF\xBD";  // U+FFFD
   EXPECT_EQ(to_valid_utf8("ok \xC3\xA9"), "ok \xC3\xA9");
-  EXPECT_EQ(to_valid_utf8("\xE2\x82" "a"), r + "a");         // truncated: one replacement
+  EXPECT_EQ(to_valid_utf8("\xE2\x82"
+                          "a"),
+            r + "a");                                           // truncated: one replacement
   EXPECT_EQ(to_valid_utf8("\xF0\x80\x80\x80"), r + r + r + r);  // overlong: byte by byte
-  EXPECT_EQ(to_valid_utf8("\xED\xA0\x80"), r + r + r);       // surrogate
+  EXPECT_EQ(to_valid_utf8("\xED\xA0\x80"), r + r + r);          // surrogate
   EXPECT_EQ(to_valid_utf8("\xF4\x90\x80\x80"), r + r + r + r);  // above U+10FFFF
   EXPECT_EQ(to_valid_utf8("\xC0\xAF\xFF"), r + r + r);
-  EXPECT_EQ(to_valid_utf8("\xF0\x9F\x98"), r);               // truncated 4-byte
+  EXPECT_EQ(to_valid_utf8("\xF0\x9F\x98"), r);  // truncated 4-byte
 }
 
 TEST(Stages, CharClasses) {

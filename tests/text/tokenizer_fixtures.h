@@ -11,7 +11,9 @@
 
 namespace zoft::text::testing {
 
-inline std::string fixture_dir() { return std::string(ZOFT_SOURCE_DIR) + "/tests/fixtures/tokenizers"; }
+inline std::string fixture_dir() {
+  return std::string(ZOFT_SOURCE_DIR) + "/tests/fixtures/tokenizers";
+}
 
 inline const Tokenizer& fixture_tokenizer(const std::string& name) {
   static std::map<std::string, Tokenizer> loaded;

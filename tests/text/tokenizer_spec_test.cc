@@ -12,7 +12,8 @@ namespace {
 // Single characters, three merges, Llama-2's normalizer and decoder, and added tokens with
 // lstrip (<L>), rstrip (<R>), single_word (word) and normalized (</n>). The ids written in
 // added_tokens (100...) are wrong on purpose: tokenizers renumbers them after the vocabulary.
-const char* kTinyJson = R"json({"version": "1.0", "truncation": null, "padding": null, "added_tokens": [{"id": 100, "content": "<L>", "lstrip": true, "rstrip": false, "single_word": false, "normalized": false, "special": true}, {"id": 101, "content": "<R>", "lstrip": false, "rstrip": true, "single_word": false, "normalized": false, "special": true}, {"id": 102, "content": "word", "lstrip": false, "rstrip": false, "single_word": true, "normalized": false, "special": false}, {"id": 103, "content": "</n>", "lstrip": false, "rstrip": false, "single_word": false, "normalized": true, "special": false}, {"id": 104, "content": "<L><R>", "lstrip": false, "rstrip": false, "single_word": false, "normalized": false, "special": true}], "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"}, {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]}, "pre_tokenizer": null, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<L>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "<R>", "type_id": 0}}], "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}], "special_tokens": {"<L>": {"id": "<L>", "ids": [35], "tokens": ["<L>"]}, "<R>": {"id": "<R>", "ids": [36], "tokens": ["<R>"]}}}, "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}, "model": {"type": "BPE", "dropout": null, "unk_token": "<unk>", "continuing_subword_prefix": null, "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": false, "vocab": {"a": 0, "b": 1, "c": 2, "d": 3, "e": 4, "f": 5, "g": 6, "h": 7, "i": 8, "j": 9, "k": 10, "l": 11, "m": 12, "n": 13, "o": 14, "p": 15, "q": 16, "r": 17, "s": 18, "t": 19, "u": 20, "v": 21, "w": 22, "x": 23, "y": 24, "z": 25, "▁": 26, "<": 27, ">": 28, "/": 29, "!": 30, "<unk>": 31, "▁a": 32, "bc": 33, "▁abc": 34}, "merges": [["▁", "a"], ["b", "c"], ["▁a", "bc"]]}})json";
+const char* kTinyJson =
+    R"json({"version": "1.0", "truncation": null, "padding": null, "added_tokens": [{"id": 100, "content": "<L>", "lstrip": true, "rstrip": false, "single_word": false, "normalized": false, "special": true}, {"id": 101, "content": "<R>", "lstrip": false, "rstrip": true, "single_word": false, "normalized": false, "special": true}, {"id": 102, "content": "word", "lstrip": false, "rstrip": false, "single_word": true, "normalized": false, "special": false}, {"id": 103, "content": "</n>", "lstrip": false, "rstrip": false, "single_word": false, "normalized": true, "special": false}, {"id": 104, "content": "<L><R>", "lstrip": false, "rstrip": false, "single_word": false, "normalized": false, "special": true}], "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"}, {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]}, "pre_tokenizer": null, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<L>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "<R>", "type_id": 0}}], "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}], "special_tokens": {"<L>": {"id": "<L>", "ids": [35], "tokens": ["<L>"]}, "<R>": {"id": "<R>", "ids": [36], "tokens": ["<R>"]}}}, "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}, "model": {"type": "BPE", "dropout": null, "unk_token": "<unk>", "continuing_subword_prefix": null, "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": false, "vocab": {"a": 0, "b": 1, "c": 2, "d": 3, "e": 4, "f": 5, "g": 6, "h": 7, "i": 8, "j": 9, "k": 10, "l": 11, "m": 12, "n": 13, "o": 14, "p": 15, "q": 16, "r": 17, "s": 18, "t": 19, "u": 20, "v": 21, "w": 22, "x": 23, "y": 24, "z": 25, "▁": 26, "<": 27, ">": 28, "/": 29, "!": 30, "<unk>": 31, "▁a": 32, "bc": 33, "▁abc": 34}, "merges": [["▁", "a"], ["b", "c"], ["▁a", "bc"]]}})json";
 
 TEST(TinyTokenizer, AddedTokenFlagsMatchTokenizers) {
   Tokenizer tok = Tokenizer::from_json(kTinyJson, "tiny.json");
@@ -25,7 +26,8 @@ TEST(TinyTokenizer, AddedTokenFlagsMatchTokenizers) {
       {"abc", {35, 34, 36}},
       {"  <L>  x", {35, 35, 26, 26, 26, 23, 36}},
       {"x  <R>  y", {35, 26, 23, 26, 26, 36, 26, 24, 36}},
-      {"word words sword word!", {35, 37, 26, 26, 22, 14, 17, 3, 18, 26, 18, 22, 14, 17, 3, 26, 37, 26, 30, 36}},
+      {"word words sword word!",
+       {35, 37, 26, 26, 22, 14, 17, 3, 18, 26, 18, 22, 14, 17, 3, 26, 37, 26, 30, 36}},
       {"a</n>b", {35, 32, 27, 29, 13, 28, 1, 36}},
       {"a </n>b", {35, 32, 38, 1, 36}},
       {"<L><R>", {35, 39, 36}},
@@ -76,7 +78,10 @@ TEST(SpecBuilders, ByteLevelBpe) {
 TEST(SpecBuilders, SentencePieceBpe) {
   std::vector<std::string> vocab = {"<unk>", "<s>", "</s>"};
   for (int b = 0; b < 256; ++b) vocab.push_back(fmt::format("<0x{:02X}>", b));
-  for (const char* t : {"\xE2\x96\x81", "a", "b", "\xE2\x96\x81" "a", "ab"})
+  for (const char* t : {"\xE2\x96\x81", "a", "b",
+                        "\xE2\x96\x81"
+                        "a",
+                        "ab"})
     vocab.push_back(t);
   std::vector<std::pair<std::string, std::string>> merges = {{"\xE2\x96\x81", "a"}, {"a", "b"}};
   TokenizerSpec spec = TokenizerSpec::sentencepiece_bpe(vocab, merges);

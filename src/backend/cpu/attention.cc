@@ -21,7 +21,7 @@
 namespace zoft::cpu {
 namespace {
 
-constexpr int64_t kQueryTile = 64;
+constexpr int64_t kQueryTile = 128;
 constexpr int64_t kKeyTile = 64;  // = 4 vectors of 16 lanes
 
 // The arguments of one call, with the indexing of q / k / v / out in one place.
@@ -45,17 +45,19 @@ struct Problem {
     return !key_valid || key_valid[b * s.kv_len + key] != 0;
   }
   // Keys [lo, hi] that query position qp may see by position (causal and window).
-  int64_t first_key(int64_t qp) const { return window > 0 ? std::max<int64_t>(0, qp - window + 1) : 0; }
+  int64_t first_key(int64_t qp) const {
+    return window > 0 ? std::max<int64_t>(0, qp - window + 1) : 0;
+  }
 };
 
 #if defined(__AVX512F__)
 
 // Per-thread buffers of one work unit, reused between units and calls.
 struct Tiles {
-  std::vector<float> q;      // [kQueryTile][D] queries times scale
-  std::vector<float> kt;     // [D][kKeyTile]   key tile, transposed
-  std::vector<float> p;      // [kQueryTile][kKeyTile] scores, then exp(score - m)
-  std::vector<float> acc;    // [kQueryTile][D]
+  std::vector<float> q;            // [kQueryTile][D] queries times scale
+  std::vector<float> kt;           // [D][kKeyTile]   key tile, transposed
+  std::vector<float> p;            // [kQueryTile][kKeyTile] scores, then exp(score - m)
+  std::vector<float> acc;          // [kQueryTile][D]
   std::vector<float> m, l, alpha;  // [kQueryTile] running max, running sum, this tile's rescale
 
   void resize(int64_t D) {
@@ -133,10 +135,14 @@ template <int ROWS>
 void pv_rows(int nv, const float* p, const float* alpha, const float* v, int64_t v_stride,
              int64_t keys, float* acc, int64_t D, int64_t d0) {
   switch (nv) {
-    case 1: return pv_kernel<ROWS, 1>(p, alpha, v, v_stride, keys, acc, D, d0);
-    case 2: return pv_kernel<ROWS, 2>(p, alpha, v, v_stride, keys, acc, D, d0);
-    case 3: return pv_kernel<ROWS, 3>(p, alpha, v, v_stride, keys, acc, D, d0);
-    default: return pv_kernel<ROWS, 4>(p, alpha, v, v_stride, keys, acc, D, d0);
+    case 1:
+      return pv_kernel<ROWS, 1>(p, alpha, v, v_stride, keys, acc, D, d0);
+    case 2:
+      return pv_kernel<ROWS, 2>(p, alpha, v, v_stride, keys, acc, D, d0);
+    case 3:
+      return pv_kernel<ROWS, 3>(p, alpha, v, v_stride, keys, acc, D, d0);
+    default:
+      return pv_kernel<ROWS, 4>(p, alpha, v, v_stride, keys, acc, D, d0);
   }
 }
 
@@ -144,24 +150,36 @@ constexpr int kRows = 6;  // queries per register tile: 6 x 4 accumulators
 
 void scores_block(int rows, const float* q, int64_t D, const float* kt, float* p) {
   switch (rows) {
-    case 1: return scores_kernel<1>(q, D, kt, p);
-    case 2: return scores_kernel<2>(q, D, kt, p);
-    case 3: return scores_kernel<3>(q, D, kt, p);
-    case 4: return scores_kernel<4>(q, D, kt, p);
-    case 5: return scores_kernel<5>(q, D, kt, p);
-    default: return scores_kernel<6>(q, D, kt, p);
+    case 1:
+      return scores_kernel<1>(q, D, kt, p);
+    case 2:
+      return scores_kernel<2>(q, D, kt, p);
+    case 3:
+      return scores_kernel<3>(q, D, kt, p);
+    case 4:
+      return scores_kernel<4>(q, D, kt, p);
+    case 5:
+      return scores_kernel<5>(q, D, kt, p);
+    default:
+      return scores_kernel<6>(q, D, kt, p);
   }
 }
 
 void pv_block(int rows, int nv, const float* p, const float* alpha, const float* v,
               int64_t v_stride, int64_t keys, float* acc, int64_t D, int64_t d0) {
   switch (rows) {
-    case 1: return pv_rows<1>(nv, p, alpha, v, v_stride, keys, acc, D, d0);
-    case 2: return pv_rows<2>(nv, p, alpha, v, v_stride, keys, acc, D, d0);
-    case 3: return pv_rows<3>(nv, p, alpha, v, v_stride, keys, acc, D, d0);
-    case 4: return pv_rows<4>(nv, p, alpha, v, v_stride, keys, acc, D, d0);
-    case 5: return pv_rows<5>(nv, p, alpha, v, v_stride, keys, acc, D, d0);
-    default: return pv_rows<6>(nv, p, alpha, v, v_stride, keys, acc, D, d0);
+    case 1:
+      return pv_rows<1>(nv, p, alpha, v, v_stride, keys, acc, D, d0);
+    case 2:
+      return pv_rows<2>(nv, p, alpha, v, v_stride, keys, acc, D, d0);
+    case 3:
+      return pv_rows<3>(nv, p, alpha, v, v_stride, keys, acc, D, d0);
+    case 4:
+      return pv_rows<4>(nv, p, alpha, v, v_stride, keys, acc, D, d0);
+    case 5:
+      return pv_rows<5>(nv, p, alpha, v, v_stride, keys, acc, D, d0);
+    default:
+      return pv_rows<6>(nv, p, alpha, v, v_stride, keys, acc, D, d0);
   }
 }
 
@@ -243,16 +261,24 @@ void run_unit(const Problem& pr, Tiles& w, int64_t b, int64_t h, int64_t t0, int
     const float* k_tile = pr.k + pr.kv_index(b, s0, hk);
     const float* v_tile = pr.v + pr.kv_index(b, s0, hk);
     transpose_keys(k_tile, kv_stride, keys, D, w.kt.data());
-    for (int64_t r = 0; r < nq; r += kRows)
-      scores_block(int(std::min<int64_t>(kRows, nq - r)), w.q.data() + r * D, D, w.kt.data(),
-                   w.p.data() + r * kKeyTile);
+    for (int64_t r = 0; r < nq; r += kRows) {
+      int rows = int(std::min<int64_t>(kRows, nq - r));
+      bool sees_tile = qp0 + r + rows - 1 >= s0 && pr.first_key(qp0 + r) < s0 + keys;
+      if (sees_tile)  // else softmax_row finds no visible key and zeroes the rows
+        scores_block(rows, w.q.data() + r * D, D, w.kt.data(), w.p.data() + r * kKeyTile);
+    }
     for (int64_t r = 0; r < nq; ++r)
       softmax_row(pr, w.p.data() + r * kKeyTile, qp0 + r, s0, valid, w.m[r], w.l[r], w.alpha[r]);
     for (int64_t r = 0; r < nq; r += kRows) {
       int rows = int(std::min<int64_t>(kRows, nq - r));
+      // Keys [j0, j1) of the tile are the only ones these rows may see (the others have p = 0):
+      // this halves the work on the diagonal tile and skips what a window has left behind.
+      int64_t j0 = std::clamp<int64_t>(pr.first_key(qp0 + r) - s0, 0, keys);
+      int64_t j1 = std::clamp<int64_t>(qp0 + r + rows - s0, j0, keys);
       for (int64_t d0 = 0; d0 < D; d0 += 64)
-        pv_block(rows, int(std::min<int64_t>(4, (D - d0 + 15) / 16)), w.p.data() + r * kKeyTile,
-                 w.alpha.data() + r, v_tile, kv_stride, keys, w.acc.data() + r * D, D, d0);
+        pv_block(rows, int(std::min<int64_t>(4, (D - d0 + 15) / 16)),
+                 w.p.data() + r * kKeyTile + j0, w.alpha.data() + r, v_tile + j0 * kv_stride,
+                 kv_stride, j1 - j0, w.acc.data() + r * D, D, d0);
     }
   }
   for (int64_t t = 0; t < nq; ++t) {
@@ -315,9 +341,8 @@ void run(const Problem& pr) {
 
 }  // namespace
 
-void attention(const float* q, const float* k, const float* v, const uint8_t* key_valid,
-               float* out, const AttentionShape& shape, float scale, int64_t window,
-               float softcap) {
+void attention(const float* q, const float* k, const float* v, const uint8_t* key_valid, float* out,
+               const AttentionShape& shape, float scale, int64_t window, float softcap) {
   ZOFT_CHECK(shape.kv_heads > 0 && shape.q_heads % shape.kv_heads == 0,
              "attention: {} query heads cannot share {} key/value heads", shape.q_heads,
              shape.kv_heads);

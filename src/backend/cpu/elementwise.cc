@@ -16,22 +16,27 @@ constexpr int64_t kChunk = 8192;
 
 static void for_chunks(int64_t n, const std::function<void(int64_t, int64_t)>& body) {
   int64_t chunks = (n + kChunk - 1) / kChunk;
-  parallel_items(chunks, kChunk, [&](int64_t c0, int64_t c1) {
-    body(c0 * kChunk, std::min(n, c1 * kChunk));
-  });
+  parallel_items(chunks, kChunk,
+                 [&](int64_t c0, int64_t c1) { body(c0 * kChunk, std::min(n, c1 * kChunk)); });
 }
 
 // ---- scalar forms ---------------------------------------------------------------------------
 
-static float relu(float x) { return x > 0.0f ? x : 0.0f; }
+static float relu(float x) {
+  return x > 0.0f ? x : 0.0f;
+}
 // 0.5 x (1 + erf(x / sqrt 2)) = 0.5 x erfc(-x / sqrt 2): erfc keeps the negative tail accurate.
-static float gelu_erf(float x) { return 0.5f * x * std::erfc(-x * 0.70710678118654752f); }
+static float gelu_erf(float x) {
+  return 0.5f * x * std::erfc(-x * 0.70710678118654752f);
+}
 // 0.5 x (1 + tanh u) = x sigmoid(2u): no cancellation when tanh u -> -1.
 static float gelu_tanh(float x) {
   float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
   return x / (1.0f + std::exp(-2.0f * u));
 }
-static float silu(float x) { return x / (1.0f + std::exp(-x)); }
+static float silu(float x) {
+  return x / (1.0f + std::exp(-x));
+}
 
 template <Activation kind>
 static float act(float x) {
@@ -78,10 +83,14 @@ using SpanFn = void (*)(const float*, const float*, float*, int64_t);
 
 static SpanFn span_fn(Activation kind) {
   switch (kind) {
-    case Activation::ReLU: return act_span<Activation::ReLU>;
-    case Activation::GeluErf: return act_span<Activation::GeluErf>;
-    case Activation::GeluTanh: return act_span<Activation::GeluTanh>;
-    case Activation::SiLU: return act_span<Activation::SiLU>;
+    case Activation::ReLU:
+      return act_span<Activation::ReLU>;
+    case Activation::GeluErf:
+      return act_span<Activation::GeluErf>;
+    case Activation::GeluTanh:
+      return act_span<Activation::GeluTanh>;
+    case Activation::SiLU:
+      return act_span<Activation::SiLU>;
   }
   return act_span<Activation::ReLU>;
 }
@@ -96,7 +105,8 @@ void add_inplace(float* y, const float* x, int64_t n) {
 
 void activation(Activation kind, float* x, int64_t n) {
   SpanFn fn = span_fn(kind);
-  for_chunks(n, [&](int64_t begin, int64_t end) { fn(x + begin, nullptr, x + begin, end - begin); });
+  for_chunks(n,
+             [&](int64_t begin, int64_t end) { fn(x + begin, nullptr, x + begin, end - begin); });
 }
 
 void gated_activation(Activation kind, const float* gate, const float* up, int64_t in_row_stride,

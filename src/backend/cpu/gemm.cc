@@ -47,8 +47,8 @@ static void blas_linear_bf16(const float* x, int64_t M, int64_t K, const uint16_
     for (int64_t n0 = 0; n0 < N; n0 += rows) {
       int64_t n = std::min(rows, N - n0);
       convert_to_f32(w + n0 * K, DType::BF16, wf.data(), size_t(n * K));
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(n), int(K), 1.0f,
-                  xr.data(), int(K), wf.data(), int(K), 1.0f, y + n0, int(N));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(M), int(n), int(K), 1.0f, xr.data(),
+                  int(K), wf.data(), int(K), 1.0f, y + n0, int(N));
     }
   } else {  // rows [k0, k1) of W add x[:, k0:k1] . W[k0:k1, :] to y
     int64_t rows = std::max<int64_t>(1, chunk_elems / N);
@@ -71,8 +71,8 @@ void linear(const float* x, int64_t M, int64_t K, const Tensor& weight, bool wei
              dtype_name(weight.dtype));
   const int64_t weight_k = weight_is_kn ? weight.dim(0) : weight.dim(1);
   const int64_t N = weight_is_kn ? weight.dim(1) : weight.dim(0);
-  ZOFT_CHECK(weight_k == K, "linear: input has {} features but weight {} ({} layout) expects {}",
-             K, weight.shape_string(), weight_is_kn ? "[in, out]" : "[out, in]", weight_k);
+  ZOFT_CHECK(weight_k == K, "linear: input has {} features but weight {} ({} layout) expects {}", K,
+             weight.shape_string(), weight_is_kn ? "[in, out]" : "[out, in]", weight_k);
   if (M == 0 || N == 0) return;
   if (K == 0) {
     fill_rows(y, M, N, bias);

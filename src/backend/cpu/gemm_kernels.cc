@@ -11,10 +11,9 @@
 // share the driver.
 #include "backend/cpu/gemm_kernels.h"
 
-#include "backend/cpu/simd.h"
-
 #include <algorithm>
 
+#include "backend/cpu/simd.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 
@@ -33,10 +32,9 @@ static void* thread_scratch(size_t bytes, int slot) {
   return buffer.data();
 }
 
-// Lane mask for the first n (0..16) lanes of a vector.
-static __mmask16 lanes16(int64_t n) {
-  return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << std::max<int64_t>(n, 0)) - 1);
-}
+using simd::first_lanes;
+
+// Lane mask for the first n lanes of a vector of 32 bf16.
 static __mmask32 lanes32(int64_t n) {
   return n >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << std::max<int64_t>(n, 0)) - 1);
 }
@@ -59,19 +57,20 @@ struct F32Kernel {
   }
 
   // out[s][j] = W[n0 + j][k0 + s] for 16 columns (cols valid) and ns <= 16 steps, W is [N,K].
-  static void pack16_nk(const float* w, int64_t K, int64_t n0, int64_t cols, int64_t k0,
-                        int64_t ns, uint32_t* out, int64_t out_stride) {
+  static void pack16_nk(const float* w, int64_t K, int64_t n0, int64_t cols, int64_t k0, int64_t ns,
+                        uint32_t* out, int64_t out_stride) {
     __m512i r[16];
-    __mmask16 mask = lanes16(ns);
+    __mmask16 mask = first_lanes(ns);
     for (int j = 0; j < 16; ++j)
-      r[j] = j < cols ? _mm512_maskz_loadu_epi32(mask, w + (n0 + j) * K + k0) : _mm512_setzero_si512();
+      r[j] =
+          j < cols ? _mm512_maskz_loadu_epi32(mask, w + (n0 + j) * K + k0) : _mm512_setzero_si512();
     transpose16x16(r);
     for (int s = 0; s < ns; ++s) _mm512_storeu_si512(out + s * out_stride, r[s]);
   }
   // Same with W stored [K,N]: a plain copy of row pieces.
-  static void pack16_kn(const float* w, int64_t N, int64_t n0, int64_t cols, int64_t k0,
-                        int64_t ns, uint32_t* out, int64_t out_stride) {
-    __mmask16 mask = lanes16(cols);
+  static void pack16_kn(const float* w, int64_t N, int64_t n0, int64_t cols, int64_t k0, int64_t ns,
+                        uint32_t* out, int64_t out_stride) {
+    __mmask16 mask = first_lanes(cols);
     for (int s = 0; s < ns; ++s)
       _mm512_storeu_si512(out + s * out_stride,
                           _mm512_maskz_loadu_epi32(mask, w + (k0 + s) * N + n0));
@@ -86,7 +85,7 @@ struct Bf16Kernel {
   using A = uint32_t;  // a pair of bf16 (k, k+1) of one row of x
   using W = uint16_t;
   static constexpr int kMR = 12, kNV = 2;  // 12 x 32 tile: 24 accumulators
-  static constexpr int64_t kKC = 512;  // steps = pairs of k: the same bytes as f32
+  static constexpr int64_t kKC = 512;      // steps = pairs of k: the same bytes as f32
   static constexpr int64_t kNCP = 4;
 
   static __m512i broadcast(const uint32_t* a) { return _mm512_set1_epi32(int(*a)); }
@@ -108,12 +107,12 @@ struct Bf16Kernel {
   // W stored [K,N]: interleave rows 2s and 2s+1 into 32-bit lanes.
   static void pack16_kn(const uint16_t* w, int64_t N, int64_t n0, int64_t cols, int64_t s0,
                         int64_t ns, uint32_t* out, int64_t out_stride, int64_t K) {
-    __mmask16 mask = lanes16(cols);
+    __mmask16 mask = first_lanes(cols);
     for (int s = 0; s < ns; ++s) {
       int64_t k = 2 * (s0 + s);
       __m256i lo = _mm256_maskz_loadu_epi16(mask, w + k * N + n0);
-      __m256i hi = k + 1 < K ? _mm256_maskz_loadu_epi16(mask, w + (k + 1) * N + n0)
-                             : _mm256_setzero_si256();
+      __m256i hi =
+          k + 1 < K ? _mm256_maskz_loadu_epi16(mask, w + (k + 1) * N + n0) : _mm256_setzero_si256();
       __m512i pair = _mm512_or_si512(_mm512_cvtepu16_epi32(lo),
                                      _mm512_slli_epi32(_mm512_cvtepu16_epi32(hi), 16));
       _mm512_storeu_si512(out + s * out_stride, pair);
@@ -157,7 +156,7 @@ static void micro_kernel(const typename Kernel::A* a, int64_t lda, int rows, con
   }
 
   __mmask16 mask[NV];
-  for (int v = 0; v < NV; ++v) mask[v] = lanes16(cols - 16 * v);
+  for (int v = 0; v < NV; ++v) mask[v] = first_lanes(cols - 16 * v);
   for (int r = 0; r < rows; ++r) {
     for (int v = 0; v < NV; ++v) {
       float* out = c + r * ldc + 16 * v;
@@ -182,7 +181,8 @@ static void pack_panel(const typename Kernel::W* w, bool kn, int64_t N, int64_t 
       int64_t chunk = std::min<int64_t>(16, ns - s);
       uint32_t* dst = out + s * NR + 16 * v;
       if (cols == 0) {
-        for (int64_t i = 0; i < chunk; ++i) _mm512_storeu_si512(dst + i * NR, _mm512_setzero_si512());
+        for (int64_t i = 0; i < chunk; ++i)
+          _mm512_storeu_si512(dst + i * NR, _mm512_setzero_si512());
       } else if (!kn) {
         Kernel::pack16_nk(w, K, n0 + 16 * v, cols, s0 + s, chunk, dst, NR);
       } else if constexpr (std::is_same_v<typename Kernel::W, float>) {
@@ -236,13 +236,16 @@ static void packed_gemm(const typename Kernel::A* a, int64_t lda, int64_t M, int
     for (int64_t t = begin; t < end; ++t) {
       int64_t tn = t % parts_n, tm = t / parts_n;
       int64_t p0 = panels * tn / parts_n, p1 = panels * (tn + 1) / parts_n;
-      int64_t m0 = row_tiles * tm / parts_m * MR, m1 = std::min(M, row_tiles * (tm + 1) / parts_m * MR);
+      int64_t m0 = row_tiles * tm / parts_m * MR,
+              m1 = std::min(M, row_tiles * (tm + 1) / parts_m * MR);
       gemm_block<Kernel>(a, lda, w, kn, N, K, bias, y, m0, m1, p0, p1);
     }
   });
 }
 
-bool have_packed_f32() { return true; }
+bool have_packed_f32() {
+  return true;
+}
 
 void packed_gemm_f32(const float* x, int64_t M, int64_t K, const float* w, bool weight_is_kn,
                      int64_t N, const float* bias, float* y) {
@@ -250,7 +253,9 @@ void packed_gemm_f32(const float* x, int64_t M, int64_t K, const float* w, bool 
 }
 
 #if defined(__AVX512BF16__)
-bool have_packed_bf16() { return true; }
+bool have_packed_bf16() {
+  return true;
+}
 
 // x rounded to bf16 (round to nearest even) as rows of S = ceil(K/2) pairs, odd K padded with 0.
 static void round_rows_to_bf16(const float* x, int64_t M, int64_t K, uint32_t* out) {
@@ -260,10 +265,10 @@ static void round_rows_to_bf16(const float* x, int64_t M, int64_t K, uint32_t* o
       const float* src = x + m * K;
       uint32_t* dst = out + m * S;
       for (int64_t k = 0; k < K; k += 32) {
-        __m512 lo = _mm512_maskz_loadu_ps(lanes16(K - k), src + k);
-        __m512 hi = _mm512_maskz_loadu_ps(lanes16(K - k - 16), src + k + 16);
+        __m512 lo = _mm512_maskz_loadu_ps(first_lanes(K - k), src + k);
+        __m512 hi = _mm512_maskz_loadu_ps(first_lanes(K - k - 16), src + k + 16);
         __m512i pairs = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-        _mm512_mask_storeu_epi32(dst + k / 2, lanes16(S - k / 2), pairs);
+        _mm512_mask_storeu_epi32(dst + k / 2, first_lanes(S - k / 2), pairs);
       }
     }
   });
@@ -277,19 +282,25 @@ void packed_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, b
   packed_gemm<Bf16Kernel>(xb, S, M, K, w, weight_is_kn, N, bias, y);
 }
 #else
-bool have_packed_bf16() { return false; }
-void packed_gemm_bf16(const float*, int64_t, int64_t, const uint16_t*, bool, int64_t,
-                      const float*, float*) {}
+bool have_packed_bf16() {
+  return false;
+}
+void packed_gemm_bf16(const float*, int64_t, int64_t, const uint16_t*, bool, int64_t, const float*,
+                      float*) {}
 #endif
 
 #else  // no AVX-512: gemm.cc uses OpenBLAS instead
 
-bool have_packed_f32() { return false; }
-bool have_packed_bf16() { return false; }
+bool have_packed_f32() {
+  return false;
+}
+bool have_packed_bf16() {
+  return false;
+}
 void packed_gemm_f32(const float*, int64_t, int64_t, const float*, bool, int64_t, const float*,
                      float*) {}
-void packed_gemm_bf16(const float*, int64_t, int64_t, const uint16_t*, bool, int64_t,
-                      const float*, float*) {}
+void packed_gemm_bf16(const float*, int64_t, int64_t, const uint16_t*, bool, int64_t, const float*,
+                      float*) {}
 
 #endif
 

@@ -2,10 +2,9 @@
 // W is used in place instead of being packed: [N,K] as dot products along K, [K,N] as axpys
 // along N. (Measured in bench: ~30% faster than the packed kernel at M = 1 for f32; for bf16
 // weights, half the bytes, the packed kernel is as fast, so bf16 always packs.)
-#include "backend/cpu/gemm_kernels.h"
-
 #include <algorithm>
 
+#include "backend/cpu/gemm_kernels.h"
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/simd.h"
 

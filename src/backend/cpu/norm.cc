@@ -42,7 +42,8 @@ static float sum(const float* x, int64_t n) {
     acc0 = _mm512_add_ps(acc0, _mm512_loadu_ps(x + i));
     acc1 = _mm512_add_ps(acc1, _mm512_loadu_ps(x + i + 16));
   }
-  for (; i < n; i += 16) acc0 = _mm512_add_ps(acc0, _mm512_maskz_loadu_ps(simd::first_lanes(n - i), x + i));
+  for (; i < n; i += 16)
+    acc0 = _mm512_add_ps(acc0, _mm512_maskz_loadu_ps(simd::first_lanes(n - i), x + i));
   return simd::reduce_add(_mm512_add_ps(acc0, acc1));
 #else
   double acc = 0;
@@ -59,7 +60,8 @@ static void normalize_row(const float* x, float shift, float scale, const float*
   for (int64_t i = 0; i < n; i += 16) {
     __mmask16 m = simd::first_lanes(n - i);
     __m512 g = _mm512_add_ps(_mm512_maskz_loadu_ps(m, gamma + i), g0);
-    __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s), k), g);
+    __m512 y =
+        _mm512_mul_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s), k), g);
     if (beta) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m, beta + i));
     _mm512_mask_storeu_ps(out + i, m, y);
   }

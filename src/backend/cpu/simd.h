@@ -24,7 +24,9 @@ inline __mmask16 first_lanes(int64_t n) {
   return n >= 16 ? __mmask16(0xffff) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
 }
 
-inline __m512 splat(float v) { return _mm512_set1_ps(v); }
+inline __m512 splat(float v) {
+  return _mm512_set1_ps(v);
+}
 
 // e^x: x = n ln2 + r with |r| <= ln2/2, e^r from its degree-7 Taylor polynomial (truncation
 // 5e-9 relative), times 2^n by VSCALEF, which also gives 0 / inf past the f32 range.
@@ -81,7 +83,8 @@ inline __m512 erfc_tail(__m512 z, __m512 z2_hi, __m512 z2_lo) {
   p = _mm512_fmadd_ps(p, t, splat(2.427105100e-01f));
   p = _mm512_fmadd_ps(p, t, splat(2.824537190e-01f));
   p = _mm512_fmadd_ps(p, t, splat(2.820813864e-01f));
-  __m512 e = _mm512_mul_ps(exp(_mm512_sub_ps(splat(0.0f), z2_hi)), _mm512_sub_ps(splat(1.0f), z2_lo));
+  __m512 e =
+      _mm512_mul_ps(exp(_mm512_sub_ps(splat(0.0f), z2_hi)), _mm512_sub_ps(splat(1.0f), z2_lo));
   return _mm512_mul_ps(e, _mm512_mul_ps(t, p));
 }
 
@@ -147,8 +150,12 @@ inline void transpose16x16(__m512i r[16]) {
 }
 
 // Horizontal sum / max of one vector.
-inline float reduce_add(__m512 v) { return _mm512_reduce_add_ps(v); }
-inline float reduce_max(__m512 v) { return _mm512_reduce_max_ps(v); }
+inline float reduce_add(__m512 v) {
+  return _mm512_reduce_add_ps(v);
+}
+inline float reduce_max(__m512 v) {
+  return _mm512_reduce_max_ps(v);
+}
 
 #endif  // __AVX512F__
 

@@ -1,0 +1,62 @@
+// zoft train RECIPE.yaml [--section.key value ...] [--json]
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "train/trainer.h"
+
+namespace zoft::cli {
+
+namespace {
+
+struct TrainOptions {
+  std::string recipe;
+  std::vector<std::string> overrides;
+  bool json = false;
+};
+
+void run_train(const TrainOptions& opt) {
+  // --json is ours; everything else after the recipe is a dotted override.
+  std::vector<std::string> words;
+  bool json = opt.json;
+  for (const std::string& w : opt.overrides) {
+    if (w == "--json") json = true;
+    else words.push_back(w);
+  }
+  Recipe recipe = load_recipe(opt.recipe, parse_overrides(words));
+  TrainSummary s = train(recipe);
+  nlohmann::json j = {{"steps", s.steps},
+                      {"resumed_from", s.resumed_from},
+                      {"accuracy_before", s.accuracy_before},
+                      {"accuracy_after", s.accuracy_after},
+                      {"final_train_loss", s.final_train_loss},
+                      {"skipped_steps", s.skipped_steps},
+                      {"seconds", s.seconds},
+                      {"checkpoint", s.final_checkpoint}};
+  if (json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("trained %lld steps in %.1fs; accuracy %.4f -> %.4f; checkpoint %s\n",
+                (long long)s.steps, s.seconds, s.accuracy_before, s.accuracy_after,
+                s.final_checkpoint.c_str());
+  }
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto opt = std::make_shared<TrainOptions>();
+  CLI::App* cmd = app.add_subcommand("train", "fine-tune from a YAML recipe");
+  cmd->add_option("recipe", opt->recipe, "recipe YAML")->required();
+  cmd->add_flag("--json", opt->json, "print one JSON object with the summary");
+  // Dotted overrides (--optim.lr 1e-6) are not declared flags: CLI11 leaves them as extras.
+  cmd->allow_extras(true);
+  cmd->footer("Any recipe field can be overridden: --section.key value (e.g. --optim.lr 1e-6)");
+  cmd->callback([opt, cmd] {
+    opt->overrides = cmd->remaining();
+    run_train(*opt);
+  });
+}
+
+}  // namespace zoft::cli

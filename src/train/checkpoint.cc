@@ -1,0 +1,114 @@
+#include "train/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "io/json_file.h"
+#include "io/safetensors.h"
+#include "train/fault.h"
+
+namespace zoft {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kPrefix = "checkpoint-";
+
+void fsync_path(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+// Step number of a "checkpoint-<n>" directory name, or -1.
+int64_t step_of(const fs::path& dir) {
+  std::string name = dir.filename().string();
+  if (name.rfind(kPrefix, 0) != 0) return -1;
+  std::string digits = name.substr(std::strlen(kPrefix));
+  if (digits.empty() || !std::all_of(digits.begin(), digits.end(), ::isdigit)) return -1;
+  return std::stoll(digits);
+}
+
+std::vector<std::pair<int64_t, fs::path>> complete_checkpoints(const std::string& output_dir) {
+  std::vector<std::pair<int64_t, fs::path>> out;
+  std::error_code ec;
+  if (!fs::is_directory(output_dir, ec)) return out;
+  for (const auto& entry : fs::directory_iterator(output_dir, ec)) {
+    int64_t step = step_of(entry.path());
+    if (step >= 0 && fs::exists(entry.path() / "trainer_state.json")) out.emplace_back(step, entry.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+std::string save_checkpoint(const std::string& output_dir, int64_t step,
+                            const CheckpointContents& contents) {
+  fs::path final_dir = fs::path(output_dir) / (kPrefix + std::to_string(step));
+  fs::path tmp = fs::path(output_dir) / (".tmp-" + final_dir.filename().string() + "-" + std::to_string(getpid()));
+  std::error_code ec;
+  fs::create_directories(output_dir, ec);
+  if (ec) fail("{}: cannot create the output directory: {}", output_dir, ec.message());
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) fail("{}: cannot create {}: {}", output_dir, tmp.string(), ec.message());
+
+  std::vector<NamedTensor> tensors;
+  for (const ParameterRef& p : *contents.parameters) tensors.push_back({p.name, p.tensor});
+  write_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  fault_point("save", step);
+  write_file_atomic((tmp / "config.json").string(), contents.config_json);
+  for (const char* name : {"tokenizer.json", "tokenizer.json.xz", "tokenizer_config.json", "generation_config.json",
+                           "special_tokens_map.json", "vocab.json", "merges.txt"}) {
+    fs::path src = fs::path(contents.tokenizer_dir) / name;
+    if (!contents.tokenizer_dir.empty() && fs::exists(src)) {
+      fs::copy_file(src, tmp / name, fs::copy_options::overwrite_existing, ec);
+      if (ec) fail("{}: cannot copy into the checkpoint: {}", src.string(), ec.message());
+    }
+  }
+  for (const auto& [name, bytes] : contents.extra_files) write_file_atomic((tmp / name).string(), bytes);
+  write_file_atomic((tmp / "recipe.yaml").string(), contents.recipe_yaml);
+  // trainer_state.json last: its presence marks a complete checkpoint.
+  write_json_file((tmp / "trainer_state.json").string(), contents.trainer_state);
+  fsync_path(tmp);
+
+  // Replace an existing checkpoint of the same step (a re-run) only once the new one is whole.
+  fs::path old = fs::path(output_dir) / (".old-" + final_dir.filename().string());
+  fs::remove_all(old, ec);
+  if (fs::exists(final_dir)) fs::rename(final_dir, old, ec);
+  fs::rename(tmp, final_dir, ec);
+  if (ec) fail("{}: cannot move the checkpoint into place: {}", final_dir.string(), ec.message());
+  fsync_path(output_dir);
+  fs::remove_all(old, ec);
+  return final_dir.string();
+}
+
+std::optional<std::string> latest_checkpoint(const std::string& output_dir) {
+  auto all = complete_checkpoints(output_dir);
+  if (all.empty()) return std::nullopt;
+  return all.back().second.string();
+}
+
+void prune_checkpoints(const std::string& output_dir, int64_t keep, const std::string& protect) {
+  if (keep <= 0) return;
+  auto all = complete_checkpoints(output_dir);
+  int64_t excess = int64_t(all.size()) - keep;
+  std::error_code ec;
+  for (const auto& [step, path] : all) {
+    if (excess <= 0) break;
+    if (!protect.empty() && fs::equivalent(path, protect, ec)) continue;
+    fs::remove_all(path, ec);
+    --excess;
+  }
+}
+
+}  // namespace zoft

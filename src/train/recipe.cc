@@ -1,0 +1,229 @@
+#include "train/recipe.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace zoft {
+
+namespace {
+
+// One recipe field: how to read it from a YAML scalar and how to print it back.
+struct Field {
+  std::function<void(const YAML::Node&, const std::string& where)> read;
+  std::function<std::string()> print;
+};
+
+std::string scalar_text(const YAML::Node& node, const std::string& where) {
+  if (!node.IsScalar()) fail("{}: must be a single value, not a list or a mapping", where);
+  return node.Scalar();
+}
+
+Field string_field(std::string& target) {
+  return {[&target](const YAML::Node& n, const std::string& where) { target = scalar_text(n, where); },
+          [&target] { return "\"" + target + "\""; }};
+}
+
+Field int_field(int64_t& target) {
+  return {[&target](const YAML::Node& n, const std::string& where) {
+            std::string text = scalar_text(n, where);
+            size_t used = 0;
+            try {
+              target = std::stoll(text, &used);
+            } catch (const std::exception&) {
+              used = 0;
+            }
+            if (used == 0 || used != text.size()) fail("{}: must be an integer, got '{}'", where, text);
+          },
+          [&target] { return std::to_string(target); }};
+}
+
+Field float_field(double& target) {
+  return {[&target](const YAML::Node& n, const std::string& where) {
+            std::string text = scalar_text(n, where);
+            size_t used = 0;
+            try {
+              target = std::stod(text, &used);
+            } catch (const std::exception&) {
+              used = 0;
+            }
+            if (used == 0 || used != text.size()) fail("{}: must be a number, got '{}'", where, text);
+          },
+          [&target] {
+            std::ostringstream s;
+            s.precision(17);
+            s << target;
+            return s.str();
+          }};
+}
+
+Field bool_field(bool& target) {
+  return {[&target](const YAML::Node& n, const std::string& where) {
+            std::string text = scalar_text(n, where);
+            if (text == "true" || text == "True" || text == "yes" || text == "1") target = true;
+            else if (text == "false" || text == "False" || text == "no" || text == "0") target = false;
+            else fail("{}: must be true or false, got '{}'", where, text);
+          },
+          [&target] { return std::string(target ? "true" : "false"); }};
+}
+
+// Every recipe key, by dotted path; the order is the order recipe_to_yaml prints.
+std::vector<std::pair<std::string, Field>> schema(Recipe& r) {
+  return {
+      {"model.path", string_field(r.model.path)},
+      {"model.dtype", string_field(r.model.dtype)},
+      {"data.train", string_field(r.data.train)},
+      {"data.eval", string_field(r.data.eval)},
+      {"data.text_field", string_field(r.data.text_field)},
+      {"data.max_seq_length", int_field(r.data.max_seq_length)},
+      {"data.train_samples", int_field(r.data.train_samples)},
+      {"data.eval_samples", int_field(r.data.eval_samples)},
+      {"data.truncate", bool_field(r.data.truncate)},
+      {"task.name", string_field(r.task.name)},
+      {"task.file", string_field(r.task.file)},
+      {"task.train_as_classification", bool_field(r.task.train_as_classification)},
+      {"task.k_shot", int_field(r.task.k_shot)},
+      {"optim.method", string_field(r.optim.method)},
+      {"optim.lr", float_field(r.optim.lr)},
+      {"optim.eps", float_field(r.optim.eps)},
+      {"optim.samples", int_field(r.optim.samples)},
+      {"optim.weight_decay", float_field(r.optim.weight_decay)},
+      {"optim.schedule", string_field(r.optim.schedule)},
+      {"optim.warmup_steps", int_field(r.optim.warmup_steps)},
+      {"trainer.steps", int_field(r.trainer.steps)},
+      {"trainer.batch_size", int_field(r.trainer.batch_size)},
+      {"trainer.eval_interval", int_field(r.trainer.eval_interval)},
+      {"trainer.save_interval", int_field(r.trainer.save_interval)},
+      {"trainer.save_total_limit", int_field(r.trainer.save_total_limit)},
+      {"trainer.seed", int_field(r.trainer.seed)},
+      {"trainer.output_dir", string_field(r.trainer.output_dir)},
+      {"trainer.nan_policy", string_field(r.trainer.nan_policy)},
+      {"trainer.eval_before", bool_field(r.trainer.eval_before)},
+      {"trainer.schedule", string_field(r.trainer.schedule)},
+      {"placement.device", string_field(r.placement.device)},
+      {"placement.threads", int_field(r.placement.threads)},
+      {"dist.backend", string_field(r.dist.backend)},
+      {"logging.log_interval", int_field(r.logging.log_interval)},
+      {"logging.jsonl", bool_field(r.logging.jsonl)},
+      {"logging.tensorboard", bool_field(r.logging.tensorboard)},
+  };
+}
+
+void check_one_of(const std::string& where, const std::string& value,
+                  std::initializer_list<const char*> allowed) {
+  std::string list;
+  for (const char* a : allowed) {
+    if (value == a) return;
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  }
+  fail("{}: '{}' is not one of {}", where, value, list);
+}
+
+void validate(const Recipe& r) {
+  const std::string& f = r.source;
+  if (r.model.path.empty()) fail("{}: model.path is required", f);
+  check_one_of(f + ": model.dtype", r.model.dtype, {"f32", "bf16"});
+  check_one_of(f + ": optim.method", r.optim.method, {"mezo-sgd"});
+  check_one_of(f + ": optim.schedule", r.optim.schedule, {"constant", "linear", "cosine"});
+  check_one_of(f + ": trainer.nan_policy", r.trainer.nan_policy, {"skip", "stop"});
+  check_one_of(f + ": trainer.schedule", r.trainer.schedule, {"zo2", "plain"});
+  check_one_of(f + ": placement.device", r.placement.device, {"cpu", "cuda"});
+  check_one_of(f + ": dist.backend", r.dist.backend, {"none", "mpi"});
+  if (r.data.train.empty()) fail("{}: data.train is required", f);
+  if (r.task.name.empty() && r.task.file.empty())
+    fail("{}: give task.name (a built-in task) or task.file (a YAML task)", f);
+  auto positive = [&](const char* key, double v) {
+    if (!(v > 0)) fail("{}: {} must be positive, got {}", f, key, v);
+  };
+  positive("optim.lr", r.optim.lr);
+  positive("optim.eps", r.optim.eps);
+  positive("optim.samples", double(r.optim.samples));
+  positive("trainer.steps", double(r.trainer.steps));
+  positive("trainer.batch_size", double(r.trainer.batch_size));
+  positive("data.max_seq_length", double(r.data.max_seq_length));
+  if (r.optim.weight_decay < 0) fail("{}: optim.weight_decay must be >= 0", f);
+  if (r.trainer.eval_interval < 0 || r.trainer.save_interval < 0 || r.trainer.save_total_limit < 0)
+    fail("{}: trainer intervals and save_total_limit must be >= 0", f);
+}
+
+}  // namespace
+
+Recipe load_recipe(const std::string& path,
+                   const std::vector<std::pair<std::string, std::string>>& overrides) {
+  Recipe r;
+  r.source = path;
+  auto fields = schema(r);
+  std::map<std::string, Field*> by_key;
+  for (auto& [key, field] : fields) by_key[key] = &field;
+
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    fail("{}: cannot open the recipe", path);
+  } catch (const YAML::Exception& e) {
+    fail("{}: line {}: invalid YAML: {}", path, e.mark.line + 1, e.msg);
+  }
+  if (!root.IsNull() && !root.IsMap()) fail("{}: a recipe is a mapping of sections", path);
+  for (const auto& section : root) {
+    std::string name = section.first.as<std::string>();
+    if (!section.second.IsMap())
+      fail("{}: line {}: section '{}' must be a mapping of keys", path,
+           section.second.Mark().line + 1, name);
+    for (const auto& item : section.second) {
+      std::string key = name + "." + item.first.as<std::string>();
+      auto it = by_key.find(key);
+      if (it == by_key.end())
+        fail("{}: line {}: unknown key '{}'", path, item.first.Mark().line + 1, key);
+      it->second->read(item.second,
+                       fmt::format("{}: line {}: {}", path, item.second.Mark().line + 1, key));
+    }
+  }
+  for (const auto& [key, value] : overrides) {
+    auto it = by_key.find(key);
+    if (it == by_key.end()) fail("override --{}: unknown recipe key", key);
+    it->second->read(YAML::Node(value), "override --" + key);
+  }
+  validate(r);
+  return r;
+}
+
+std::vector<std::pair<std::string, std::string>> parse_overrides(const std::vector<std::string>& words) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t i = 0; i < words.size(); ++i) {
+    const std::string& w = words[i];
+    if (w.rfind("--", 0) != 0) fail("unexpected argument '{}': overrides look like --section.key value", w);
+    std::string key = w.substr(2), value;
+    size_t eq = key.find('=');
+    if (eq != std::string::npos) {
+      value = key.substr(eq + 1);
+      key = key.substr(0, eq);
+    } else {
+      if (i + 1 >= words.size()) fail("override --{} has no value", key);
+      value = words[++i];
+    }
+    if (key.find('.') == std::string::npos) fail("override --{}: expected --section.key", key);
+    out.emplace_back(key, value);
+  }
+  return out;
+}
+
+std::string recipe_to_yaml(const Recipe& recipe) {
+  Recipe copy = recipe;
+  std::string out, section;
+  for (auto& [key, field] : schema(copy)) {
+    std::string s = key.substr(0, key.find('.'));
+    if (s != section) {
+      out += s + ":\n";
+      section = s;
+    }
+    out += "  " + key.substr(key.find('.') + 1) + ": " + field.print() + "\n";
+  }
+  return out;
+}
+
+}  // namespace zoft

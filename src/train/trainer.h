@@ -1,0 +1,30 @@
+// The fine-tuning loop: a recipe in, checkpoints and metrics out. Resumes automatically from the
+// newest complete checkpoint in the output directory.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "train/recipe.h"
+
+namespace zoft {
+
+struct TrainSummary {
+  int64_t steps = 0;           // optimiser steps completed in total
+  int64_t resumed_from = -1;   // checkpoint step, or -1
+  double accuracy_before = -1;  // eval accuracy before training (-1: not measured)
+  double accuracy_after = -1;
+  double final_train_loss = 0;
+  double seconds = 0;
+  int64_t skipped_steps = 0;   // non-finite losses skipped (nan_policy: skip)
+  std::string final_checkpoint;
+};
+
+TrainSummary train(const Recipe& recipe);
+
+// Accuracy of a model directory on a task's eval data (zoft eval --task).
+double evaluate_task_accuracy(const std::string& model_path, const std::string& task,
+                              const std::string& data_path, int64_t max_examples,
+                              int64_t max_seq_length, int64_t batch_size, const std::string& dtype);
+
+}  // namespace zoft
