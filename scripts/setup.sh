@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config ccache git xz-utils
+  build-essential cmake pkg-config ccache git xz-utils python3 python3-pip
   libopenblas-dev libdnnl-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libfmt-dev liblzma-dev
   libgtest-dev libgmock-dev libbenchmark-dev
@@ -21,4 +21,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Test-only Python package: TensorBoard's own reader checks our event files.
+if ! python3 -c "import tensorboard" 2>/dev/null; then
+  echo "setup: installing the python package tensorboard (tests read our event files with it)"
+  python3 -m pip install --quiet tensorboard 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages tensorboard
 fi

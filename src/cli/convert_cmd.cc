@@ -113,11 +113,12 @@ Converted from_hf_dir(const std::string& dir) {
   Converted c;
   c.config = read_json_file((fs::path(dir) / "config.json").string());
   if (!c.config.is_object()) fail("{}/config.json: expected a JSON object", dir);
-  c.tensors = std::make_shared<TensorStore>(std::make_shared<const Checkpoint>(Checkpoint::open(dir)));
+  c.tensors =
+      std::make_shared<TensorStore>(std::make_shared<const Checkpoint>(Checkpoint::open(dir)));
   read_model_config(dir);  // refuses what zoft cannot run, before anything is written
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                           "tokenizer.model", "vocab.json", "merges.txt", "generation_config.json",
-                           "chat_template.jinja"}) {
+  for (const char* name :
+       {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+        "vocab.json", "merges.txt", "generation_config.json", "chat_template.jinja"}) {
     fs::path file = fs::path(dir) / name;
     if (fs::is_regular_file(file)) c.files[name] = read_text_file(file.string());
   }
@@ -165,8 +166,7 @@ void run_convert(const ConvertOptions& opt) {
   size_t count = write_weights(*c.tensors, dtype, (out / "model.safetensors").string());
   write_json_file((out / "config.json").string(), c.config);
   for (const auto& [name, contents] : c.files) write_file_atomic((out / name).string(), contents);
-  double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   uint64_t parameters = 0;
   for (const std::string& name : c.tensors->names()) parameters += c.tensors->view(name).numel();

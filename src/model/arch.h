@@ -35,7 +35,7 @@ struct ArchTensorNames {
 };
 
 struct ArchTable {
-  const char* name;                     // e.g. "llama"
+  const char* name;                      // e.g. "llama"
   std::vector<const char*> model_types;  // config.json model_type values served by this table
   ArchTensorNames tensors;
   bool weights_are_kn;  // Conv1D layout [in, out] (GPT-2)

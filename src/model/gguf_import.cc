@@ -90,7 +90,8 @@ json rope_scaling(const ArchKeys& k) {
   auto type = k.file.opt_string(k.key("rope.scaling.type"));
   if (!type || *type == "none") return nullptr;
   double factor = k.get_float("rope.scaling.factor", 1.0);
-  if (*type == "linear") return factor == 1.0 ? json(nullptr) : json{{"rope_type", "linear"}, {"factor", factor}};
+  if (*type == "linear")
+    return factor == 1.0 ? json(nullptr) : json{{"rope_type", "linear"}, {"factor", factor}};
   fail("{}: rope scaling '{}' is not supported (linear, or llama3 via rope_freqs.weight)",
        k.file.path(), *type);
 }
@@ -109,7 +110,9 @@ json llama3_rope(const GgufFile& f, double theta, int64_t head_dim) {
     fail("{}: rope_freqs.weight has {} values, expected head_dim / 2 = {}", f.path(), n,
          head_dim / 2);
   const double pi = 3.14159265358979323846, low = 1.0, high = 4.0;
-  auto wavelen = [&](int64_t i) { return 2 * pi * std::pow(theta, double(2 * i) / double(head_dim)); };
+  auto wavelen = [&](int64_t i) {
+    return 2 * pi * std::pow(theta, double(2 * i) / double(head_dim));
+  };
   double factor = 1.0;
   for (int64_t i = 0; i < n; ++i) factor = std::max(factor, double(div[i]));
   if (factor == 1.0) return nullptr;
@@ -117,27 +120,34 @@ json llama3_rope(const GgufFile& f, double theta, int64_t head_dim) {
   double sum = 0, count = 0, max_unscaled = 0, min_scaled = INFINITY;
   for (int64_t i = 0; i < n; ++i) {
     double d = div[i];
-    if (std::fabs(d - 1) < 1e-6) max_unscaled = std::max(max_unscaled, wavelen(i));
-    else if (std::fabs(d - factor) < 1e-6 * factor) min_scaled = std::min(min_scaled, wavelen(i));
+    if (std::fabs(d - 1) < 1e-6)
+      max_unscaled = std::max(max_unscaled, wavelen(i));
+    else if (std::fabs(d - factor) < 1e-6 * factor)
+      min_scaled = std::min(min_scaled, wavelen(i));
     else {
       double smooth = (1 / d - 1 / factor) / (1 - 1 / factor);
       sum += wavelen(i) * (low + smooth * (high - low)), ++count;
     }
   }
   // Without a blended value any context between the two bands reproduces the divisors.
-  double old = count > 0 ? sum / count : std::max(high * max_unscaled * 1.01, low * min_scaled * 0.99);
+  double old =
+      count > 0 ? sum / count : std::max(high * max_unscaled * 1.01, low * min_scaled * 0.99);
   int64_t old_context = std::llround(old);
   for (int64_t i = 0; i < n; ++i) {
     double w = wavelen(i), smooth = (double(old_context) / w - low) / (high - low);
-    double want = w < old_context / high ? 1.0 : w > old_context / low ? factor
-                                                                       : 1 / ((1 - smooth) / factor + smooth);
+    double want = w < old_context / high  ? 1.0
+                  : w > old_context / low ? factor
+                                          : 1 / ((1 - smooth) / factor + smooth);
     if (std::fabs(want - div[i]) > 1e-4 * want)
-      fail("{}: rope_freqs.weight does not follow Llama 3's rope scaling (value {} is {}, "
-           "expected {}): not supported",
-           f.path(), i, div[i], want);
+      fail(
+          "{}: rope_freqs.weight does not follow Llama 3's rope scaling (value {} is {}, "
+          "expected {}): not supported",
+          f.path(), i, div[i], want);
   }
-  return {{"rope_type", "llama3"},        {"factor", shortest_decimal(float(factor))},
-          {"low_freq_factor", low},        {"high_freq_factor", high},
+  return {{"rope_type", "llama3"},
+          {"factor", shortest_decimal(float(factor))},
+          {"low_freq_factor", low},
+          {"high_freq_factor", high},
           {"original_max_position_embeddings", old_context}};
 }
 
@@ -149,8 +159,8 @@ json llama_config(const ArchKeys& k) {
   int64_t head_dim = c["head_dim"];
   int64_t rotary = k.get_int("rope.dimension_count", head_dim);
   if (rotary != head_dim)
-    fail("{}: rope over {} of {} head dimensions is not supported for llama", k.file.path(),
-         rotary, head_dim);
+    fail("{}: rope over {} of {} head dimensions is not supported for llama", k.file.path(), rotary,
+         head_dim);
   c["architectures"] = {"LlamaForCausalLM"};
   c["model_type"] = "llama";
   c["hidden_act"] = "silu";
@@ -173,9 +183,9 @@ json gemma3_config(const ArchKeys& k) {
   c["rope_local_base_freq"] = 10000.0;  // llama.cpp hard-codes it for the sliding layers
   c["rope_scaling"] = rope_scaling(k);
   // llama.cpp: the 27B model (62 layers) scales queries by hidden / heads, the others by head_dim.
-  c["query_pre_attn_scalar"] = layers == 62 ? c["hidden_size"].get<int64_t>() /
-                                                  c["num_attention_heads"].get<int64_t>()
-                                            : c["head_dim"].get<int64_t>();
+  c["query_pre_attn_scalar"] =
+      layers == 62 ? c["hidden_size"].get<int64_t>() / c["num_attention_heads"].get<int64_t>()
+                   : c["head_dim"].get<int64_t>();
   double softcap = k.get_float("final_logit_softcapping", 0.0);
   c["final_logit_softcapping"] = softcap > 0 ? json(softcap) : json(nullptr);
   c["attn_logit_softcapping"] = nullptr;
@@ -264,7 +274,8 @@ std::string hf_name(const GgufArch& arch, const std::string& gguf_name) {
   if (base.rfind("blk.", 0) == 0) {
     size_t end = base.find('.', 4);
     std::string digits = base.substr(4, end == std::string::npos ? end : end - 4);
-    if (digits.empty() || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos)
+    if (digits.empty() || digits.size() > 6 ||
+        digits.find_first_not_of("0123456789") != std::string::npos)
       return "";
     layer = std::stoll(digits);
     base = "blk.{}" + (end == std::string::npos ? std::string() : base.substr(end));
@@ -289,8 +300,8 @@ void deinterleave_rows(OwnedTensor& t, int64_t heads, const std::string& where) 
   for (int64_t h = 0; h < heads; ++h)
     for (int64_t i = 0; i < half; ++i)
       for (int64_t j = 0; j < 2; ++j)
-        std::memcpy(dst + (h * head_dim + j * half + i) * cols, src + (h * head_dim + 2 * i + j) * cols,
-                    size_t(cols) * sizeof(float));
+        std::memcpy(dst + (h * head_dim + j * half + i) * cols,
+                    src + (h * head_dim + 2 * i + j) * cols, size_t(cols) * sizeof(float));
   t.view.data = out.data();
   t.buffer = std::move(out);
 }
@@ -313,11 +324,17 @@ std::string supported_gguf_architectures() {
   return out;
 }
 
+nlohmann::json gguf_model_config(const GgufFile& f) {
+  const GgufArch& arch = find_gguf_arch(f);
+  return arch.config(ArchKeys{f, arch.name});
+}
+
 ImportedModel import_gguf(const GgufFile& f) {
   const GgufArch& arch = find_gguf_arch(f);
   ImportedModel model;
   model.config = arch.config(ArchKeys{f, arch.name});
-  int64_t heads = model.config["num_attention_heads"], kv_heads = model.config["num_key_value_heads"];
+  int64_t heads = model.config["num_attention_heads"],
+          kv_heads = model.config["num_key_value_heads"];
   for (const GgufTensorInfo& info : f.tensors()) {
     if (std::find(arch.consumed.begin(), arch.consumed.end(), info.name) != arch.consumed.end())
       continue;

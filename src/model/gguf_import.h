@@ -27,6 +27,8 @@ struct ImportedModel {
 // Throws Error naming the file for an architecture zoft cannot import (listing those it can),
 // a tensor without an HF counterpart, or missing metadata.
 ImportedModel import_gguf(const GgufFile& gguf);
+// Only the config.json (reads no weights, except the tiny rope_freqs.weight of Llama 3 files).
+nlohmann::json gguf_model_config(const GgufFile& gguf);
 std::string supported_gguf_architectures();  // "llama, gemma3"
 
 // A regular file that starts with the GGUF magic.

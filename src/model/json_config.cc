@@ -20,7 +20,10 @@ JsonConfig JsonConfig::from_value(nlohmann::json value, const std::string& origi
 
 JsonConfig::JsonConfig(std::shared_ptr<const nlohmann::json> root, std::string path,
                        std::string prefix)
-    : root_(std::move(root)), node_(root_.get()), path_(std::move(path)), prefix_(std::move(prefix)) {}
+    : root_(std::move(root)),
+      node_(root_.get()),
+      path_(std::move(path)),
+      prefix_(std::move(prefix)) {}
 
 const nlohmann::json* JsonConfig::find(const std::string& key) const {
   auto it = node_->find(key);
@@ -33,7 +36,9 @@ void JsonConfig::type_error(const std::string& key, const char* expected) const 
        find(key)->dump().substr(0, 60));
 }
 
-bool JsonConfig::has(const std::string& key) const { return find(key) != nullptr; }
+bool JsonConfig::has(const std::string& key) const {
+  return find(key) != nullptr;
+}
 
 int64_t JsonConfig::get_int(const std::string& key) const {
   const nlohmann::json* v = find(key);

@@ -1,8 +1,8 @@
 // Typed, error-reporting access to config.json: every failure names the file and the key.
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 
@@ -23,7 +23,7 @@ class JsonConfig {
   bool get_bool(const std::string& key, bool fallback) const;
   std::string get_string(const std::string& key) const;
   std::string get_string(const std::string& key, const std::string& fallback) const;
-  std::optional<JsonConfig> get_object(const std::string& key) const;  // nullopt if absent/null
+  std::optional<JsonConfig> get_object(const std::string& key) const;      // nullopt if absent/null
   std::vector<std::string> get_string_list(const std::string& key) const;  // [] if absent
   const std::string& path() const { return path_; }
 

@@ -19,8 +19,8 @@ ModelSource open_model_source(const std::string& path) {
     return source;
   }
   source.loaded = read_model_config(path);
-  source.tensors = std::make_shared<TensorStore>(
-      std::make_shared<const Checkpoint>(Checkpoint::open(path)));
+  source.tensors =
+      std::make_shared<TensorStore>(std::make_shared<const Checkpoint>(Checkpoint::open(path)));
   return source;
 }
 

@@ -25,8 +25,7 @@ Tensor TensorStore::view(const std::string& name) const {
   if (!checkpoint_) return tensors_.at(name).view;
   const SafetensorsInfo& info = checkpoint_->info(name);
   if (!info.has_dtype)
-    fail("{}: tensor '{}' has dtype {}, expected F32, F16 or BF16", origin_, name,
-         info.dtype_name);
+    fail("{}: tensor '{}' has dtype {}, expected F32, F16 or BF16", origin_, name, info.dtype_name);
   return checkpoint_->view(name);
 }
 

@@ -12,7 +12,8 @@ namespace {
 // "x" from the bare *Model), so both kinds of directory load.
 class TensorSource {
  public:
-  TensorSource(const TensorStore& store, ModelWeights& weights) : store_(store), weights_(weights) {}
+  TensorSource(const TensorStore& store, ModelWeights& weights)
+      : store_(store), weights_(weights) {}
 
   std::string resolve(const std::string& name) const {
     if (store_.has(name)) return name;
@@ -26,8 +27,8 @@ class TensorSource {
   Tensor view(const std::string& name, std::initializer_list<int64_t> expected) {
     std::string found = resolve(name);
     if (found.empty())
-      fail("{}: tensor '{}' not found in checkpoint (needed by this architecture)",
-           store_.origin(), name);
+      fail("{}: tensor '{}' not found in checkpoint (needed by this architecture)", store_.origin(),
+           name);
     Tensor t = store_.view(found);
     bool same = t.ndim == int(expected.size());
     int i = 0;

@@ -38,14 +38,14 @@ struct ModelWeights {
   Tensor embed_tokens;     // [vocab, hidden], storage dtype (embedding op converts rows)
   Tensor embed_positions;  // [positions, hidden] f32, learned positions only
   NormWeights final_norm;
-  LinearWeights lm_head;   // the embedding table in the compute dtype when tied
+  LinearWeights lm_head;  // the embedding table in the compute dtype when tied
   std::vector<LayerWeights> layers;
 
-  int64_t parameter_count = 0;   // distinct parameters (a tied matrix counted once)
+  int64_t parameter_count = 0;  // distinct parameters (a tied matrix counted once)
   uint64_t checkpoint_bytes = 0;
   std::string checkpoint_dtypes;  // e.g. "bf16" or "f32+bf16"
 
-  std::vector<Buffer> owned;                 // converted copies
+  std::vector<Buffer> owned;                  // converted copies
   std::shared_ptr<const TensorStore> source;  // keeps the mmap / tensors alive for the views
 };
 

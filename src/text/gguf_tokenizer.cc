@@ -28,15 +28,15 @@ std::string replace_spaces(std::string s) {
 
 // "Ġ t" -> {"Ġ", "t"}: tokens of a merge never hold a plain space (byte-level maps it to Ġ,
 // SentencePiece to ▁), so the one space separates them.
-std::vector<std::pair<std::string, std::string>> parse_merges(const GgufFile& f,
-                                                              const std::vector<std::string>& lines) {
+std::vector<std::pair<std::string, std::string>> parse_merges(
+    const GgufFile& f, const std::vector<std::string>& lines) {
   std::vector<std::pair<std::string, std::string>> merges;
   merges.reserve(lines.size());
   for (size_t i = 0; i < lines.size(); ++i) {
     size_t space = lines[i].find(' ');
     if (space == std::string::npos || lines[i].find(' ', space + 1) != std::string::npos)
-      fail("{}: tokenizer.ggml.merges[{}] '{}' is not two tokens separated by one space",
-           f.path(), i, gguf_printable(lines[i]));
+      fail("{}: tokenizer.ggml.merges[{}] '{}' is not two tokens separated by one space", f.path(),
+           i, gguf_printable(lines[i]));
     merges.emplace_back(lines[i].substr(0, space), lines[i].substr(space + 1));
   }
   return merges;
@@ -69,9 +69,10 @@ void set_byte_level_pre_tokenizer(TokenizerSpec& spec, const std::string& pre, c
     bytes.use_regex = false;
     spec.pre_tokenizer = {split, bytes};
   } else {
-    fail("{}: tokenizer.ggml.pre '{}' is not supported (default, gpt2, smollm, starcoder, "
-         "refact, command-r, codeshell, exaone, minerva, llama3, llama-bpe, qwen2, stablelm2)",
-         f.path(), gguf_printable(pre));
+    fail(
+        "{}: tokenizer.ggml.pre '{}' is not supported (default, gpt2, smollm, starcoder, "
+        "refact, command-r, codeshell, exaone, minerva, llama3, llama-bpe, qwen2, stablelm2)",
+        f.path(), gguf_printable(pre));
   }
 }
 
@@ -125,22 +126,24 @@ std::string token_text(const TokenizerSpec& spec, int32_t id) {
 TokenizerSpec tokenizer_spec_from_gguf(const GgufFile& f) {
   std::string model = f.get_string("tokenizer.ggml.model");
   std::vector<std::string> tokens = f.get_string_array("tokenizer.ggml.tokens");
-  std::vector<int32_t> types =
-      f.opt_i32_array("tokenizer.ggml.token_type").value_or(std::vector<int32_t>(tokens.size(), kNormal));
+  std::vector<int32_t> types = f.opt_i32_array("tokenizer.ggml.token_type")
+                                   .value_or(std::vector<int32_t>(tokens.size(), kNormal));
   if (types.size() != tokens.size())
     fail("{}: {} token types for {} tokens", f.path(), types.size(), tokens.size());
 
   TokenizerSpec spec;
   bool sentencepiece = model == "llama";
   if (model == "gpt2") {
-    spec = TokenizerSpec::byte_level_bpe(tokens, parse_merges(f, f.get_string_array("tokenizer.ggml.merges")));
+    spec = TokenizerSpec::byte_level_bpe(
+        tokens, parse_merges(f, f.get_string_array("tokenizer.ggml.merges")));
     set_byte_level_pre_tokenizer(spec, f.opt_string("tokenizer.ggml.pre").value_or(""), f);
   } else if (sentencepiece) {
     spec = sentencepiece_spec(f, tokens, types);
   } else {
-    fail("{}: tokenizer.ggml.model '{}' is not supported (gpt2: byte-level BPE, llama: "
-         "SentencePiece BPE)",
-         f.path(), gguf_printable(model));
+    fail(
+        "{}: tokenizer.ggml.model '{}' is not supported (gpt2: byte-level BPE, llama: "
+        "SentencePiece BPE)",
+        f.path(), gguf_printable(model));
   }
 
   // Control, unknown and user-defined tokens are matched in the raw text before BPE runs.
@@ -159,8 +162,10 @@ TokenizerSpec tokenizer_spec_from_gguf(const GgufFile& f) {
   // llama.cpp's defaults: SentencePiece models add BOS, byte-level ones do not.
   bool add_bos = f.opt_bool("tokenizer.ggml.add_bos_token").value_or(sentencepiece);
   bool add_eos = f.opt_bool("tokenizer.ggml.add_eos_token").value_or(false);
-  if (add_bos && !spec.bos_token.empty()) spec.prefix_ids = {int32_t(*f.opt_u32("tokenizer.ggml.bos_token_id"))};
-  if (add_eos && !spec.eos_token.empty()) spec.suffix_ids = {int32_t(*f.opt_u32("tokenizer.ggml.eos_token_id"))};
+  if (add_bos && !spec.bos_token.empty())
+    spec.prefix_ids = {int32_t(*f.opt_u32("tokenizer.ggml.bos_token_id"))};
+  if (add_eos && !spec.eos_token.empty())
+    spec.suffix_ids = {int32_t(*f.opt_u32("tokenizer.ggml.eos_token_id"))};
   return spec;
 }
 

@@ -14,11 +14,16 @@ using json = nlohmann::json;
 
 const char* behavior_name(SplitBehavior b) {
   switch (b) {
-    case SplitBehavior::kRemoved: return "Removed";
-    case SplitBehavior::kIsolated: return "Isolated";
-    case SplitBehavior::kMergedWithPrevious: return "MergedWithPrevious";
-    case SplitBehavior::kMergedWithNext: return "MergedWithNext";
-    case SplitBehavior::kContiguous: return "Contiguous";
+    case SplitBehavior::kRemoved:
+      return "Removed";
+    case SplitBehavior::kIsolated:
+      return "Isolated";
+    case SplitBehavior::kMergedWithPrevious:
+      return "MergedWithPrevious";
+    case SplitBehavior::kMergedWithNext:
+      return "MergedWithNext";
+    case SplitBehavior::kContiguous:
+      return "Contiguous";
   }
   return "Isolated";
 }
@@ -32,15 +37,19 @@ const char* regex_text(SplitPattern p) {
       return R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
     case SplitPattern::kQwen2Regex:
       return R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-    default: return nullptr;
+    default:
+      return nullptr;
   }
 }
 
 const char* prepend_name(PreTokenizerStep::Prepend p) {
   switch (p) {
-    case PreTokenizerStep::Prepend::kAlways: return "always";
-    case PreTokenizerStep::Prepend::kFirst: return "first";
-    case PreTokenizerStep::Prepend::kNever: return "never";
+    case PreTokenizerStep::Prepend::kAlways:
+      return "always";
+    case PreTokenizerStep::Prepend::kFirst:
+      return "first";
+    case PreTokenizerStep::Prepend::kNever:
+      return "never";
   }
   return "always";
 }
@@ -56,10 +65,15 @@ json normalizer_json(const std::vector<NormalizerStep>& steps) {
   std::vector<json> out;
   for (const NormalizerStep& s : steps) {
     switch (s.kind) {
-      case NormalizerStep::Kind::kNfc: out.push_back({{"type", "NFC"}}); break;
-      case NormalizerStep::Kind::kPrepend: out.push_back({{"type", "Prepend"}, {"prepend", s.text}}); break;
+      case NormalizerStep::Kind::kNfc:
+        out.push_back({{"type", "NFC"}});
+        break;
+      case NormalizerStep::Kind::kPrepend:
+        out.push_back({{"type", "Prepend"}, {"prepend", s.text}});
+        break;
       case NormalizerStep::Kind::kReplace:
-        out.push_back({{"type", "Replace"}, {"pattern", {{"String", s.text}}}, {"content", s.replacement}});
+        out.push_back(
+            {{"type", "Replace"}, {"pattern", {{"String", s.text}}}, {"content", s.replacement}});
         break;
     }
   }
@@ -71,21 +85,30 @@ json split_json(const PreTokenizerStep& s) {
     return {{"type", "Digits"}, {"individual_digits", s.behavior == SplitBehavior::kIsolated}};
   json pattern = s.pattern == SplitPattern::kLiteral ? json{{"String", s.literal}}
                                                      : json{{"Regex", regex_text(s.pattern)}};
-  return {{"type", "Split"}, {"pattern", pattern}, {"behavior", behavior_name(s.behavior)}, {"invert", false}};
+  return {{"type", "Split"},
+          {"pattern", pattern},
+          {"behavior", behavior_name(s.behavior)},
+          {"invert", false}};
 }
 
 json pre_tokenizer_json(const std::vector<PreTokenizerStep>& steps) {
   std::vector<json> out;
   for (const PreTokenizerStep& s : steps) {
     switch (s.kind) {
-      case PreTokenizerStep::Kind::kSplit: out.push_back(split_json(s)); break;
+      case PreTokenizerStep::Kind::kSplit:
+        out.push_back(split_json(s));
+        break;
       case PreTokenizerStep::Kind::kByteLevel:
-        out.push_back({{"type", "ByteLevel"}, {"add_prefix_space", s.add_prefix_space},
-                       {"trim_offsets", true}, {"use_regex", s.use_regex}});
+        out.push_back({{"type", "ByteLevel"},
+                       {"add_prefix_space", s.add_prefix_space},
+                       {"trim_offsets", true},
+                       {"use_regex", s.use_regex}});
         break;
       case PreTokenizerStep::Kind::kMetaspace:
-        out.push_back({{"type", "Metaspace"}, {"replacement", s.replacement},
-                       {"prepend_scheme", prepend_name(s.prepend)}, {"split", s.split}});
+        out.push_back({{"type", "Metaspace"},
+                       {"replacement", s.replacement},
+                       {"prepend_scheme", prepend_name(s.prepend)},
+                       {"split", s.split}});
         break;
     }
   }
@@ -97,19 +120,30 @@ json decoder_json(const std::vector<DecoderStep>& steps) {
   for (const DecoderStep& s : steps) {
     switch (s.kind) {
       case DecoderStep::Kind::kByteLevel:
-        out.push_back({{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}});
+        out.push_back({{"type", "ByteLevel"},
+                       {"add_prefix_space", true},
+                       {"trim_offsets", true},
+                       {"use_regex", true}});
         break;
       case DecoderStep::Kind::kReplace:
-        out.push_back({{"type", "Replace"}, {"pattern", {{"String", s.text}}}, {"content", s.replacement}});
+        out.push_back(
+            {{"type", "Replace"}, {"pattern", {{"String", s.text}}}, {"content", s.replacement}});
         break;
-      case DecoderStep::Kind::kByteFallback: out.push_back({{"type", "ByteFallback"}}); break;
-      case DecoderStep::Kind::kFuse: out.push_back({{"type", "Fuse"}}); break;
+      case DecoderStep::Kind::kByteFallback:
+        out.push_back({{"type", "ByteFallback"}});
+        break;
+      case DecoderStep::Kind::kFuse:
+        out.push_back({{"type", "Fuse"}});
+        break;
       case DecoderStep::Kind::kStrip:
-        out.push_back({{"type", "Strip"}, {"content", s.text}, {"start", s.start}, {"stop", s.stop}});
+        out.push_back(
+            {{"type", "Strip"}, {"content", s.text}, {"start", s.start}, {"stop", s.stop}});
         break;
       case DecoderStep::Kind::kMetaspace:
-        out.push_back({{"type", "Metaspace"}, {"replacement", s.text},
-                       {"prepend_scheme", s.prepend ? "always" : "never"}, {"split", true}});
+        out.push_back({{"type", "Metaspace"},
+                       {"replacement", s.text},
+                       {"prepend_scheme", s.prepend ? "always" : "never"},
+                       {"split", true}});
         break;
     }
   }
@@ -133,7 +167,10 @@ json post_processor_json(const TokenizerSpec& spec) {
     for (int32_t id : spec.suffix_ids) add(id, list, type_id);
     if (type_id == 0) pair = single;  // the pair template is A's, then B's
   }
-  return {{"type", "TemplateProcessing"}, {"single", single}, {"pair", pair}, {"special_tokens", special}};
+  return {{"type", "TemplateProcessing"},
+          {"single", single},
+          {"pair", pair},
+          {"special_tokens", special}};
 }
 
 json added_tokens_json(const TokenizerSpec& spec) {
@@ -149,7 +186,9 @@ json added_tokens_json(const TokenizerSpec& spec) {
   return list;
 }
 
-json string_or_null(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
+json string_or_null(const std::string& s) {
+  return s.empty() ? json(nullptr) : json(s);
+}
 
 // JSON text of a string; throws a one-line Error for bytes that are not UTF-8.
 std::string quoted(const std::string& s) {
@@ -184,7 +223,8 @@ std::string model_json(const TokenizerSpec& spec) {
   }
   std::string merges;
   for (const auto& [left, right] : spec.merges)
-    merges += (merges.empty() ? "\n      [" : ",\n      [") + quoted(left) + ", " + quoted(right) + "]";
+    merges +=
+        (merges.empty() ? "\n      [" : ",\n      [") + quoted(left) + ", " + quoted(right) + "]";
   json head = {{"type", "BPE"},
                {"dropout", nullptr},
                {"unk_token", string_or_null(spec.unk_token)},
@@ -195,7 +235,8 @@ std::string model_json(const TokenizerSpec& spec) {
                {"ignore_merges", spec.ignore_merges}};
   std::string out = dump(head);
   out.pop_back();  // the closing brace: vocab and merges follow
-  return out + ",\n    \"vocab\": {" + vocab + "\n    },\n    \"merges\": [" + merges + "\n    ]\n  }";
+  return out + ",\n    \"vocab\": {" + vocab + "\n    },\n    \"merges\": [" + merges +
+         "\n    ]\n  }";
 }
 
 }  // namespace

@@ -141,7 +141,7 @@ TrainSummary train(const Recipe& r) {
   const std::string& out = r.trainer.output_dir;
   recover_checkpoints(out);
   std::optional<std::string> resume = latest_checkpoint(out);
-  nlohmann::json state;
+  nlohmann::json state = nlohmann::json::object();
   if (resume) {
     state = read_json_file(*resume + "/trainer_state.json");
     summary.resumed_from = state.at("step").get<int64_t>();

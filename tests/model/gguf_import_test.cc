@@ -1,12 +1,13 @@
 // GGUF import against transformers: tiny models written as llama.cpp writes them
 // (tools/make_gguf_model_fixture.py) must give transformers' logits when loaded from the .gguf.
+#include "model/gguf_import.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "core/error.h"
 #include "io/gguf.h"
-#include "model/gguf_import.h"
 #include "model/golden_util.h"
 
 namespace zoft::test {
@@ -61,7 +62,8 @@ TEST(GgufImport, Gemma3LogitsMatchTransformers) {
 // interleaved, norms left + 1) moves them by about 100%.
 TEST(GgufImport, CloseToTheUnquantisedModel) {
   GoldenCase g = load_golden("llama", "nopad");
-  EXPECT_LE(relative_error(nopad_logits(gguf_fixture("llama-tiny.gguf"), DType::F32), g.logits), 0.1);
+  EXPECT_LE(relative_error(nopad_logits(gguf_fixture("llama-tiny.gguf"), DType::F32), g.logits),
+            0.1);
   EXPECT_LE(relative_error(nopad_logits(gguf_fixture("gemma3-tiny.gguf"), DType::F32),
                            reference("gemma3.logits_unquantised")),
             0.25);

@@ -87,11 +87,11 @@ INSTANTIATE_TEST_SUITE_P(Architectures, ZoOrders, testing::ValuesIn(order_cases(
                                   std::to_string(info.param.samples);
                          });
 
-// A MeZO step lowers the loss on a batch on average: 60 steps on one batch must reduce it.
+// A MeZO step lowers the loss on a batch on average: 100 steps on one batch must reduce it.
 TEST(ZoTraining, LossDecreasesOnAFixedBatch) {
   Decoder model = Decoder::load(golden_dir("llama"), DType::F32);
   zo::MezoOptions options;
-  options.lr = 5e-3;
+  options.lr = 1e-3;
   options.eps = 1e-3;
   options.seed = 7;
   zo::MezoSgd optimizer(options);
@@ -106,7 +106,7 @@ TEST(ZoTraining, LossDecreasesOnAFixedBatch) {
     return s / n;
   };
   double first = 0, last = 0;
-  for (int t = 0; t < 60; ++t) {
+  for (int t = 0; t < 100; ++t) {
     ZoStepResult r = stepper.forward_passes(g.batch, targets, mean_loss);
     if (t == 0) first = r.mean_loss();
     last = r.mean_loss();
