@@ -7,6 +7,8 @@
 
 #include "core/error.h"
 #include "io/json_file.h"
+#include "io/gguf.h"
+#include "text/gguf_tokenizer.h"
 #include "text/file_text.h"
 #include "text/tokenizer.h"
 #include "text/tokenizer_json.h"
@@ -213,6 +215,8 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
         path);
   }
   ZOFT_CHECK(is_regular_file(path), "{}: no such file or directory", path);
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0)
+    return build(tokenizer_spec_from_gguf(*GgufFile::open(path)), path);
   return load_tokenizer_json(path, config_beside(path));
 }
 

@@ -121,6 +121,35 @@ void group_bf16(const Update& u, uint16_t* p, uint64_t q0) {
     }
   }
 }
+#else
+// The same groups from plain loops over 16 counters, for the compiler to vectorise.
+void group_sum(const Update& u, uint64_t q0, float acc[64]) {
+  for (int e = 0; e < 64; ++e) acc[e] = 0.0f;
+  for (int j = 0; j < u.n_terms; ++j) {
+    float z[64];
+    portable::normals64(u.seed, u.param_id, u.terms[j].step, u.terms[j].sample, q0, z);
+    for (int e = 0; e < 64; ++e) acc[e] = acc[e] + z[e] * u.terms[j].scale;
+  }
+}
+
+void group_f32(const Update& u, float* p, uint64_t q0) {
+  float acc[64];
+  group_sum(u, q0, acc);
+  for (int e = 0; e < 64; ++e) p[e] = decayed(u, p[e]) + acc[e];
+}
+
+void group_bf16(const Update& u, uint16_t* p, uint64_t q0) {
+  uint32_t r[128];
+  portable::rounding_bits128(u.seed, u.param_id, u.rounding_step, q0, r);
+  for (int half = 0; half < 2; ++half) {
+    float acc[64];
+    group_sum(u, 2 * q0 + 16 * half, acc);
+    for (int e = 0; e < 64; ++e) {
+      float y = decayed(u, bf16_to_f32(p[64 * half + e])) + acc[e];
+      p[64 * half + e] = bf16_round_stochastic(bits_of(y), r[64 * half + e]);
+    }
+  }
+}
 #endif
 
 // Elements [begin, end) of the parameter, p = &theta[begin]: scalar up to a group boundary,
@@ -136,17 +165,14 @@ void update_range(const Update& u, T* p, int64_t begin, int64_t end) {
     else
       scalar_bf16(u, p + (b - begin), b, e);
   };
-  int64_t i = begin;
-#if defined(__AVX512F__)
-  int64_t head = std::min(end, (begin + align - 1) / align * align);
-  scalar(i, head);
-  for (i = head; i + group <= end; i += group) {
+  int64_t i = std::min(end, (begin + align - 1) / align * align);
+  scalar(begin, i);
+  for (; i + group <= end; i += group) {
     if constexpr (f32)
       group_f32(u, p + (i - begin), uint64_t(i) / 4);
     else
       group_bf16(u, p + (i - begin), uint64_t(i) / 8);
   }
-#endif
   scalar(i, end);
 }
 

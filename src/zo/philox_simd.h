@@ -1,10 +1,13 @@
-// Internal to src/zo: the constants of docs/zo-rng.md section 4, and 16-counter-wide AVX-512
-// versions of Philox and Box-Muller that give exactly the scalar results (same float32
-// operations in the same order; this header is only included by files compiled with
-// -ffp-contract=off, so no multiply-add is ever fused).
+// Internal to src/zo: the float32 math of docs/zo-rng.md section 4 for one lane, and two
+// 16-counter-wide versions of Philox + Box-Muller built from the same operations in the same
+// order: AVX-512 intrinsics, and plain loops that compilers vectorise for AVX2 / NEON. Include
+// it only from files compiled with -ffp-contract=off (CMakeLists.txt), so that no multiply-add
+// is ever fused and every version rounds alike.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__AVX512F__)
 // GCC 12 warns about the deliberately undefined vectors inside its own intrinsics headers.
@@ -36,7 +39,111 @@ constexpr float kCosP[kCosTerms] = {-19.739208221435547f, 64.93939208984375f, -8
 // m > sqrt(2) (as float32 bits): halve the mantissa so that f = m - 1 stays small.
 constexpr uint32_t kSqrt2Bits = 0x3fb504f3u;
 
+inline uint32_t bits_of(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, 4);
+  return b;
+}
+
+inline float float_of(uint32_t b) {
+  float x;
+  std::memcpy(&x, &b, 4);
+  return x;
+}
+
+template <int K>
+inline float horner(const float (&c)[K], float x) {
+  float p = c[K - 1];
+  for (int k = K - 2; k >= 0; --k) p = p * x + c[k];
+  return p;
+}
+
+// u = 2^e m with m in [sqrt(1/2), sqrt(2)), so log u = e ln2 + log(1 + f), f = m - 1 small;
+// the exponent part is added last so that it costs no accuracy when e = 0.
+inline float log_lane(float u) {
+  uint32_t b = bits_of(u);
+  int32_t e = int32_t(b >> 23) - 127;
+  uint32_t mb = (b & 0x7fffffu) | 0x3f800000u;
+  bool big = mb > kSqrt2Bits;
+  mb = big ? mb - 0x800000u : mb;
+  e = big ? e + 1 : e;
+  float f = float_of(mb) - 1.0f;
+  float p = f + (f * f) * horner(kLogQ, f);
+  float ef = float(e);
+  return ef * kLn2Hi + (ef * kLn2Lo + p);
+}
+
+// 2 pi u = 2 pi t + j pi / 2 with |t| <= 1/8; both reduction steps are exact for the u that
+// uniform_from_bits makes, so all error is in the two short polynomials. j = floor(4u + 0.5)
+// (truncation is floor here: the argument is positive).
+inline void sincos_2pi_lane(float u, float* sin_out, float* cos_out) {
+  int32_t j = int32_t(u * 4.0f + 0.5f);
+  float t = u - float(j) * 0.25f;
+  float t2 = t * t;
+  float s = t * horner(kSinP, t2);
+  float c = 1.0f + t2 * horner(kCosP, t2);
+  int32_t q = j & 3;
+  float sn = (q & 1) ? c : s, cs = (q & 1) ? s : c;
+  *sin_out = (q >= 2) ? -sn : sn;
+  *cos_out = (q == 1 || q == 2) ? -cs : cs;
+}
+
 }  // namespace zoft::zo::detail
+
+namespace zoft::zo::portable {
+
+// Philox4x32-10 of the 16 counters (q0 + l, c1, c2, c3); x[w][l] = word w of call l.
+inline void philox16(uint32_t q0, uint32_t c1, uint32_t c2, uint32_t c3, uint64_t seed,
+                     uint32_t x[4][16]) {
+  for (int l = 0; l < 16; ++l) {
+    x[0][l] = q0 + uint32_t(l);
+    x[1][l] = c1;
+    x[2][l] = c2;
+    x[3][l] = c3;
+  }
+  uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    for (int l = 0; l < 16; ++l) {
+      uint64_t p0 = uint64_t(kPhiloxM0) * x[0][l], p1 = uint64_t(kPhiloxM1) * x[2][l];
+      x[0][l] = uint32_t(p1 >> 32) ^ x[1][l] ^ k0;
+      x[1][l] = uint32_t(p1);
+      x[2][l] = uint32_t(p0 >> 32) ^ x[3][l] ^ k1;
+      x[3][l] = uint32_t(p0);
+    }
+    k0 += kPhiloxW0;
+    k1 += kPhiloxW1;
+  }
+}
+
+// z[4 q0 .. 4 q0 + 64) of z(param_id, step, sample), in element order.
+inline void normals64(uint64_t seed, uint32_t param_id, uint64_t step, uint32_t sample, uint64_t q0,
+                      float out[64]) {
+  uint32_t x[4][16];
+  philox16(uint32_t(q0), param_id, uint32_t(step), sample, seed, x);
+  for (int pair = 0; pair < 2; ++pair)
+    for (int l = 0; l < 16; ++l) {
+      float r = std::sqrt(detail::log_lane(uniform_from_bits(x[2 * pair][l])) * -2.0f);
+      float sn, cs;
+      detail::sincos_2pi_lane(uniform_from_bits(x[2 * pair + 1][l]), &sn, &cs);
+      out[4 * l + 2 * pair] = r * cs;
+      out[4 * l + 2 * pair + 1] = r * sn;
+    }
+}
+
+// The 16-bit stochastic-rounding values R of elements [8 q0, 8 q0 + 128).
+inline void rounding_bits128(uint64_t seed, uint32_t param_id, uint64_t rounding_step, uint64_t q0,
+                             uint32_t out[128]) {
+  Philox4 c = rounding_counter(q0, param_id, rounding_step);
+  uint32_t x[4][16];
+  philox16(c[0], c[1], c[2], c[3], seed, x);
+  for (int l = 0; l < 16; ++l)
+    for (int w = 0; w < 4; ++w) {
+      out[8 * l + 2 * w] = x[w][l] & 0xffffu;
+      out[8 * l + 2 * w + 1] = x[w][l] >> 16;
+    }
+}
+
+}  // namespace zoft::zo::portable
 
 #if defined(__AVX512F__)
 namespace zoft::zo::avx512 {

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "zo/philox.h"
+#include "zo/philox_simd.h"
 #include "zo/zo_test_util.h"
 
 namespace zoft::zo {
@@ -58,6 +59,26 @@ TEST(Normal, VectorPathEqualsScalar) {
       float block[4];
       normal_block(77, 3, 12, 1, uint64_t(begin + i) / 4, block);
       ASSERT_EQ(bits(z[i]), bits(block[(begin + i) % 4])) << begin + i;
+    }
+  }
+}
+
+// The portable 16-counter loops (the path of builds without AVX-512) against the scalar
+// definition; this file is compiled with -ffp-contract=off like the kernels.
+TEST(Normal, PortableBatchEqualsScalar) {
+  for (uint64_t q0 : {uint64_t(0), uint64_t(12345), uint64_t(0xfffffff0u)}) {
+    float z[64];
+    portable::normals64(3, 4, 5, 6, q0, z);
+    for (int e = 0; e < 64; ++e) {
+      float block[4];
+      normal_block(3, 4, 5, 6, q0 + e / 4, block);
+      ASSERT_EQ(bits(z[e]), bits(block[e % 4])) << q0 << " " << e;
+    }
+    uint32_t r[128];
+    portable::rounding_bits128(3, 4, 77, q0, r);
+    for (int e = 0; e < 128; ++e) {
+      Philox4 x = philox4x32_10(rounding_counter(q0 + e / 8, 4, 77), uint64_t(3));
+      ASSERT_EQ(r[e], rounding_half(x, e % 8)) << e;
     }
   }
 }

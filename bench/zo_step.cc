@@ -1,0 +1,96 @@
+// bench_zo_step: MeZO-SGD step time of an HF model directory on random tokens.
+//   bench_zo_step MODEL_DIR [--batch 8] [--seq 256] [--dtype f32|bf16] [--threads N]
+//                 [--steps 3] [--samples 1] [--order zo2|plain]
+// Prints one JSON object; tokens_per_s counts each token of the batch once per step.
+// bench/zo_step.py runs it side by side with a PyTorch MeZO loop.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "train/zo_step.h"
+
+using namespace zoft;
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: bench_zo_step MODEL_DIR [--batch B --seq T --dtype f32|bf16 "
+                         "--threads N --steps K --samples n --order zo2|plain]\n");
+    return 2;
+  }
+  std::string dir = argv[1], dtype = "f32", order = "zo2";
+  int64_t batch = 8, seq = 256;
+  int threads = 0, steps = 3, samples = 1;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--batch") batch = std::atoll(value.c_str());
+    else if (flag == "--seq") seq = std::atoll(value.c_str());
+    else if (flag == "--dtype") dtype = value;
+    else if (flag == "--threads") threads = std::atoi(value.c_str());
+    else if (flag == "--steps") steps = std::atoi(value.c_str());
+    else if (flag == "--samples") samples = std::atoi(value.c_str());
+    else if (flag == "--order") order = value;
+    else {
+      std::fprintf(stderr, "bench_zo_step: unknown flag %s\n", flag.c_str());
+      return 2;
+    }
+  }
+  try {
+    ThreadPool::set_global_threads(threads);
+    Decoder model = Decoder::load(dir, parse_dtype(dtype));
+    zo::MezoOptions options;
+    options.lr = 1e-6;
+    options.eps = 1e-3;
+    options.samples = samples;
+    options.seed = 1;
+    zo::MezoSgd optimizer(options);
+    ZoStepper stepper(model, optimizer, order == "plain" ? ZoOrder::Plain : ZoOrder::Zo2);
+
+    std::mt19937 rng(1234);
+    std::uniform_int_distribution<int32_t> token(0, int32_t(model.config().vocab_size - 1));
+    TokenBatch b;
+    b.batch = batch;
+    b.seq = seq;
+    for (int64_t i = 0; i < batch * seq; ++i) {
+      b.ids.push_back(token(rng));
+      b.mask.push_back(1);
+    }
+    std::vector<int32_t> targets = Decoder::next_token_targets(b);
+    auto mean = [&](const std::vector<float>& loss) {
+      double s = 0;
+      int64_t n = 0;
+      for (size_t i = 0; i < loss.size(); ++i)
+        if (targets[i] >= 0) s += loss[i], ++n;
+      return s / double(n);
+    };
+    auto one_step = [&] {
+      stepper.forward_passes(b, targets, mean);
+      stepper.end_step();
+    };
+    one_step();  // warm-up
+    double best = 1e30, total = 0;
+    for (int i = 0; i < steps; ++i) {
+      auto s = std::chrono::steady_clock::now();
+      one_step();
+      double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - s).count();
+      best = std::min(best, dt);
+      total += dt;
+    }
+    stepper.finish();
+    std::printf(
+        "{\"model\": \"%s\", \"arch\": \"%s\", \"dtype\": \"%s\", \"order\": \"%s\", "
+        "\"batch\": %lld, \"seq\": %lld, \"samples\": %d, \"threads\": %d, "
+        "\"parameters\": %lld, \"best_s\": %.4f, \"mean_s\": %.4f, \"tokens_per_s\": %.1f}\n",
+        dir.c_str(), model.arch().name, dtype.c_str(), order.c_str(), (long long)batch,
+        (long long)seq, samples, ThreadPool::global().size(),
+        (long long)model.weights().parameter_count, best, total / steps,
+        double(batch * seq) / best);
+  } catch (const Error& e) {
+    std::fprintf(stderr, "bench_zo_step: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
