@@ -17,8 +17,9 @@ using namespace zoft;
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: bench_forward MODEL_DIR [--batch B --seq T --dtype f32|bf16 "
-                         "--threads N --iters K --mode logits|loss]\n");
+    std::fprintf(stderr,
+                 "usage: bench_forward MODEL_DIR [--batch B --seq T --dtype f32|bf16 "
+                 "--threads N --iters K --mode logits|loss]\n");
     return 2;
   }
   std::string dir = argv[1], dtype = "f32", mode = "logits";
@@ -26,12 +27,18 @@ int main(int argc, char** argv) {
   int threads = 0, iters = 3;
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--batch") batch = std::atoll(value.c_str());
-    else if (flag == "--seq") seq = std::atoll(value.c_str());
-    else if (flag == "--dtype") dtype = value;
-    else if (flag == "--threads") threads = std::atoi(value.c_str());
-    else if (flag == "--iters") iters = std::atoi(value.c_str());
-    else if (flag == "--mode") mode = value;
+    if (flag == "--batch")
+      batch = std::atoll(value.c_str());
+    else if (flag == "--seq")
+      seq = std::atoll(value.c_str());
+    else if (flag == "--dtype")
+      dtype = value;
+    else if (flag == "--threads")
+      threads = std::atoi(value.c_str());
+    else if (flag == "--iters")
+      iters = std::atoi(value.c_str());
+    else if (flag == "--mode")
+      mode = value;
     else {
       std::fprintf(stderr, "bench_forward: unknown flag %s\n", flag.c_str());
       return 2;
@@ -53,11 +60,14 @@ int main(int argc, char** argv) {
       b.ids.push_back(token(rng));
       b.mask.push_back(1);
     }
-    std::vector<float> out(mode == "logits" ? size_t(batch * seq * c.vocab_size) : size_t(batch * seq));
+    std::vector<float> out(mode == "logits" ? size_t(batch * seq * c.vocab_size)
+                                            : size_t(batch * seq));
     std::vector<int32_t> targets = Decoder::next_token_targets(b);
     auto run = [&] {
-      if (mode == "logits") model.logits(b, out.data());
-      else model.token_losses(b, targets.data(), out.data());
+      if (mode == "logits")
+        model.logits(b, out.data());
+      else
+        model.token_losses(b, targets.data(), out.data());
     };
     run();  // warm-up: page in the weights, size the scratch buffers
     double best = 1e30, total = 0;
@@ -69,7 +79,8 @@ int main(int argc, char** argv) {
       total += dt;
     }
     std::printf(
-        "{\"model\": \"%s\", \"arch\": \"%s\", \"dtype\": \"%s\", \"mode\": \"%s\", \"batch\": %lld, "
+        "{\"model\": \"%s\", \"arch\": \"%s\", \"dtype\": \"%s\", \"mode\": \"%s\", \"batch\": "
+        "%lld, "
         "\"seq\": %lld, \"threads\": %d, \"parameters\": %lld, \"load_s\": %.3f, "
         "\"best_s\": %.4f, \"mean_s\": %.4f, \"tokens_per_s\": %.1f}\n",
         dir.c_str(), model.arch().name, dtype.c_str(), mode.c_str(), (long long)batch,

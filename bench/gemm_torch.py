@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch peer of bench/gemm.cc: y = F.linear(x, W) on the same LLM shapes, f32 and bf16.
 
-Run: python3 bench/gemm_torch.py [--threads 2] [--seconds 3] [--json out.json]
+Run: python3 bench/gemm_torch.py [--threads 2] [--seconds 3] [--cpu-time] [--json out.json]
 """
 import argparse
 import json
@@ -21,7 +21,7 @@ SHAPES = [
 ]
 
 
-def best_times(fns, seconds):
+def best_times(fns, seconds, clock=time.perf_counter):
     """Best time of one call of each function; they take turns round after round until `seconds`
     have passed, so that on a shared machine each sees the same quiet moments (as bench/gemm.cc)."""
     for fn in fns:
@@ -30,9 +30,9 @@ def best_times(fns, seconds):
     start, rounds = time.perf_counter(), 0
     while rounds < 3 or time.perf_counter() - start < seconds:
         for i, fn in enumerate(fns):
-            t = time.perf_counter()
+            t = clock()
             fn()
-            best[i] = min(best[i], time.perf_counter() - t)
+            best[i] = min(best[i], clock() - t)
         rounds += 1
     return best
 
@@ -41,6 +41,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=3.0, help="per shape, all variants together")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time calls by process CPU time (for --threads 1 on a shared machine)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -58,7 +60,7 @@ def main():
             fns += [lambda x=x, w=w: F.linear(x, w), lambda x=x, wt=wt: torch.matmul(x, wt)]
             names += [f"linear_{name}", f"matmul_{name}"]
         with torch.inference_mode():
-            times = best_times(fns, args.seconds)
+            times = best_times(fns, args.seconds, time.process_time if args.cpu_time else time.perf_counter)
         for name, t in zip(names, times):
             row[name] = 2.0 * m * n * k / t / 1e9
         results.append(row)

@@ -3,6 +3,8 @@
 //                 [--steps 3] [--samples 1] [--order zo2|plain]
 // Prints one JSON object; tokens_per_s counts each token of the batch once per step.
 // bench/zo_step.py runs it side by side with a PyTorch MeZO loop.
+#include "train/zo_step.h"
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -11,14 +13,14 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
-#include "train/zo_step.h"
 
 using namespace zoft;
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: bench_zo_step MODEL_DIR [--batch B --seq T --dtype f32|bf16 "
-                         "--threads N --steps K --samples n --order zo2|plain]\n");
+    std::fprintf(stderr,
+                 "usage: bench_zo_step MODEL_DIR [--batch B --seq T --dtype f32|bf16 "
+                 "--threads N --steps K --samples n --order zo2|plain]\n");
     return 2;
   }
   std::string dir = argv[1], dtype = "f32", order = "zo2";
@@ -26,13 +28,20 @@ int main(int argc, char** argv) {
   int threads = 0, steps = 3, samples = 1;
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--batch") batch = std::atoll(value.c_str());
-    else if (flag == "--seq") seq = std::atoll(value.c_str());
-    else if (flag == "--dtype") dtype = value;
-    else if (flag == "--threads") threads = std::atoi(value.c_str());
-    else if (flag == "--steps") steps = std::atoi(value.c_str());
-    else if (flag == "--samples") samples = std::atoi(value.c_str());
-    else if (flag == "--order") order = value;
+    if (flag == "--batch")
+      batch = std::atoll(value.c_str());
+    else if (flag == "--seq")
+      seq = std::atoll(value.c_str());
+    else if (flag == "--dtype")
+      dtype = value;
+    else if (flag == "--threads")
+      threads = std::atoi(value.c_str());
+    else if (flag == "--steps")
+      steps = std::atoi(value.c_str());
+    else if (flag == "--samples")
+      samples = std::atoi(value.c_str());
+    else if (flag == "--order")
+      order = value;
     else {
       std::fprintf(stderr, "bench_zo_step: unknown flag %s\n", flag.c_str());
       return 2;

@@ -8,6 +8,7 @@ packages=(
   libopenblas-dev libdnnl-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libfmt-dev liblzma-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libopenmpi-dev openmpi-bin
 )
 
 missing=()

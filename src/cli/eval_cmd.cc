@@ -12,8 +12,8 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "model/perplexity.h"
-#include "train/trainer.h"
 #include "text/tokenizer.h"
+#include "train/trainer.h"
 
 namespace zoft::cli {
 
@@ -27,7 +27,8 @@ struct EvalOptions {
 };
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // A .jsonl file's records joined by blank lines (as HF's perplexity recipe joins a dataset).
@@ -56,42 +57,58 @@ void run_eval(const EvalOptions& opt) {
     double acc = evaluate_task_accuracy(opt.model, opt.task, opt.data, opt.max_examples,
                                         opt.window > 0 ? opt.window : 2048, opt.batch_size,
                                         dtype_name(dtype));
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    nlohmann::json j = {{"model", opt.model}, {"data", opt.data}, {"task", opt.task},
-                        {"accuracy", acc}, {"seconds", seconds}};
-    if (opt.json) std::printf("%s\n", j.dump().c_str());
-    else std::printf("accuracy %.4f (%s on %s), %.1fs\n", acc, opt.task.c_str(), opt.data.c_str(), seconds);
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    nlohmann::json j = {{"model", opt.model},
+                        {"data", opt.data},
+                        {"task", opt.task},
+                        {"accuracy", acc},
+                        {"seconds", seconds}};
+    if (opt.json)
+      std::printf("%s\n", j.dump().c_str());
+    else
+      std::printf("accuracy %.4f (%s on %s), %.1fs\n", acc, opt.task.c_str(), opt.data.c_str(),
+                  seconds);
     return;
   }
   std::string raw = read_text_file(opt.data);
-  std::string body = ends_with(opt.data, ".jsonl") ? jsonl_text(opt.data, raw, opt.text_field) : raw;
+  std::string body =
+      ends_with(opt.data, ".jsonl") ? jsonl_text(opt.data, raw, opt.text_field) : raw;
   text::Tokenizer tokenizer = text::Tokenizer::from_file(opt.model);
   Decoder model = Decoder::load(opt.model, dtype);
   std::vector<int32_t> ids = tokenizer.encode(body, true);
-  if (opt.max_tokens > 0 && int64_t(ids.size()) > opt.max_tokens) ids.resize(size_t(opt.max_tokens));
+  if (opt.max_tokens > 0 && int64_t(ids.size()) > opt.max_tokens)
+    ids.resize(size_t(opt.max_tokens));
   if (ids.size() < 2) fail("{}: the text has fewer than 2 tokens", opt.data);
-  int64_t window = opt.window > 0 ? opt.window : std::min<int64_t>(model.config().max_positions, 1024);
+  int64_t window =
+      opt.window > 0 ? opt.window : std::min<int64_t>(model.config().max_positions, 1024);
   int64_t stride = opt.stride > 0 ? opt.stride : std::max<int64_t>(1, window / 2);
 
   Progress progress("eval", int64_t(ids.size()), "tokens");
   auto start = std::chrono::steady_clock::now();
-  PerplexityResult r = perplexity(model, ids, window, stride,
-                                  [&](int64_t done, int64_t) { progress.update(done); });
+  PerplexityResult r =
+      perplexity(model, ids, window, stride, [&](int64_t done, int64_t) { progress.update(done); });
   progress.finish();
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  nlohmann::json j = {{"model", opt.model},        {"data", opt.data},
-                      {"tokens", ids.size()},      {"scored_tokens", r.tokens},
-                      {"window", window},          {"stride", stride},
-                      {"windows", r.windows},      {"mean_nll", r.mean_nll()},
-                      {"perplexity", r.perplexity()}, {"seconds", seconds},
+  nlohmann::json j = {{"model", opt.model},
+                      {"data", opt.data},
+                      {"tokens", ids.size()},
+                      {"scored_tokens", r.tokens},
+                      {"window", window},
+                      {"stride", stride},
+                      {"windows", r.windows},
+                      {"mean_nll", r.mean_nll()},
+                      {"perplexity", r.perplexity()},
+                      {"seconds", seconds},
                       {"dtype", opt.placement.dtype}};
   if (opt.json) {
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("perplexity %.4f (mean NLL %.5f nats) over %lld tokens, window %lld, stride %lld, "
-                "%.1fs\n",
-                r.perplexity(), r.mean_nll(), (long long)r.tokens, (long long)window,
-                (long long)stride, seconds);
+    std::printf(
+        "perplexity %.4f (mean NLL %.5f nats) over %lld tokens, window %lld, stride %lld, "
+        "%.1fs\n",
+        r.perplexity(), r.mean_nll(), (long long)r.tokens, (long long)window, (long long)stride,
+        seconds);
   }
 }
 

@@ -1,6 +1,7 @@
 // zoft inspect MODEL [--json]
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -61,8 +62,8 @@ void run_inspect(const InspectOptions& opt) {
                 (long long)sliding);
     std::printf("hidden         %lld, intermediate %lld\n", (long long)c.hidden_size,
                 (long long)c.intermediate_size);
-    std::printf("attention      %lld heads, %lld kv heads, head_dim %lld\n",
-                (long long)c.num_heads, (long long)c.num_kv_heads, (long long)c.head_dim);
+    std::printf("attention      %lld heads, %lld kv heads, head_dim %lld\n", (long long)c.num_heads,
+                (long long)c.num_kv_heads, (long long)c.head_dim);
     std::printf("vocab          %lld%s\n", (long long)c.vocab_size,
                 c.tie_embeddings ? " (tied embeddings)" : "");
     std::printf("parameters     %.3f M (one layer %.3f M, embeddings %.3f M)\n",

@@ -21,8 +21,10 @@ void run_train(const TrainOptions& opt) {
   std::vector<std::string> words;
   bool json = opt.json;
   for (const std::string& w : opt.overrides) {
-    if (w == "--json") json = true;
-    else words.push_back(w);
+    if (w == "--json")
+      json = true;
+    else
+      words.push_back(w);
   }
   Recipe recipe = load_recipe(opt.recipe, parse_overrides(words));
   TrainSummary s = train(recipe);

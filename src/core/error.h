@@ -18,8 +18,8 @@ template <class... Args>
   throw Error(fmt::format(format, std::forward<Args>(args)...));
 }
 
-#define ZOFT_CHECK(cond, ...)          \
-  do {                                 \
+#define ZOFT_CHECK(cond, ...)               \
+  do {                                      \
     if (!(cond)) ::zoft::fail(__VA_ARGS__); \
   } while (0)
 

@@ -65,7 +65,9 @@ Buffer::Buffer(size_t bytes) : size_(bytes) {
   data_.reset(p);
 }
 
-void Buffer::Free::operator()(void* p) const { std::free(p); }
+void Buffer::Free::operator()(void* p) const {
+  std::free(p);
+}
 
 OwnedTensor OwnedTensor::zeros(DType dtype, std::initializer_list<int64_t> dims) {
   OwnedTensor t;

@@ -67,7 +67,8 @@ void read_layer_windows(const JsonConfig& json, ModelConfig& config, bool uses_s
       fail("{}: layer_types has {} entries but num_hidden_layers is {}", json.path(), types.size(),
            config.num_layers);
     for (size_t i = 0; i < types.size(); ++i) {
-      if (types[i] == "sliding_attention") config.layer_window[i] = window;
+      if (types[i] == "sliding_attention")
+        config.layer_window[i] = window;
       else if (types[i] != "full_attention")
         fail("{}: layer_types[{}] is '{}': expected sliding_attention or full_attention",
              json.path(), i, types[i]);

@@ -62,7 +62,8 @@ static void read_gemma3_config(const JsonConfig& json, ModelConfig& c) {
   }
   // HF multiplies by sqrt(hidden) rounded to the weight dtype; in f32 this is exact enough.
   c.embedding_scale = float(std::sqrt(double(c.hidden_size)));
-  c.attention_scale = float(1.0 / std::sqrt(json.get_float("query_pre_attn_scalar", double(c.head_dim))));
+  c.attention_scale =
+      float(1.0 / std::sqrt(json.get_float("query_pre_attn_scalar", double(c.head_dim))));
   c.attn_softcap = float(json.get_float("attn_logit_softcapping", 0.0));
   c.final_softcap = float(json.get_float("final_logit_softcapping", 0.0));
   read_layer_windows(json, c, true);

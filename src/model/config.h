@@ -39,22 +39,22 @@ struct ModelConfig {
   float norm_eps = 1e-6f;
   bool norm_unit_offset = false;  // Gemma: weight is stored as (gamma - 1)
   Activation activation = Activation::SiLU;
-  bool gated_mlp = true;          // act(gate(x)) * up(x) vs act(fc1(x))
-  bool attention_bias = false;    // q/k/v biases
+  bool gated_mlp = true;        // act(gate(x)) * up(x) vs act(fc1(x))
+  bool attention_bias = false;  // q/k/v biases
   bool attention_out_bias = false;
   bool mlp_bias = false;
-  bool qk_norm = false;           // Qwen3, Gemma-3: RMSNorm over each head of q and k
-  bool sandwich_norm = false;     // Gemma: extra norms after attention and after the MLP
+  bool qk_norm = false;        // Qwen3, Gemma-3: RMSNorm over each head of q and k
+  bool sandwich_norm = false;  // Gemma: extra norms after attention and after the MLP
   bool tie_embeddings = false;
 
   PositionKind positions = PositionKind::Rope;
-  int64_t position_offset = 0;    // OPT's learned positions start at index 2
-  RopeConfig rope;                // full-attention layers
-  RopeConfig rope_local;          // sliding-window layers (Gemma-3 uses another base)
+  int64_t position_offset = 0;        // OPT's learned positions start at index 2
+  RopeConfig rope;                    // full-attention layers
+  RopeConfig rope_local;              // sliding-window layers (Gemma-3 uses another base)
   std::vector<int64_t> layer_window;  // per layer: 0 = full attention, else window size
 
-  float embedding_scale = 1.0f;   // Gemma: sqrt(hidden_size)
-  float attention_scale = 0.0f;   // 1/sqrt(head_dim) unless the config says otherwise
+  float embedding_scale = 1.0f;  // Gemma: sqrt(hidden_size)
+  float attention_scale = 0.0f;  // 1/sqrt(head_dim) unless the config says otherwise
   float attn_softcap = 0.0f;
   float final_softcap = 0.0f;
 

@@ -9,7 +9,6 @@
 
 namespace zoft {
 
-
 TokenBatch TokenBatch::from_sequences(const std::vector<std::vector<int32_t>>& sequences,
                                       int32_t pad_id, bool left_pad) {
   TokenBatch b;
@@ -126,7 +125,8 @@ void Decoder::losses_from_hidden(const float* hidden, int64_t M, const int32_t* 
     rows.push_back(i);
   }
   const int64_t chunk = std::max<int64_t>(1, (int64_t(8) << 20) / V);
-  float* logits = ensure_floats(scratch_.logits, std::min<int64_t>(chunk, int64_t(rows.size())) * V);
+  float* logits =
+      ensure_floats(scratch_.logits, std::min<int64_t>(chunk, int64_t(rows.size())) * V);
   std::vector<float> picked(static_cast<size_t>(chunk * H));
   std::vector<int32_t> chunk_targets(static_cast<size_t>(chunk));
   std::vector<float> chunk_loss(static_cast<size_t>(chunk));

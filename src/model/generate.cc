@@ -29,7 +29,8 @@ int32_t Sampler::next(float* logits, int64_t vocab, const std::vector<int32_t>& 
       l = l < 0 ? l * options_.repetition_penalty : l / options_.repetition_penalty;
     }
   }
-  if (options_.temperature == 0.0f) return int32_t(std::max_element(logits, logits + vocab) - logits);
+  if (options_.temperature == 0.0f)
+    return int32_t(std::max_element(logits, logits + vocab) - logits);
 
   // Candidates sorted by logit, cut by top-k, then softmax at the temperature, then top-p.
   std::vector<int32_t> order(static_cast<size_t>(vocab));

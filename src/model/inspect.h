@@ -12,12 +12,12 @@ struct ModelSummary {
   std::string path;
   std::string arch;
   ModelConfig config;
-  int64_t parameters = 0;          // distinct float parameters in the checkpoint
-  int64_t layer_parameters = 0;    // one decoder layer
+  int64_t parameters = 0;        // distinct float parameters in the checkpoint
+  int64_t layer_parameters = 0;  // one decoder layer
   int64_t embedding_parameters = 0;
   uint64_t checkpoint_bytes = 0;
-  std::string checkpoint_dtypes;   // e.g. "bf16" or "f32+bf16"
-  uint64_t kv_bytes_per_token = 0; // f32 keys + values, all layers
+  std::string checkpoint_dtypes;    // e.g. "bf16" or "f32+bf16"
+  uint64_t kv_bytes_per_token = 0;  // f32 keys + values, all layers
 };
 
 ModelSummary summarize_model(const std::string& model_dir);

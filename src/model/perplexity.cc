@@ -7,11 +7,12 @@
 
 namespace zoft {
 
-double PerplexityResult::perplexity() const { return std::exp(mean_nll()); }
+double PerplexityResult::perplexity() const {
+  return std::exp(mean_nll());
+}
 
 PerplexityResult perplexity(Decoder& model, const std::vector<int32_t>& ids, int64_t window,
-                            int64_t stride,
-                            const std::function<void(int64_t, int64_t)>& progress) {
+                            int64_t stride, const std::function<void(int64_t, int64_t)>& progress) {
   ZOFT_CHECK(window >= 2, "the evaluation window must hold at least 2 tokens, got {}", window);
   ZOFT_CHECK(stride >= 1 && stride <= window, "the stride must be in [1, window={}], got {}",
              window, stride);

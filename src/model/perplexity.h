@@ -19,8 +19,8 @@ struct PerplexityResult {
   double perplexity() const;
 };
 
-PerplexityResult perplexity(Decoder& model, const std::vector<int32_t>& ids, int64_t window,
-                            int64_t stride,
-                            const std::function<void(int64_t done, int64_t total)>& progress = nullptr);
+PerplexityResult perplexity(
+    Decoder& model, const std::vector<int32_t>& ids, int64_t window, int64_t stride,
+    const std::function<void(int64_t done, int64_t total)>& progress = nullptr);
 
 }  // namespace zoft

@@ -135,7 +135,10 @@ void group_sum(const Update& u, uint64_t q0, float acc[64]) {
 void group_f32(const Update& u, float* p, uint64_t q0) {
   float acc[64];
   group_sum(u, q0, acc);
-  for (int e = 0; e < 64; ++e) p[e] = decayed(u, p[e]) + acc[e];
+  if (u.decay == 1.0f)  // two loops: a branch inside would stop the vectoriser
+    for (int e = 0; e < 64; ++e) p[e] = p[e] + acc[e];
+  else
+    for (int e = 0; e < 64; ++e) p[e] = p[e] * u.decay + acc[e];
 }
 
 void group_bf16(const Update& u, uint16_t* p, uint64_t q0) {

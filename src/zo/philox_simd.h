@@ -92,6 +92,25 @@ inline void sincos_2pi_lane(float u, float* sin_out, float* cos_out) {
 
 namespace zoft::zo::portable {
 
+// The ten rounds on 16 counters held word by word; GCC vectorises the lane loop only when the
+// four words are separate restrict arrays.
+inline void philox_rounds16(uint32_t* __restrict x0, uint32_t* __restrict x1,
+                            uint32_t* __restrict x2, uint32_t* __restrict x3, uint64_t seed) {
+  uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    for (int l = 0; l < 16; ++l) {
+      uint64_t p0 = uint64_t(x0[l]) * kPhiloxM0, p1 = uint64_t(x2[l]) * kPhiloxM1;
+      uint32_t a = uint32_t(p1 >> 32) ^ x1[l] ^ k0, b = uint32_t(p0 >> 32) ^ x3[l] ^ k1;
+      x0[l] = a;
+      x1[l] = uint32_t(p1);
+      x2[l] = b;
+      x3[l] = uint32_t(p0);
+    }
+    k0 += kPhiloxW0;
+    k1 += kPhiloxW1;
+  }
+}
+
 // Philox4x32-10 of the 16 counters (q0 + l, c1, c2, c3); x[w][l] = word w of call l.
 inline void philox16(uint32_t q0, uint32_t c1, uint32_t c2, uint32_t c3, uint64_t seed,
                      uint32_t x[4][16]) {
@@ -101,18 +120,7 @@ inline void philox16(uint32_t q0, uint32_t c1, uint32_t c2, uint32_t c3, uint64_
     x[2][l] = c2;
     x[3][l] = c3;
   }
-  uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
-  for (int round = 0; round < 10; ++round) {
-    for (int l = 0; l < 16; ++l) {
-      uint64_t p0 = uint64_t(kPhiloxM0) * x[0][l], p1 = uint64_t(kPhiloxM1) * x[2][l];
-      x[0][l] = uint32_t(p1 >> 32) ^ x[1][l] ^ k0;
-      x[1][l] = uint32_t(p1);
-      x[2][l] = uint32_t(p0 >> 32) ^ x[3][l] ^ k1;
-      x[3][l] = uint32_t(p0);
-    }
-    k0 += kPhiloxW0;
-    k1 += kPhiloxW1;
-  }
+  philox_rounds16(x[0], x[1], x[2], x[3], seed);
 }
 
 // z[4 q0 .. 4 q0 + 64) of z(param_id, step, sample), in element order.

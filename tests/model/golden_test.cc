@@ -15,7 +15,8 @@ struct GoldenParam {
 };
 
 std::string param_name(const testing::TestParamInfo<GoldenParam>& info) {
-  std::string s = info.param.model + "_" + dtype_name(info.param.dtype) + "_" + info.param.case_name;
+  std::string s =
+      info.param.model + "_" + dtype_name(info.param.dtype) + "_" + info.param.case_name;
   for (char& ch : s)
     if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
   return s;
@@ -117,8 +118,8 @@ TEST(KvCache, IncrementalDecodeEqualsFullForward) {
         for (int64_t t = 0; t < len; ++t) {
           if (!g.batch.mask[size_t(b * T + start + t)]) continue;
           for (int64_t j = 0; j < V; ++j)
-            ASSERT_NEAR(out[size_t((b * len + t) * V + j)], full[size_t(((b * T) + start + t) * V + j)],
-                        1e-4)
+            ASSERT_NEAR(out[size_t((b * len + t) * V + j)],
+                        full[size_t(((b * T) + start + t) * V + j)], 1e-4)
                 << name << " sequence " << b << " position " << start + t;
         }
       start += len;

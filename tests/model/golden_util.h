@@ -17,9 +17,9 @@ inline std::string golden_dir(const std::string& name) {
 
 struct GoldenCase {
   TokenBatch batch;
-  double loss = 0;                 // HF's mean loss (labels -100 on pads)
-  std::vector<float> logits;       // [B, T, V]
-  std::vector<float> token_loss;   // [B, T-1]
+  double loss = 0;                // HF's mean loss (labels -100 on pads)
+  std::vector<float> logits;      // [B, T, V]
+  std::vector<float> token_loss;  // [B, T-1]
 };
 
 // name: fixture dir; its golden.json may point at another fixture ("golden_from").

@@ -17,9 +17,9 @@ namespace fs = std::filesystem;
 class BrokenModel : public testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("zoft_broken_" + std::to_string(::getpid()) + "_" +
-            testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ =
+        fs::temp_directory_path() / ("zoft_broken_" + std::to_string(::getpid()) + "_" +
+                                     testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     for (const char* f : {"config.json", "model.safetensors"})
@@ -66,7 +66,8 @@ TEST_F(BrokenModel, UnknownModelType) {
 
 TEST_F(BrokenModel, MissingTensor) {
   rewrite_weights([](std::vector<NamedTensor>& t) {
-    std::erase_if(t, [](const NamedTensor& n) { return n.name == "model.layers.1.mlp.up_proj.weight"; });
+    std::erase_if(
+        t, [](const NamedTensor& n) { return n.name == "model.layers.1.mlp.up_proj.weight"; });
   });
   std::string e = load_error();
   EXPECT_NE(e.find("model.layers.1.mlp.up_proj.weight"), std::string::npos) << e;

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (fuzz/fuzz_*.cc) with clang, ASan and UBSan in build/fuzz, and
+# runs each for N seconds (default 20) on a copy of its seed corpus fuzz/corpus/<target>/.
+# Exits non-zero on any finding (crash, sanitizer report, leak, timeout, out-of-memory), naming
+# the target and the saved reproducer; rerun one with: build/fuzz/<target> <reproducer>.
+#
+#   ./scripts/fuzz.sh [seconds_per_target]
+#   ZOFT_FUZZ_TARGETS="fuzz_gguf fuzz_recipe" ./scripts/fuzz.sh 60   # only some targets
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds="${1:-20}"
+[[ "$seconds" =~ ^[0-9]+$ ]] || { echo "usage: $0 [seconds_per_target]" >&2; exit 2; }
+build=build/fuzz
+jobs="${ZOFT_FUZZ_JOBS:-2}"
+
+for tool in clang clang++; do
+  command -v "$tool" >/dev/null || { echo "fuzz: $tool not found (./scripts/setup.sh installs it)" >&2; exit 2; }
+done
+
+start=$(date +%s)
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+  -DCMAKE_CXX_FLAGS="-O1 -g" -DCMAKE_C_FLAGS="-O1 -g" \
+  -DZOFT_FUZZ=ON -DZOFT_NATIVE=ON -DZOFT_TESTS=OFF -DZOFT_BENCH=OFF >/dev/null
+
+targets=()
+if [ -n "${ZOFT_FUZZ_TARGETS:-}" ]; then
+  read -r -a targets <<<"$ZOFT_FUZZ_TARGETS"
+else
+  for src in fuzz/fuzz_*.cc; do targets+=("$(basename "$src" .cc)"); done
+fi
+cmake --build "$build" -j "$jobs" --target "${targets[@]}"
+built=$(date +%s)
+echo "fuzz: built ${#targets[@]} targets in $((built - start)) s"
+
+# Findings go to build/fuzz/findings/<target>/; the corpus grows in a scratch copy.
+work="$build/run"
+rm -rf "$work"
+mkdir -p "$work" "$build/findings"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:symbolize=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+
+failed=()
+for t in "${targets[@]}"; do
+  corpus="$work/$t/corpus"
+  found="$build/findings/$t"
+  mkdir -p "$corpus" "$found"
+  [ -d "fuzz/corpus/$t" ] && cp -r "fuzz/corpus/$t/." "$corpus/"
+  log="$work/$t/log"
+  t0=$(date +%s)
+  status=0
+  "$build/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+    -artifact_prefix="$found/" "$corpus" >"$log" 2>&1 || status=$?
+  stats=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}' || true)
+  cov=$(grep -E '#[0-9]+ +DONE' "$log" | grep -oE 'cov: [0-9]+' | tail -1 || true)
+  if [ "$status" -ne 0 ]; then
+    reproducer=$(grep -oE "Test unit written to [^ ]+" "$log" | tail -1 | sed 's/Test unit written to //' || true)
+    echo "fuzz: FINDING in $t (exit $status) after $(($(date +%s) - t0)) s; reproducer: ${reproducer:-none saved}"
+    echo "fuzz:   rerun: $build/$t ${reproducer:-<input>}   full log: $log"
+    grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error:|fuzz: |terminate called|.*what\(\):)' "$log" | head -5 | sed 's/^/fuzz:   /'
+    failed+=("$t")
+  else
+    echo "fuzz: $t ok: ${stats:-?} runs in $(($(date +%s) - t0)) s, ${cov:-cov ?}, corpus $(ls "$corpus" | wc -l) inputs"
+  fi
+done
+
+echo "fuzz: total $(($(date +%s) - start)) s"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzz: findings in ${failed[*]}" >&2
+  exit 1
+fi
