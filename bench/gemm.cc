@@ -22,9 +22,6 @@
 #include <string>
 #include <vector>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 #if defined(ZOFT_HAVE_DNNL)
 #include <omp.h>
 
@@ -32,6 +29,7 @@
 #endif
 
 #include "backend/cpu/gemm_kernels.h"
+#include "backend/cpu/simd.h"  // AVX-512 intrinsics, for the peak estimate
 #include "backend/ops.h"
 #include "core/thread_pool.h"
 

@@ -37,8 +37,11 @@ echo "fuzz: built ${#targets[@]} targets in $((built - start)) s"
 work="$build/run"
 rm -rf "$work"
 mkdir -p "$work" "$build/findings"
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:symbolize=1}"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+if ! command -v llvm-symbolizer >/dev/null; then  # Debian's llvm-14 keeps it off PATH
+  for s in /usr/lib/llvm-*/bin/llvm-symbolizer; do [ -x "$s" ] && export ASAN_SYMBOLIZER_PATH="$s"; done
+fi
 
 failed=()
 for t in "${targets[@]}"; do
@@ -51,13 +54,14 @@ for t in "${targets[@]}"; do
   status=0
   "$build/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$found/" "$corpus" >"$log" 2>&1 || status=$?
-  stats=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}' || true)
-  cov=$(grep -E '#[0-9]+ +DONE' "$log" | grep -oE 'cov: [0-9]+' | tail -1 || true)
+  stats=$(grep -aE '^stat::number_of_executed_units' "$log" | awk '{print $2}' || true)
+  cov=$(grep -aE '#[0-9]+ +DONE' "$log" | grep -oE 'cov: [0-9]+' | tail -1 || true)
   if [ "$status" -ne 0 ]; then
-    reproducer=$(grep -oE "Test unit written to [^ ]+" "$log" | tail -1 | sed 's/Test unit written to //' || true)
+    reproducer=$(grep -aoE "Test unit written to [^ ]+" "$log" | tail -1 | sed 's/Test unit written to //' || true)
     echo "fuzz: FINDING in $t (exit $status) after $(($(date +%s) - t0)) s; reproducer: ${reproducer:-none saved}"
     echo "fuzz:   rerun: $build/$t ${reproducer:-<input>}   full log: $log"
-    grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error:|fuzz: |terminate called|.*what\(\):)' "$log" | head -5 | sed 's/^/fuzz:   /'
+    { grep -aE '^(==[0-9]+==ERROR|SUMMARY|.*runtime error:|fuzz: |terminate called|.*what\(\):)' "$log" || true; } |
+      head -5 | sed 's/^/fuzz:   /'
     failed+=("$t")
   else
     echo "fuzz: $t ok: ${stats:-?} runs in $(($(date +%s) - t0)) s, ${cov:-cov ?}, corpus $(ls "$corpus" | wc -l) inputs"

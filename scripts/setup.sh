@@ -9,6 +9,7 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libfmt-dev liblzma-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenmpi-dev openmpi-bin
+  clang libclang-rt-14-dev llvm-14  # scripts/fuzz.sh: libFuzzer, ASan/UBSan runtimes, symbolizer
 )
 
 missing=()

@@ -14,6 +14,11 @@ void add_placement_options(CLI::App* cmd, PlacementOptions& options) {
   cmd->add_option("--device", options.device, "cpu (cuda when built with ZOFT_CUDA)");
   cmd->add_option("--dtype", options.dtype, "compute dtype: f32 or bf16");
   cmd->add_option("--threads", options.threads, "CPU threads (0 = all cores)");
+  cmd->add_option("--max-memory", options.max_memory,
+                  "weights budget per tier, e.g. cpu=20GiB (gpu=8GiB is planned, not yet run); "
+                  "layers beyond it stream from --offload-dir");
+  cmd->add_option("--offload-dir", options.offload_dir, "directory for the offload file");
+  cmd->add_option("--prefetch", options.prefetch, "blocks read ahead while one computes");
 }
 
 DType apply_placement(const PlacementOptions& options) {
@@ -21,10 +26,21 @@ DType apply_placement(const PlacementOptions& options) {
     fail("--device cuda: this build has no CUDA backend yet (use --device cpu)");
   if (options.device != "cpu") fail("--device '{}' is not known: use cpu", options.device);
   if (options.threads < 0) fail("--threads must be >= 0, got {}", options.threads);
+  if (options.prefetch < 0) fail("--prefetch must be >= 0, got {}", options.prefetch);
+  if (!options.max_memory.empty()) runtime::parse_max_memory(options.max_memory);  // fail early
   ThreadPool::set_global_threads(options.threads);
   DType dtype = parse_dtype(options.dtype);
   if (dtype == DType::F16) fail("--dtype f16 is not supported on the CPU: use f32 or bf16");
   return dtype;
+}
+
+std::unique_ptr<runtime::Offload> attach_offload(Decoder& model, const std::string& path,
+                                                 const PlacementOptions& options) {
+  runtime::OffloadOptions o;
+  o.max_memory = options.max_memory;
+  o.offload_dir = options.offload_dir;
+  o.prefetch = options.prefetch;
+  return runtime::Offload::attach(model, path, o);
 }
 
 std::string read_text_file(const std::string& path) {

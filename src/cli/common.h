@@ -1,9 +1,12 @@
 // Flags that mean the same in every subcommand (DESIGN.md: placement flags).
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "core/dtype.h"
+#include "model/decoder.h"
+#include "runtime/offload.h"
 
 namespace CLI {
 class App;
@@ -15,11 +18,19 @@ struct PlacementOptions {
   std::string device = "cpu";
   std::string dtype = "f32";
   int threads = 0;  // 0 = all cores
+  // Offload (runtime/, docs/offload.md): budgets such as "cpu=20GiB"; empty = all resident.
+  std::string max_memory, offload_dir;
+  int64_t prefetch = 2;
 };
 
 void add_placement_options(CLI::App* cmd, PlacementOptions& options);
 // Validates the flags, sizes the thread pool, and returns the compute dtype.
 DType apply_placement(const PlacementOptions& options);
+// With --max-memory: plans the placement of `model` (loaded from `path`), prints the plan and
+// streams what does not fit from --offload-dir; null when everything is resident. Keep the
+// result alive while the model is used.
+std::unique_ptr<runtime::Offload> attach_offload(Decoder& model, const std::string& path,
+                                                 const PlacementOptions& options);
 
 // Reads a whole file ("-" = stdin); errors name the path.
 std::string read_text_file(const std::string& path);

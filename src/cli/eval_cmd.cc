@@ -53,6 +53,8 @@ std::string jsonl_text(const std::string& path, const std::string& raw, const st
 void run_eval(const EvalOptions& opt) {
   DType dtype = apply_placement(opt.placement);
   if (!opt.task.empty()) {
+    if (!opt.placement.max_memory.empty())  // evaluate_task_accuracy loads its own model
+      fail("--max-memory is not supported with --task yet (perplexity and generate support it)");
     auto start = std::chrono::steady_clock::now();
     double acc = evaluate_task_accuracy(opt.model, opt.task, opt.data, opt.max_examples,
                                         opt.window > 0 ? opt.window : 2048, opt.batch_size,
@@ -76,6 +78,7 @@ void run_eval(const EvalOptions& opt) {
       ends_with(opt.data, ".jsonl") ? jsonl_text(opt.data, raw, opt.text_field) : raw;
   text::Tokenizer tokenizer = text::Tokenizer::from_file(opt.model);
   Decoder model = Decoder::load(opt.model, dtype);
+  auto offload = attach_offload(model, opt.model, opt.placement);  // --max-memory: stream layers
   std::vector<int32_t> ids = tokenizer.encode(body, true);
   if (opt.max_tokens > 0 && int64_t(ids.size()) > opt.max_tokens)
     ids.resize(size_t(opt.max_tokens));

@@ -27,6 +27,7 @@ void run_generate(GenerateOptions& opt) {
   DType dtype = apply_placement(opt.placement);
   text::Tokenizer tokenizer = text::Tokenizer::from_file(opt.model);
   Decoder model = Decoder::load(opt.model, dtype);
+  auto offload = attach_offload(model, opt.model, opt.placement);  // --max-memory: stream layers
   std::vector<int32_t> prompt = tokenizer.encode(opt.prompt, !opt.no_special);
   if (prompt.empty()) fail("the prompt encodes to no tokens: give some text");
   for (int32_t id : {tokenizer.eos_id(), model.config().eos_id})

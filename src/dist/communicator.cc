@@ -12,9 +12,13 @@ namespace zoft::dist {
 
 #if ZOFT_MPI
 std::unique_ptr<Communicator> make_mpi(const Launch& launch);  // mpi.cc
-bool mpi_available() { return true; }
+bool mpi_available() {
+  return true;
+}
 #else
-bool mpi_available() { return false; }
+bool mpi_available() {
+  return false;
+}
 #endif
 
 namespace {
@@ -78,7 +82,9 @@ Launch detect_launch() {
   return detect_launch([](const char* name) -> const char* { return std::getenv(name); });
 }
 
-std::unique_ptr<Communicator> make_single() { return std::make_unique<SingleCommunicator>(); }
+std::unique_ptr<Communicator> make_single() {
+  return std::make_unique<SingleCommunicator>();
+}
 
 Communicator& world(const std::string& backend) {
   static std::unique_ptr<Communicator> comm;
@@ -94,10 +100,11 @@ Communicator& world(const std::string& backend) {
 #if ZOFT_MPI
   comm = make_mpi(launch);
 #else
-  fail("{} ranks were launched ({}) or dist.backend is mpi, but this zoft was built without MPI: "
-       "install libopenmpi-dev openmpi-bin and rebuild",
-       launch.size < 0 ? std::string("several") : std::to_string(launch.size),
-       launch.launched() ? launch.launcher : std::string("no launcher"));
+  fail(
+      "{} ranks were launched ({}) or dist.backend is mpi, but this zoft was built without MPI: "
+      "install libopenmpi-dev openmpi-bin and rebuild",
+      launch.size < 0 ? std::string("several") : std::to_string(launch.size),
+      launch.launched() ? launch.launcher : std::string("no launcher"));
 #endif
   return *comm;
 }
@@ -128,7 +135,8 @@ void all_gather_rows(Communicator& comm, const std::vector<float>& mine,
              my_rows * row_len);
   std::vector<size_t> counts(static_cast<size_t>(size));
   for (int r = 0; r < size; ++r)
-    counts[size_t(r)] = size_t(bounds[size_t(r) + 1] - bounds[size_t(r)]) * size_t(row_len) * sizeof(float);
+    counts[size_t(r)] =
+        size_t(bounds[size_t(r) + 1] - bounds[size_t(r)]) * size_t(row_len) * sizeof(float);
   all.resize(size_t(bounds.back() - bounds.front()) * size_t(row_len));
   comm.all_gather(mine.data(), all.data(), counts);
 }

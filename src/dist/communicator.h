@@ -23,8 +23,8 @@ namespace zoft::dist {
 // What the launcher's environment says about this process. Parsed without MPI, so it can be
 // tested and reported before MPI starts.
 struct Launch {
-  std::string launcher;  // "" (none), "mpirun", "srun", "pmix", "pmi"
-  int rank = 0, size = 1;             // -1 where the environment does not say (MPI knows)
+  std::string launcher;                // "" (none), "mpirun", "srun", "pmix", "pmi"
+  int rank = 0, size = 1;              // -1 where the environment does not say (MPI knows)
   int local_rank = 0, local_size = 1;  // among the ranks of this node; -1 where unknown
   bool launched() const { return !launcher.empty(); }
 };

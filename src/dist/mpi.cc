@@ -12,6 +12,9 @@
 // the CPU to the rank still computing instead of spinning against it.
 #if ZOFT_MPI
 
+// The C API only: Open MPI's mpi.h otherwise pulls in the removed C++ bindings (libmpi_cxx).
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 #include <unistd.h>
 
@@ -44,7 +47,8 @@ void finalize_at_exit() {
 }
 
 int checked_count(size_t bytes, const char* what) {
-  ZOFT_CHECK(bytes <= size_t(INT_MAX), "{}: {} bytes is more than one MPI message holds", what, bytes);
+  ZOFT_CHECK(bytes <= size_t(INT_MAX), "{}: {} bytes is more than one MPI message holds", what,
+             bytes);
   return int(bytes);
 }
 
@@ -74,9 +78,10 @@ class MpiCommunicator final : public Communicator {
     // Another MPI's launcher (MPICH's mpiexec) starts N singletons that each see one rank:
     // they must not train side by side into one output directory.
     if (launch.size > 0 && launch.size != size_)
-      fail("{} started {} ranks but MPI sees {}: zoft is built with Open MPI, launch it with Open "
-           "MPI's mpirun or with srun --mpi=pmix",
-           launch.launcher, launch.size, size_);
+      fail(
+          "{} started {} ranks but MPI sees {}: zoft is built with Open MPI, launch it with Open "
+          "MPI's mpirun or with srun --mpi=pmix",
+          launch.launcher, launch.size, size_);
     if (const char* t = std::getenv("ZOFT_DIST_TIMEOUT")) timeout_s_ = std::atof(t);
     if (!(timeout_s_ > 0)) timeout_s_ = 900;
   }
@@ -89,12 +94,14 @@ class MpiCommunicator final : public Communicator {
 
   void broadcast(void* data, size_t bytes, int root) override {
     MPI_Request req;
-    check(MPI_Ibcast(data, checked_count(bytes, "broadcast"), MPI_BYTE, root, comm_, &req), "broadcast");
+    check(MPI_Ibcast(data, checked_count(bytes, "broadcast"), MPI_BYTE, root, comm_, &req),
+          "broadcast");
     wait(req, "broadcast");
   }
 
   void all_gather(const void* mine, void* out, const std::vector<size_t>& counts) override {
-    ZOFT_CHECK(counts.size() == size_t(size_), "all_gather: {} counts for {} ranks", counts.size(), size_);
+    ZOFT_CHECK(counts.size() == size_t(size_), "all_gather: {} counts for {} ranks", counts.size(),
+               size_);
     std::vector<int> n(counts.size()), offset(counts.size());
     size_t total = 0;
     for (size_t r = 0; r < counts.size(); ++r) {
@@ -143,9 +150,10 @@ class MpiCommunicator final : public Communicator {
       if ((polls & 1023) == 0) {
         double waited = std::chrono::duration<double>(Clock::now() - start).count();
         if (waited > timeout_s_)
-          abort(fmt::format("rank {} of {}: no answer from the other ranks for {:.0f} s in {} (a rank "
-                            "died or hangs; ZOFT_DIST_TIMEOUT sets the limit); stopping the job",
-                            rank_, size_, waited, what));
+          abort(fmt::format(
+              "rank {} of {}: no answer from the other ranks for {:.0f} s in {} (a rank "
+              "died or hangs; ZOFT_DIST_TIMEOUT sets the limit); stopping the job",
+              rank_, size_, waited, what));
       }
     }
     comm_seconds_ += std::chrono::duration<double>(Clock::now() - start).count();

@@ -30,14 +30,15 @@ std::string Startup::vote(bool ok, uint64_t fingerprint, const std::string& text
     done_ = true;
     std::string message = broadcast_string(comm_, ok ? std::string() : text, first_failed);
     if (first_failed > 0) message = fmt::format("rank {} of {}: {}", first_failed, size, message);
-    throw StartError(message);
+    throw CollectiveError(message);
   }
   std::string differ;
   for (int r = 1; r < size; ++r)
-    if (votes[size_t(2 * r + 1)] != votes[1]) differ += (differ.empty() ? "" : ", ") + std::to_string(r);
+    if (votes[size_t(2 * r + 1)] != votes[1])
+      differ += (differ.empty() ? "" : ", ") + std::to_string(r);
   if (!differ.empty()) {
     done_ = true;
-    throw StartError(fmt::format(
+    throw CollectiveError(fmt::format(
         "the ranks disagree on the {}: rank(s) {} differ from rank 0. Every rank must run the same "
         "command (recipe, overrides) on the same data and checkpoints",
         stage, differ));
@@ -53,7 +54,7 @@ void Startup::fail(std::exception_ptr error) {
   bool start_error = false;
   try {
     std::rethrow_exception(error);
-  } catch (const StartError& e) {
+  } catch (const CollectiveError& e) {
     what = e.what();
     start_error = true;
   } catch (const std::bad_alloc&) {
@@ -65,7 +66,7 @@ void Startup::fail(std::exception_ptr error) {
   if (!start_error && !done_) {
     try {
       vote(false, 0, what, "", true);
-    } catch (const StartError& e) {
+    } catch (const CollectiveError& e) {
       what = e.what();
       start_error = true;
     }

@@ -23,8 +23,10 @@
 
 namespace zoft::dist {
 
-// Start-up failed on some rank or the ranks disagree; every rank knows.
-class StartError : public Error {
+// An error every rank raises at the same point, so no rank waits for another: start-up failed
+// on some rank or the ranks disagree, or a condition all ranks see alike (a non-finite loss).
+// Rank 0 prints it; every rank stops with status 1.
+class CollectiveError : public Error {
  public:
   using Error::Error;
 };
@@ -45,10 +47,10 @@ class Startup {
  public:
   explicit Startup(Communicator& comm) : comm_(comm) {}
 
-  // A collective check named `stage` (for messages). Throws StartError on every rank when a
+  // A collective check named `stage` (for messages). Throws CollectiveError on every rank when a
   // rank failed or disagrees; returns rank 0's payload. `last`: start-up ends here.
-  std::string check(const std::string& stage, uint64_t fingerprint,
-                    const std::string& payload = {}, bool last = false);
+  std::string check(const std::string& stage, uint64_t fingerprint, const std::string& payload = {},
+                    bool last = false);
   bool done() const { return done_; }
 
   // Call from a catch block with the exception in flight. One process: rethrows it. Several:

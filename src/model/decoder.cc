@@ -76,6 +76,27 @@ void Decoder::head_logits(const float* hidden, int64_t rows, float* logits) cons
     cpu::softcap(logits, rows * config_.vocab_size, config_.final_softcap);
 }
 
+void Decoder::candidate_logits(const float* hidden, const std::vector<int64_t>& rows,
+                               const std::vector<int32_t>& ids, float* out) const {
+  const int64_t H = config_.hidden_size, V = config_.vocab_size;
+  const Tensor& head = weights_.lm_head.weight;
+  const size_t row_bytes = size_t(H) * dtype_size(head.dtype);
+  Buffer picked_w(ids.size() * row_bytes);
+  for (size_t j = 0; j < ids.size(); ++j) {
+    ZOFT_CHECK(ids[j] >= 0 && ids[j] < V, "candidate token {} is outside the vocabulary of {}",
+               ids[j], V);
+    std::memcpy(static_cast<uint8_t*>(picked_w.data()) + j * row_bytes,
+                static_cast<const uint8_t*>(head.data) + size_t(ids[j]) * row_bytes, row_bytes);
+  }
+  std::vector<float> picked_h(rows.size() * size_t(H));
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::memcpy(picked_h.data() + i * size_t(H), hidden + rows[i] * H, size_t(H) * sizeof(float));
+  Tensor w(picked_w.data(), head.dtype, {int64_t(ids.size()), H});
+  cpu::linear(picked_h.data(), int64_t(rows.size()), H, w, false, nullptr, out);
+  if (config_.final_softcap > 0)
+    cpu::softcap(out, int64_t(rows.size() * ids.size()), config_.final_softcap);
+}
+
 void Decoder::logits(const TokenBatch& batch, float* out) {
   KvCache cache(config_, batch.batch, batch.seq, true);
   ForwardState state;

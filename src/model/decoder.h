@@ -48,6 +48,17 @@ class KvCache {
 // caller substitute rows (e.g. perturbed ones) without touching the table.
 using EmbeddingRowsFn = std::function<void(const int32_t* ids, int64_t rows, float* out)>;
 
+// Where a block's weights come from when not all of them are resident (runtime/ offload):
+// acquire(b) returns once block b's weights are in memory and the model points at them;
+// release(b, modified) lets them go (modified: written by a ZO pass, to be saved back).
+// Blocks are acquired in execution order, so an implementation can read ahead.
+class BlockResidency {
+ public:
+  virtual ~BlockResidency() = default;
+  virtual void acquire(int64_t block) = 0;
+  virtual void release(int64_t block, bool modified) = 0;
+};
+
 // The activations of one forward pass while it moves through the blocks one at a time:
 // block 0 = embeddings, blocks 1..L = decoder layers, block L+1 = final norm (the LM head is
 // applied by losses()/logits on the result). Two states can be interleaved block by block,
@@ -95,10 +106,19 @@ class Decoder {
   void run_block(int64_t block, ForwardState& state,
                  const EmbeddingRowsFn* embedding_rows = nullptr);
   void end_forward(ForwardState& state) const;
+  // out[i, j] = logit of token ids[j] at hidden row rows[i]: only those LM-head rows are computed
+  // (a loss over a few candidate tokens needs no [rows, vocab] product).
+  void candidate_logits(const float* hidden, const std::vector<int64_t>& rows,
+                        const std::vector<int32_t>& ids, float* out) const;
   // Per-token losses from final hidden states [rows, hidden] (LM head + chunked cross-entropy).
   void losses_from_hidden(const float* hidden, int64_t rows, const int32_t* targets, float* loss);
   // Mutable access for trainers: the weights are owned copies after make_trainable().
   ModelWeights& mutable_weights() { return weights_; }
+  // Offload: every whole forward (logits, losses, cached decoding) then acquires each block
+  // before running it and releases it after; callers of run_block do so themselves. Null (the
+  // default): all weights are resident and nothing is called.
+  void set_residency(BlockResidency* residency) { residency_ = residency; }
+  BlockResidency* residency() const { return residency_; }
 
  private:
   struct Scratch {
@@ -116,6 +136,7 @@ class Decoder {
   ModelWeights weights_;
   RopeTable rope_global_, rope_local_;
   Scratch scratch_;
+  BlockResidency* residency_ = nullptr;
 };
 
 }  // namespace zoft

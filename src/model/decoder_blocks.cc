@@ -205,7 +205,11 @@ void Decoder::layer_forward(int64_t layer, ForwardState& state) {
 
 void Decoder::forward_hidden(const TokenBatch& batch, KvCache& cache, ForwardState& state) {
   begin_forward(batch, cache, state);
-  for (int64_t block = 0; block < num_blocks(); ++block) run_block(block, state);
+  for (int64_t block = 0; block < num_blocks(); ++block) {
+    if (residency_) residency_->acquire(block);
+    run_block(block, state);
+    if (residency_) residency_->release(block, false);
+  }
   end_forward(state);
 }
 

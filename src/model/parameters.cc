@@ -78,13 +78,31 @@ Tensor owned_copy(ModelWeights& w, const Tensor& t, DType dtype) {
   return out;
 }
 
+// The ParameterRef list_parameters() makes for slot `s` with index `id`.
+ParameterRef parameter_of(const Slot& s, uint32_t id) {
+  ParameterRef p;
+  p.name = s.name;
+  p.id = id;
+  p.block = s.block;
+  if (s.matrix) {
+    p.tensor = *s.matrix;
+    p.decay = true;
+  } else {
+    p.tensor = Tensor(const_cast<float*>(*s.vector), DType::F32, {s.length});
+  }
+  return p;
+}
+
 }  // namespace
 
-void make_trainable(Decoder& model) {
+void make_trainable(Decoder& model) { make_trainable(model, nullptr); }
+
+void make_trainable(Decoder& model, const std::function<bool(int64_t block)>& in_place) {
   ModelWeights& w = model.mutable_weights();
   if (w.trainable) return;
   const DType dtype = w.compute_dtype;
   visit(model, [&](const Slot& s) {
+    if (in_place && in_place(s.block)) return;
     if (s.matrix) {
       // Learned positions stay f32: the embedding op reads any dtype, and they are small.
       DType want = s.matrix == &w.embed_positions ? DType::F32 : dtype;
@@ -100,20 +118,36 @@ void make_trainable(Decoder& model) {
 
 std::vector<ParameterRef> list_parameters(Decoder& model) {
   std::vector<ParameterRef> out;
-  visit(model, [&](const Slot& s) {
-    ParameterRef p;
-    p.name = s.name;
-    p.id = uint32_t(out.size());
-    p.block = s.block;
-    if (s.matrix) {
-      p.tensor = *s.matrix;
-      p.decay = true;
-    } else {
-      p.tensor = Tensor(const_cast<float*>(*s.vector), DType::F32, {s.length});
-    }
-    out.push_back(p);
-  });
+  visit(model, [&](const Slot& s) { out.push_back(parameter_of(s, uint32_t(out.size()))); });
   return out;
+}
+
+void bind_block(Decoder& model, int64_t block,
+                const std::function<void*(const ParameterRef&)>& where) {
+  ModelWeights& w = model.mutable_weights();
+  uint32_t id = 0;
+  bool table = false;
+  visit(model, [&](const Slot& s) {
+    if (s.block == block) {
+      void* data = where(parameter_of(s, id));
+      if (s.matrix) s.matrix->data = data;
+      else *s.vector = static_cast<const float*>(data);
+      table = table || s.matrix == &w.embed_tokens;
+    }
+    ++id;
+  });
+  // A tied head is the table itself once trainable (a converted copy of it before).
+  if (table && model.config().tie_embeddings && w.lm_head.weight.dtype == w.embed_tokens.dtype)
+    w.lm_head.weight.data = w.embed_tokens.data;
+}
+
+void refresh_block(Decoder& model, int64_t block, std::vector<ParameterRef>& params) {
+  uint32_t id = 0;
+  visit(model, [&](const Slot& s) {
+    if (s.block == block)
+      params[id].tensor.data = s.matrix ? s.matrix->data : const_cast<float*>(*s.vector);
+    ++id;
+  });
 }
 
 }  // namespace zoft

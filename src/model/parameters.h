@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,5 +29,16 @@ void make_trainable(Decoder& model);
 // The list, in a fixed order (embeddings, layers in order, final norm, LM head when untied).
 // The tied table belongs to the last block when tied (the LM head is its second use).
 std::vector<ParameterRef> list_parameters(Decoder& model);
+
+// --- Offload support (runtime/ streams some blocks through reusable RAM slots) ---
+// make_trainable, except that the blocks for which `in_place(block)` is true are left as they
+// are: their storage belongs to the offload runtime, which binds them with bind_block.
+void make_trainable(Decoder& model, const std::function<bool(int64_t block)>& in_place);
+// Re-points every parameter of `block` at where(p) (p as list_parameters would list it); a
+// tied LM head follows the embedding table.
+void bind_block(Decoder& model, int64_t block,
+                const std::function<void*(const ParameterRef&)>& where);
+// Copies the current storage pointers of `block`'s parameters into a list_parameters() list.
+void refresh_block(Decoder& model, int64_t block, std::vector<ParameterRef>& params);
 
 }  // namespace zoft

@@ -24,7 +24,20 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-uint64_t round_up(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
+uint64_t round_up(uint64_t n, uint64_t to) {
+  return (n + to - 1) / to * to;
+}
+
+// A size to paste into --max-memory that is at least `bytes` ("3.96MiB"): rounded up, not to
+// the nearest, so that the suggestion is always enough.
+std::string at_least(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = double(bytes);
+  int u = 0;
+  while (v >= 1024.0 && u < 4) v /= 1024.0, ++u;
+  if (u == 0) return fmt::format("{}B", bytes);
+  return fmt::format("{:.2f}{}", std::ceil(v * 100.0) / 100.0, units[u]);
+}
 
 // "1-3, 5" from sorted block numbers.
 std::string ranges(const std::vector<int64_t>& blocks) {
@@ -71,7 +84,8 @@ int64_t split_layers(Plan& p, const std::vector<int64_t>& layers, uint64_t avail
 uint64_t parse_bytes(std::string_view text, const std::string& what) {
   std::string s = lower(trim(text));
   size_t end = 0;
-  while (end < s.size() && (std::isdigit(static_cast<unsigned char>(s[end])) || s[end] == '.')) ++end;
+  while (end < s.size() && (std::isdigit(static_cast<unsigned char>(s[end])) || s[end] == '.'))
+    ++end;
   std::string number = s.substr(0, end), unit(trim(std::string_view(s).substr(end)));
   double value = 0;
   try {
@@ -79,12 +93,23 @@ uint64_t parse_bytes(std::string_view text, const std::string& what) {
     value = std::stod(number, &used);
     if (used != number.size()) throw std::invalid_argument(number);
   } catch (const std::exception&) {
-    fail("{}: '{}' is not a size (write e.g. 20GiB, 512MiB, 1.5GB or a number of bytes)", what, text);
+    fail("{}: '{}' is not a size (write e.g. 20GiB, 512MiB, 1.5GB or a number of bytes)", what,
+         text);
   }
-  static const std::pair<const char*, double> units[] = {
-      {"", 1.0},     {"b", 1.0},     {"kb", 1e3},         {"mb", 1e6},          {"gb", 1e9},
-      {"tb", 1e12},  {"kib", 1024.0}, {"mib", 1048576.0}, {"gib", 1073741824.0}, {"tib", 1099511627776.0},
-      {"k", 1024.0}, {"m", 1048576.0}, {"g", 1073741824.0}, {"t", 1099511627776.0}};
+  static const std::pair<const char*, double> units[] = {{"", 1.0},
+                                                         {"b", 1.0},
+                                                         {"kb", 1e3},
+                                                         {"mb", 1e6},
+                                                         {"gb", 1e9},
+                                                         {"tb", 1e12},
+                                                         {"kib", 1024.0},
+                                                         {"mib", 1048576.0},
+                                                         {"gib", 1073741824.0},
+                                                         {"tib", 1099511627776.0},
+                                                         {"k", 1024.0},
+                                                         {"m", 1048576.0},
+                                                         {"g", 1073741824.0},
+                                                         {"t", 1099511627776.0}};
   for (const auto& [name, scale] : units)
     if (unit == name) {
       double bytes = std::floor(value * scale);
@@ -125,19 +150,25 @@ std::string format_bytes(uint64_t bytes) {
   double v = double(bytes);
   int u = 0;
   while (v >= 1024.0 && u < 4) v /= 1024.0, ++u;
-  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.{}f} {}", v, v < 10 ? 2 : 1, units[u]);
+  return u == 0 ? fmt::format("{} B", bytes)
+                : fmt::format("{:.{}f} {}", v, v < 10 ? 2 : 1, units[u]);
 }
 
 const char* tier_name(Tier tier) {
   switch (tier) {
-    case Tier::Gpu: return "gpu";
-    case Tier::Cpu: return "cpu";
-    case Tier::Disk: return "disk";
+    case Tier::Gpu:
+      return "gpu";
+    case Tier::Cpu:
+      return "cpu";
+    case Tier::Disk:
+      return "disk";
   }
   return "?";
 }
 
-int64_t Plan::count(Tier tier) const { return std::count(home.begin(), home.end(), tier); }
+int64_t Plan::count(Tier tier) const {
+  return std::count(home.begin(), home.end(), tier);
+}
 
 uint64_t Plan::bytes_of(Tier tier) const {
   uint64_t sum = 0;
@@ -172,10 +203,10 @@ Plan cpu_plan(const PlanInput& in) {
   p.slot_bytes = slot;
   p.ram_slots = split_layers(p, layer_ids, avail, slot, in.prefetch + 2, Tier::Cpu, Tier::Disk);
   if (p.ram_slots == 0)
-    fail("--max-memory cpu={}: too small for this model: the embeddings and LM head (blocks 0 and "
-         "{}) stay in RAM ({}) and a streamed layer needs one RAM slot ({}); give at least cpu={}",
-         format_bytes(cpu), last, format_bytes(fixed), format_bytes(slot),
-         format_bytes(fixed + slot));
+    fail(
+        "--max-memory cpu={}: too small for this model: the embeddings and LM head (blocks 0 and "
+        "{}) stay in RAM ({}) and a streamed layer needs one RAM slot ({}); give at least cpu={}",
+        format_bytes(cpu), last, format_bytes(fixed), format_bytes(slot), at_least(fixed + slot));
   p.prefetch = std::min<int64_t>(in.prefetch, p.ram_slots - 1);
   p.ram_bytes = p.bytes_of(Tier::Cpu) + uint64_t(p.ram_slots) * slot;
   p.disk_bytes = p.bytes_of(Tier::Disk);
@@ -207,9 +238,10 @@ Plan gpu_plan(const PlanInput& in) {
   uint64_t avail = gpu > fixed ? gpu - fixed : 0;
   p.gpu_slots = split_layers(p, layer_ids, avail, slot, in.prefetch + 2, Tier::Gpu, Tier::Cpu);
   if (p.gpu_slots == 0)
-    fail("--max-memory gpu={}: too small: blocks 0 and {} need {} on the GPU and a streamed layer "
-         "one GPU slot ({}); give at least gpu={}",
-         format_bytes(gpu), last, format_bytes(fixed), format_bytes(slot), format_bytes(fixed + slot));
+    fail(
+        "--max-memory gpu={}: too small: blocks 0 and {} need {} on the GPU and a streamed layer "
+        "one GPU slot ({}); give at least gpu={}",
+        format_bytes(gpu), last, format_bytes(fixed), format_bytes(slot), at_least(fixed + slot));
   p.gpu_bytes = p.bytes_of(Tier::Gpu) + uint64_t(p.gpu_slots) * slot;
   // Layers that do not fit on the GPU live in RAM while the cpu budget allows, else on disk.
   std::vector<int64_t> off_gpu;
@@ -218,7 +250,8 @@ Plan gpu_plan(const PlanInput& in) {
   uint64_t in_ram = 0;
   for (int64_t b : off_gpu) in_ram += p.block_bytes[size_t(b)];
   if (in.budgets.cpu && in_ram > *in.budgets.cpu) {
-    p.ram_slots = split_layers(p, off_gpu, *in.budgets.cpu, slot, in.prefetch + 2, Tier::Cpu, Tier::Disk);
+    p.ram_slots =
+        split_layers(p, off_gpu, *in.budgets.cpu, slot, in.prefetch + 2, Tier::Cpu, Tier::Disk);
     if (p.ram_slots == 0)
       fail("--max-memory cpu={}: too small to stage a layer streamed from disk ({})",
            format_bytes(*in.budgets.cpu), format_bytes(slot));
@@ -232,7 +265,8 @@ Plan gpu_plan(const PlanInput& in) {
 }  // namespace
 
 Plan make_plan(const PlanInput& in) {
-  ZOFT_CHECK(in.block_bytes.size() >= 2, "a decoder has at least two blocks, got {}", in.block_bytes.size());
+  ZOFT_CHECK(in.block_bytes.size() >= 2, "a decoder has at least two blocks, got {}",
+             in.block_bytes.size());
   if (in.prefetch < 0) fail("prefetch must be >= 0, got {}", in.prefetch);
   if (!in.budgets.gpu) return cpu_plan(in);
   Plan g = gpu_plan(in);
@@ -242,8 +276,10 @@ Plan make_plan(const PlanInput& in) {
   cpu_only.budgets.gpu.reset();
   Plan p = cpu_plan(cpu_only);
   p.budgets = in.budgets;
-  p.note = "gpu budget planned but not executed (this build has no CUDA backend); computing on "
-           "the cpu with the cpu budget. The GPU plan would be:\n" + describe(g);
+  p.note =
+      "gpu budget planned but not executed (this build has no CUDA backend); computing on "
+      "the cpu with the cpu budget. The GPU plan would be:\n" +
+      describe(g);
   return p;
 }
 
@@ -251,7 +287,8 @@ std::string describe(const Plan& p, double read_mbps, double write_mbps) {
   const int64_t last = int64_t(p.home.size()) - 1;
   std::string budget;
   if (p.budgets.gpu) budget += "gpu=" + format_bytes(*p.budgets.gpu);
-  if (p.budgets.cpu) budget += std::string(budget.empty() ? "" : ",") + "cpu=" + format_bytes(*p.budgets.cpu);
+  if (p.budgets.cpu)
+    budget += std::string(budget.empty() ? "" : ",") + "cpu=" + format_bytes(*p.budgets.cpu);
   std::string out = fmt::format("placement plan: compute on {}, budget {}\n",
                                 p.compute_on_gpu ? "gpu" : "cpu", budget.empty() ? "none" : budget);
   const Tier compute = p.compute_on_gpu ? Tier::Gpu : Tier::Cpu;
@@ -262,9 +299,10 @@ std::string describe(const Plan& p, double read_mbps, double write_mbps) {
     if (blocks.empty()) continue;
     uint64_t bytes = p.bytes_of(tier);
     if (tier == compute)
-      out += fmt::format("  resident on {}: blocks {} ({}; block 0 = embeddings and {} = final norm "
-                         "+ LM head are always resident)\n",
-                         tier_name(tier), ranges(blocks), format_bytes(bytes), last);
+      out += fmt::format(
+          "  resident on {}: blocks {} ({}; block 0 = embeddings and {} = final norm "
+          "+ LM head are always resident)\n",
+          tier_name(tier), ranges(blocks), format_bytes(bytes), last);
     else
       out += fmt::format("  streamed from {}: blocks {} ({} blocks, {})\n", tier_name(tier),
                          ranges(blocks), blocks.size(), format_bytes(bytes));
@@ -277,21 +315,25 @@ std::string describe(const Plan& p, double read_mbps, double write_mbps) {
   out += fmt::format("  weights in ram {}", format_bytes(p.ram_bytes));
   if (p.compute_on_gpu) out += fmt::format(", on gpu {}", format_bytes(p.gpu_bytes));
   if (p.disk_bytes) out += fmt::format(", offload file {}", format_bytes(p.disk_bytes));
-  out += fmt::format("; activations ~{} (outside the budget)\n", format_bytes(p.activation_bytes));
+  if (p.activation_bytes)
+    out += fmt::format("; activations ~{} (outside the budget)", format_bytes(p.activation_bytes));
+  out += "\n";
   if (p.streams_from_disk())
-    out += fmt::format("  per training step: {} read + {} written on disk; per forward (eval, "
-                       "generate): {} read\n",
-                       format_bytes(p.disk_read_per_step()), format_bytes(p.disk_write_per_step()),
-                       format_bytes(p.disk_read_per_step()));
+    out += fmt::format(
+        "  per training step: {} read + {} written on disk; per forward (eval, "
+        "generate): {} read\n",
+        format_bytes(p.disk_read_per_step()), format_bytes(p.disk_write_per_step()),
+        format_bytes(p.disk_read_per_step()));
   if (p.bus_per_step())
     out += fmt::format("  per training step over the host-device bus: {} each way\n",
                        format_bytes(p.bus_per_step()));
   if (p.streams_from_disk() && read_mbps > 0 && write_mbps > 0) {
     double floor = double(p.disk_read_per_step()) / (read_mbps * 1e6) +
                    double(p.disk_write_per_step()) / (write_mbps * 1e6);
-    out += fmt::format("  disk measured: read {:.0f} MB/s, write {:.0f} MB/s -> floor {:.3f} s per "
-                       "training step from the disk alone ({:.3f} s per forward)\n",
-                       read_mbps, write_mbps, floor, double(p.disk_read_per_step()) / (read_mbps * 1e6));
+    out += fmt::format(
+        "  disk measured: read {:.0f} MB/s, write {:.0f} MB/s -> floor {:.3f} s per "
+        "training step from the disk alone ({:.3f} s per forward)\n",
+        read_mbps, write_mbps, floor, double(p.disk_read_per_step()) / (read_mbps * 1e6));
   }
   if (!p.note.empty()) out += "  note: " + p.note;
   if (!out.empty() && out.back() != '\n') out += '\n';

@@ -32,9 +32,9 @@ const char* tier_name(Tier tier);
 struct PlanInput {
   std::vector<uint64_t> block_bytes;  // parameter bytes of each block as stored when resident
   Budgets budgets;
-  int64_t prefetch = 2;               // blocks read ahead while one computes
-  bool cuda = false;                  // this build can compute on a GPU
-  uint64_t activation_bytes = 0;      // estimate, reported; not part of any budget
+  int64_t prefetch = 2;           // blocks read ahead while one computes
+  bool cuda = false;              // this build can compute on a GPU
+  uint64_t activation_bytes = 0;  // estimate, reported; not part of any budget
 };
 
 struct Plan {
@@ -58,7 +58,9 @@ struct Plan {
   uint64_t disk_read_per_step() const { return bytes_of(Tier::Disk); }
   uint64_t disk_write_per_step() const { return bytes_of(Tier::Disk); }
   // Bytes over the host-device bus per step when computing on the GPU (each way).
-  uint64_t bus_per_step() const { return compute_on_gpu ? bytes_of(Tier::Cpu) + bytes_of(Tier::Disk) : 0; }
+  uint64_t bus_per_step() const {
+    return compute_on_gpu ? bytes_of(Tier::Cpu) + bytes_of(Tier::Disk) : 0;
+  }
 };
 
 // Blocks 0 and L+1 (the embedding table and LM head, used at both ends of every forward) are

@@ -64,7 +64,10 @@ std::string save_checkpoint(const std::string& output_dir, int64_t step,
 
   std::vector<NamedTensor> tensors;
   for (const ParameterRef& p : *contents.parameters) tensors.push_back({p.name, p.tensor});
-  write_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  if (contents.write_weights)  // offload: same bytes, streamed from the offload file
+    contents.write_weights((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  else
+    write_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
   fault_point("save", step);
   write_file_atomic((tmp / "config.json").string(), contents.config_json);
   for (const char* name : {"tokenizer.json", "tokenizer.json.xz", "tokenizer_config.json", "generation_config.json",

@@ -5,11 +5,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "io/safetensors.h"
 #include "model/parameters.h"
 
 namespace zoft {
@@ -21,6 +24,11 @@ struct CheckpointContents {
   std::vector<std::pair<std::string, std::string>> extra_files;  // name -> bytes (tokenizer.json...)
   nlohmann::json trainer_state;  // must hold "step"
   std::string recipe_yaml;
+  // Offload (runtime/): writes model.safetensors instead of io's write_safetensors, with the
+  // same bytes, streaming the offloaded tensors from disk. Null: write_safetensors.
+  std::function<void(const std::string& path, const std::vector<NamedTensor>& tensors,
+                     const std::map<std::string, std::string>& metadata)>
+      write_weights;
 };
 
 // Writes OUTPUT/checkpoint-<step> atomically and returns its path.

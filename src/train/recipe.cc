@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "runtime/plan.h"
 
 namespace zoft {
 
@@ -106,6 +107,9 @@ std::vector<std::pair<std::string, Field>> schema(Recipe& r) {
       {"trainer.schedule", string_field(r.trainer.schedule)},
       {"placement.device", string_field(r.placement.device)},
       {"placement.threads", int_field(r.placement.threads)},
+      {"placement.max_memory", string_field(r.placement.max_memory)},
+      {"placement.offload_dir", string_field(r.placement.offload_dir)},
+      {"placement.prefetch", int_field(r.placement.prefetch)},
       {"dist.backend", string_field(r.dist.backend)},
       {"logging.log_interval", int_field(r.logging.log_interval)},
       {"logging.jsonl", bool_field(r.logging.jsonl)},
@@ -146,6 +150,9 @@ void validate(const Recipe& r) {
   positive("trainer.batch_size", double(r.trainer.batch_size));
   positive("data.max_seq_length", double(r.data.max_seq_length));
   if (r.optim.weight_decay < 0) fail("{}: optim.weight_decay must be >= 0", f);
+  if (r.placement.prefetch < 0) fail("{}: placement.prefetch must be >= 0", f);
+  if (!r.placement.max_memory.empty())  // early and clear, not after loading the model
+    runtime::parse_max_memory(r.placement.max_memory);
   if (r.trainer.eval_interval < 0 || r.trainer.save_interval < 0 || r.trainer.save_total_limit < 0)
     fail("{}: trainer intervals and save_total_limit must be >= 0", f);
 }

@@ -54,6 +54,10 @@ struct Recipe {
   struct Placement {
     std::string device = "cpu";
     int64_t threads = 0;
+    // Offload (runtime/, docs/offload.md): "cpu=20GiB[,gpu=8GiB]"; empty = all resident.
+    std::string max_memory;
+    std::string offload_dir;  // the offload file's directory when layers stream from disk
+    int64_t prefetch = 2;     // blocks read ahead while one computes
   } placement;
   struct Dist {
     std::string backend = "none";

@@ -5,7 +5,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "core/error.h"
@@ -16,12 +18,16 @@
 #include "data/records.h"
 #include "data/sampling.h"
 #include "data/task.h"
+#include "dist/communicator.h"
+#include "dist/startup.h"
 #include "io/json_file.h"
+#include "runtime/offload.h"
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/fault.h"
 #include "train/metrics.h"
 #include "train/objective.h"
+#include "train/scoring.h"
 #include "train/zo_step.h"
 
 namespace zoft {
@@ -58,37 +64,44 @@ std::vector<data::EncodedExample> load_examples(const data::Task& task, const st
   return data::encode_examples(examples, tokenizer, encode);
 }
 
-TokenBatch token_batch(const data::Batch& b) {
+// Rows [begin, end) of a batch (all by default), with the batch's seq.
+TokenBatch token_batch(const data::Batch& b, int64_t begin = 0, int64_t end = -1) {
+  if (end < 0) end = b.rows;
   TokenBatch t;
-  t.batch = b.rows;
+  t.batch = end - begin;
   t.seq = b.seq;
-  t.ids = b.ids;
-  t.mask = b.mask;
+  t.ids.assign(b.ids.begin() + begin * b.seq, b.ids.begin() + end * b.seq);
+  t.mask.assign(b.mask.begin() + begin * b.seq, b.mask.begin() + end * b.seq);
   return t;
 }
 
-// Accuracy by candidate scoring, `batch_size` examples (all their candidates) per forward.
-double accuracy(Decoder& model, const std::vector<data::EncodedExample>& examples,
-                int64_t batch_size, int32_t pad_id, const char* label) {
-  data::BatchOptions options;
-  options.mode = data::LossMode::kClassification;
-  options.pad_id = pad_id;
-  Accuracy total;
-  Progress progress(label, int64_t(examples.size()), "examples");
-  for (size_t begin = 0; begin < examples.size(); begin += size_t(batch_size)) {
-    std::vector<size_t> idx;
-    for (size_t i = begin; i < std::min(examples.size(), begin + size_t(batch_size)); ++i) idx.push_back(i);
-    data::Batch b = data::make_batch(examples, idx, options);
-    TokenBatch tb = token_batch(b);
-    std::vector<float> loss(size_t(tb.rows()));
-    model.token_losses(tb, b.targets.data(), loss.data());
-    Accuracy a = batch_accuracy(b, loss);
-    total.correct += a.correct;
-    total.total += a.total;
-    progress.update(total.total);
+// dist: each rank's rows of a global batch: its even share of the examples with all their
+// rows (candidates), contiguous and in rank order, so that the ranks' per-token losses put end
+// to end are the whole batch's (docs/dist.md).
+std::vector<int64_t> shard_rows(const data::Batch& b, int ranks) {
+  std::vector<int64_t> examples = dist::even_split(int64_t(b.labels.size()), ranks), rows;
+  int64_t row = 0;
+  for (int64_t e : examples) {
+    while (row < b.rows && b.row_example[size_t(row)] < e) ++row;
+    rows.push_back(row);
   }
-  progress.finish();
-  return total.total ? double(total.correct) / double(total.total) : 0.0;
+  rows.back() = b.rows;
+  return rows;
+}
+
+// Accuracy by candidate scoring (train/scoring.h). dist: each rank scores a contiguous share
+// of the examples and the counts are summed, so every rank returns the same value.
+double accuracy(Decoder& model, const std::vector<data::EncodedExample>& examples,
+                int64_t batch_size, int32_t pad_id, const char* label,
+                dist::Communicator* comm = nullptr) {
+  const size_t n = examples.size();
+  const size_t ranks = comm ? size_t(comm->size()) : 1, rank = comm ? size_t(comm->rank()) : 0;
+  std::vector<data::EncodedExample> mine(examples.begin() + long(n * rank / ranks),
+                                         examples.begin() + long(n * (rank + 1) / ranks));
+  int64_t counts[2] = {count_correct(model, mine, batch_size, pad_id, rank == 0 ? label : nullptr),
+                       int64_t(mine.size())};
+  if (comm && ranks > 1) comm->all_reduce_sum(counts, 2);
+  return counts[1] ? double(counts[0]) / double(counts[1]) : 0.0;
 }
 
 // config.json of the trained model: the source's, with the storage dtype recorded.
@@ -130,22 +143,36 @@ zo::MezoOptions mezo_options(const Recipe& r) {
   return o;
 }
 
-}  // namespace
-
-TrainSummary train(const Recipe& r) {
+// Runs on every rank of the job (one process: comm has one rank). dist: start-up ends at
+// startup.check(..., last = true); before it, a failure on any rank stops every rank cleanly.
+TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startup& startup) {
   if (r.placement.device != "cpu") fail("{}: placement.device {}: this build trains on the cpu only", r.source, r.placement.device);
-  if (r.dist.backend != "none") fail("{}: dist.backend {}: not available in this build", r.source, r.dist.backend);
-  ThreadPool::set_global_threads(int(r.placement.threads));
+  // dist: ranks on one node share its cores.
+  ThreadPool::set_global_threads(dist::threads_per_rank(comm, int(r.placement.threads)));
   auto start = Clock::now();
   TrainSummary summary;
   const std::string& out = r.trainer.output_dir;
-  recover_checkpoints(out);
-  std::optional<std::string> resume = latest_checkpoint(out);
+  // dist: each rank runs batch_size / ranks examples of every global batch.
+  if (r.trainer.batch_size % comm.size() != 0)
+    fail("{}: trainer.batch_size {} does not divide among {} ranks: use a multiple of {} (the global batch is split evenly)",
+         r.source, r.trainer.batch_size, comm.size(), comm.size());
+  // dist: rank 0 alone tidies the output directory and picks the checkpoint that every rank
+  // resumes from; the check makes sure that every rank runs the same recipe.
+  std::string latest;
+  if (comm.is_root()) {
+    recover_checkpoints(out);
+    latest = latest_checkpoint(out).value_or("");
+  }
+  const std::string recipe_yaml = recipe_to_yaml(r);
+  latest = startup.check("recipe", dist::Fingerprint().add(recipe_yaml).value(), latest);
+  std::optional<std::string> resume;
+  if (!latest.empty()) resume = latest;
   nlohmann::json state = nlohmann::json::object();
   if (resume) {
     state = read_json_file(*resume + "/trainer_state.json");
     summary.resumed_from = state.at("step").get<int64_t>();
-    std::fprintf(stderr, "zoft: resuming from %s (step %lld)\n", resume->c_str(), (long long)summary.resumed_from);
+    if (comm.is_root())
+      std::fprintf(stderr, "zoft: resuming from %s (step %lld)\n", resume->c_str(), (long long)summary.resumed_from);
   }
   const std::string model_path = resume ? *resume : r.model.path;
   if (!fs::is_directory(model_path))
@@ -175,14 +202,39 @@ TrainSummary train(const Recipe& r) {
     mezo_state.step = state.at("mezo").at("step").get<uint64_t>();
     mezo_state.pending_grad = state.at("mezo").at("pending_grad").get<std::vector<float>>();
   }
+  // Offload (runtime/): with placement.max_memory, the layers that do not fit stream from disk;
+  // it must attach before the stepper makes the weights trainable. Null: all resident.
+  runtime::OffloadOptions offload_options;
+  offload_options.max_memory = r.placement.max_memory;
+  offload_options.offload_dir = r.placement.offload_dir;
+  offload_options.prefetch = r.placement.prefetch;
+  offload_options.trainable = true;
+  const int64_t rows = r.trainer.batch_size * encode.max_length;
+  offload_options.activation_bytes =
+      runtime::activation_bytes(model.config(), rows, 2 * int(r.optim.samples), rows);
+  std::unique_ptr<runtime::Offload> offload =
+      runtime::Offload::attach(model, model_path, offload_options);
   zo::MezoSgd optimizer(mezo_options(r), mezo_state);
   ZoStepper stepper(model, optimizer, r.trainer.schedule == "plain" ? ZoOrder::Plain : ZoOrder::Zo2);
 
-  fs::create_directories(out);
+  // dist: the last start-up check: every rank loaded the same examples and trainer state.
+  dist::Fingerprint inputs;
+  inputs.add(int64_t(train_set.size())).add(int64_t(eval_set.size())).add(int64_t(optimizer.step()));
+  for (const auto* set : {&train_set, &eval_set})
+    for (const data::EncodedExample& e : *set) {
+      inputs.add(e.context_ids.data(), e.context_ids.size() * sizeof(int32_t)).add(int64_t(e.label));
+      for (const auto& c : e.candidate_ids) inputs.add(c.data(), c.size() * sizeof(int32_t));
+    }
+  startup.check("data and trainer state", inputs.value(), {}, true);
+  if (comm.size() > 1 && comm.is_root())
+    std::fprintf(stderr, "zoft: %d ranks (%s), %lld examples per rank per step, %d threads per rank\n", comm.size(),
+                 comm.backend().c_str(), (long long)(r.trainer.batch_size / comm.size()), ThreadPool::global().size());
+
+  if (comm.is_root()) fs::create_directories(out);  // dist: rank 0 writes all files
   std::unique_ptr<JsonlWriter> jsonl;
   std::unique_ptr<TensorBoardWriter> tensorboard;
-  if (r.logging.jsonl) jsonl = std::make_unique<JsonlWriter>(out + "/metrics.jsonl");
-  if (r.logging.tensorboard) tensorboard = std::make_unique<TensorBoardWriter>(out + "/tensorboard");
+  if (r.logging.jsonl && comm.is_root()) jsonl = std::make_unique<JsonlWriter>(out + "/metrics.jsonl");
+  if (r.logging.tensorboard && comm.is_root()) tensorboard = std::make_unique<TensorBoardWriter>(out + "/tensorboard");
   auto log = [&](int64_t step, const std::map<std::string, double>& values) {
     if (jsonl) jsonl->write(step, values);
     if (tensorboard) {
@@ -194,14 +246,14 @@ TrainSummary train(const Recipe& r) {
   std::string best_checkpoint = state.value("best_checkpoint", std::string());
   auto evaluate = [&](int64_t step, const char* label) {
     stepper.finish();
-    double acc = accuracy(model, eval_set, r.trainer.batch_size, pad_id, label);
+    double acc = accuracy(model, eval_set, r.trainer.batch_size, pad_id, label, &comm);
     log(step, {{"eval/accuracy", acc}});
-    std::fprintf(stderr, "zoft: step %lld eval accuracy %.4f on %zu examples\n", (long long)step, acc, eval_set.size());
+    if (comm.is_root())
+      std::fprintf(stderr, "zoft: step %lld eval accuracy %.4f on %zu examples\n", (long long)step, acc, eval_set.size());
     return acc;
   };
   if (!resume && r.trainer.eval_before && !eval_set.empty()) summary.accuracy_before = evaluate(0, "eval (before)");
 
-  const std::string recipe_yaml = recipe_to_yaml(r);
   const std::string config_text = checkpoint_config(model_path, dtype);
   auto save = [&](int64_t step, double metric) {
     stepper.finish();
@@ -218,40 +270,64 @@ TrainSummary train(const Recipe& r) {
     c.tokenizer_dir = model_path;
     c.trainer_state = s;
     c.recipe_yaml = recipe_yaml;
-    std::string path = save_checkpoint(out, step, c);
-    prune_checkpoints(out, r.trainer.save_total_limit, best_checkpoint);
+    if (offload)  // same bytes as a resident run's checkpoint, streamed from the offload file
+      c.write_weights = [&](const std::string& path, const std::vector<NamedTensor>& tensors,
+                            const std::map<std::string, std::string>& metadata) {
+        offload->write_safetensors(path, tensors, metadata);
+      };
+    // dist: rank 0 writes; the others wait for it (every rank has applied the same update).
+    std::string path = (fs::path(out) / ("checkpoint-" + std::to_string(step))).string();
+    if (comm.is_root()) {
+      path = save_checkpoint(out, step, c);
+      prune_checkpoints(out, r.trainer.save_total_limit, best_checkpoint);
+    }
+    comm.barrier();
     summary.final_checkpoint = path;
     return path;
   };
 
-  Progress progress("train", r.trainer.steps, "steps");
+  std::optional<Progress> progress;
+  if (comm.is_root()) progress.emplace("train", r.trainer.steps, "steps");
+  const double comm_start = comm.comm_seconds();
   auto loop_start = Clock::now();
   int64_t first_step = int64_t(optimizer.step());
   double last_loss = 0;
   while (int64_t(optimizer.step()) < r.trainer.steps) {
     int64_t t = int64_t(optimizer.step());
     data::Batch b = data::make_batch(train_set, order.next(size_t(r.trainer.batch_size)), batch_options);
-    TokenBatch tb = token_batch(b);
-    ZoStepResult result = stepper.forward_passes(tb, b.targets, [&](const std::vector<float>& loss) {
-      return batch_loss(b, loss, batch_options.mode);
+    // dist: this rank forwards its rows only; the batch loss comes from every rank's per-token
+    // losses gathered in rank order, computed exactly as one process computes it.
+    const std::vector<int64_t> shard = shard_rows(b, comm.size());
+    const int64_t row0 = shard[size_t(comm.rank())], row1 = shard[size_t(comm.rank()) + 1];
+    TokenBatch tb = token_batch(b, row0, row1);
+    const std::vector<int32_t> targets(b.targets.begin() + row0 * b.seq, b.targets.begin() + row1 * b.seq);
+    std::vector<float> all_loss;
+    ZoStepResult result = stepper.forward_passes(tb, targets, [&](const std::vector<float>& loss) {
+      if (comm.size() == 1) return batch_loss(b, loss, batch_options.mode);
+      dist::all_gather_rows(comm, loss, shard, b.seq, all_loss);
+      return batch_loss(b, all_loss, batch_options.mode);
     });
     fault_point("step", t + 1);
     if (!result.finite()) {
       if (r.trainer.nan_policy == "stop")
-        fail("non-finite loss at step {}: stopping (checkpoints written so far are intact; try a smaller optim.lr or optim.eps)", t + 1);
+        throw dist::CollectiveError(fmt::format(  // dist: every rank sees the same loss
+            "non-finite loss at step {}: stopping (checkpoints written so far are intact; try a smaller optim.lr or optim.eps)", t + 1));
       for (int j = 0; j < r.optim.samples; ++j) optimizer.set_grad(j, 0.0f);
       ++summary.skipped_steps;
-      std::fprintf(stderr, "zoft: step %lld: non-finite loss, step skipped\n", (long long)t + 1);
+      if (comm.is_root()) std::fprintf(stderr, "zoft: step %lld: non-finite loss, step skipped\n", (long long)t + 1);
     }
     stepper.end_step();
     int64_t step = t + 1;
     last_loss = result.mean_loss();
     double rate = double(step - first_step) / std::chrono::duration<double>(Clock::now() - loop_start).count();
-    progress.update(step, fmt::format("loss {:.4f}", last_loss));
+    if (progress) progress->update(step, fmt::format("loss {:.4f}", last_loss));
     if (r.logging.log_interval > 0 && (step % r.logging.log_interval == 0 || step == r.trainer.steps)) {
       double g = optimizer.state().pending_grad.empty() ? 0.0 : optimizer.state().pending_grad[0];
-      log(step, {{"train/loss", last_loss}, {"train/lr", optimizer.lr_at(uint64_t(t))},
-                 {"train/projected_grad", g}, {"train/steps_per_s", rate}});
+      std::map<std::string, double> values = {{"train/loss", last_loss}, {"train/lr", optimizer.lr_at(uint64_t(t))},
+                                              {"train/projected_grad", g}, {"train/steps_per_s", rate}};
+      if (comm.size() > 1)  // dist: time in collectives, waiting for slower ranks included
+        values["dist/comm_s_per_step"] = (comm.comm_seconds() - comm_start) / double(step - first_step);
+      log(step, values);
     }
     double metric = -1;
     if (r.trainer.eval_interval > 0 && step % r.trainer.eval_interval == 0 && step < r.trainer.steps && !eval_set.empty()) {
@@ -270,12 +346,30 @@ TrainSummary train(const Recipe& r) {
       }
     }
   }
-  progress.finish();
+  if (progress) progress->finish();
   stepper.finish();
   summary.steps = int64_t(optimizer.step());
   summary.final_train_loss = last_loss;
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (offload) {
+    runtime::ExecutorStats st = offload->stats();
+    std::fprintf(stderr,
+                 "zoft: offload: read %.1f MB in %lld reads (%.0f MB/s), wrote %.1f MB in %lld "
+                 "writes (%.0f MB/s), compute waited %.2fs\n",
+                 double(st.bytes_read) / 1e6, (long long)st.reads,
+                 double(st.bytes_read) / 1e6 / std::max(st.read_seconds, 1e-9),
+                 double(st.bytes_written) / 1e6, (long long)st.writes,
+                 double(st.bytes_written) / 1e6 / std::max(st.write_seconds, 1e-9), st.stall_seconds);
+  }
   return summary;
+}
+
+}  // namespace
+
+// dist: every rank of the job (docs/dist.md) runs the same loop on its shard of each batch.
+TrainSummary train(const Recipe& r) {
+  dist::Communicator& comm = dist::world(r.dist.backend);
+  return dist::run(comm, [&](dist::Startup& startup) { return train_ranks(r, comm, startup); });
 }
 
 double evaluate_task_accuracy(const std::string& model_path, const std::string& task_name,

@@ -21,6 +21,9 @@ bool ZoStepResult::finite() const {
 
 ZoStepper::ZoStepper(Decoder& model, zo::MezoSgd& optimizer, ZoOrder order)
     : model_(model), optimizer_(optimizer), order_(order) {
+  if (model_.residency() && order_ == ZoOrder::Plain)  // offload streams block by block
+    fail("trainer.schedule plain cannot stream weights from disk: use zo2 with "
+         "placement.max_memory");
   make_trainable(model_);
   params_ = list_parameters(model_);
   if (model_.config().tie_embeddings)
@@ -33,7 +36,19 @@ void ZoStepper::apply_pass(const zo::ZPass& pass, int64_t block) {
     if (block < 0 || p.block == block) pass.apply(p.tensor, p.id, p.decay);
 }
 
-void ZoStepper::finish() { apply_pass(optimizer_.finish(), -1); }
+void ZoStepper::finish() {
+  zo::ZPass pending = optimizer_.finish();
+  BlockResidency* residency = model_.residency();
+  if (!residency) return apply_pass(pending, -1);
+  // Offload (runtime/): streamed blocks are in memory only between acquire and release.
+  if (pending.is_identity()) return;
+  for (int64_t block = 0; block < model_.num_blocks(); ++block) {
+    residency->acquire(block);
+    refresh_block(model_, block, params_);
+    apply_pass(pending, block);
+    residency->release(block, true);
+  }
+}
 
 ZoStepResult ZoStepper::forward_passes(const TokenBatch& batch,
                                        const std::vector<int32_t>& targets,
@@ -95,7 +110,14 @@ ZoStepResult ZoStepper::zo2(const TokenBatch& batch, const std::vector<int32_t>&
   r.loss_plus.resize(size_t(n));
   r.loss_minus.resize(size_t(n));
   std::vector<float> token_loss(size_t(batch.rows()));
+  // Offload (runtime/): a streamed block is read into a slot (read ahead) before its passes
+  // and written back after them, while the next block computes.
+  BlockResidency* residency = model_.residency();
   for (int64_t block = 0; block <= last; ++block) {
+    if (residency) {
+      residency->acquire(block);
+      refresh_block(model_, block, params_);
+    }
     for (int k = 0; k <= forwards; ++k) {
       apply_pass(passes[size_t(k)], block);
       if (k == forwards) break;
@@ -111,6 +133,7 @@ ZoStepResult ZoStepper::zo2(const TokenBatch& batch, const std::vector<int32_t>&
         (k % 2 == 0 ? r.loss_plus : r.loss_minus)[size_t(k / 2)] = loss_of(token_loss);
       }
     }
+    if (residency) residency->release(block, true);
   }
   return r;
 }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "op_test_util.h"
 #include "reference.h"
 
@@ -90,6 +91,14 @@ TEST_P(AttentionTest, DecodeWithCache) {
 TEST_P(AttentionTest, QueryTilesAndKeyTiles) {
   check({1, 200, 200, 200, 1, 1, 64});
   check({1, 130, 260, 260, 2, 1, 64, 100});
+}
+
+TEST_P(AttentionTest, ThreadCounts) {
+  for (int threads : {1, 3}) {
+    ThreadPool::set_global_threads(threads);
+    check({3, 70, 70, 70, 2, 1, 32, 20, 0, 3});
+  }
+  ThreadPool::set_global_threads(0);
 }
 
 TEST_P(AttentionTest, RejectsBadGrouping) {

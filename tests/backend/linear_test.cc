@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "op_test_util.h"
 #include "reference.h"
 
@@ -63,6 +64,17 @@ TEST_P(LinearTest, BlockEdges) {
 TEST_P(LinearTest, DecodeRow) {
   check(1, 300, 257, true);
   check(2, 129, 768, false);
+}
+
+// Uneven splits of rows and column panels over the pool (the default pool has one thread per
+// core, which may be 1 or 2 here).
+TEST_P(LinearTest, ThreadCounts) {
+  for (int threads : {1, 3}) {
+    ThreadPool::set_global_threads(threads);
+    check(301, 100, 77, true);
+    check(2, 70, 33, false);
+  }
+  ThreadPool::set_global_threads(0);
 }
 
 TEST_P(LinearTest, EmptyKGivesBias) {

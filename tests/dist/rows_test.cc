@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <random>
+#include <string>
 
 #include "model/decoder.h"
 #include "model/golden_util.h"
@@ -40,13 +41,15 @@ TokenBatch rows_of(const TokenBatch& b, int64_t begin, int64_t end) {
   return s;
 }
 
-std::vector<float> whole_forward(Decoder& model, const TokenBatch& b, const std::vector<int32_t>& targets) {
+std::vector<float> whole_forward(Decoder& model, const TokenBatch& b,
+                                 const std::vector<int32_t>& targets) {
   std::vector<float> loss(size_t(b.rows()));
   model.token_losses(b, targets.data(), loss.data());
   return loss;
 }
 
-std::vector<float> block_forward(Decoder& model, const TokenBatch& b, const std::vector<int32_t>& targets) {
+std::vector<float> block_forward(Decoder& model, const TokenBatch& b,
+                                 const std::vector<int32_t>& targets) {
   KvCache cache(model.config(), b.batch, b.seq, true);
   ForwardState state;
   model.begin_forward(b, cache, state);
@@ -63,27 +66,59 @@ struct Case {
 
 class Rows : public testing::TestWithParam<Case> {};
 
-TEST_P(Rows, ShardOfABatchGivesTheSameLossesAsTheWholeBatch) {
-  Decoder model = Decoder::load(golden_dir(GetParam().model), GetParam().dtype);
-  const int64_t rows = 6, seq = 24;
-  TokenBatch b = random_batch(rows, seq, model.config().vocab_size, 7);
-  std::vector<int32_t> targets = Decoder::next_token_targets(b);
+// Runs every split of `b` that 2, 3, 4 and 6 ranks would make and compares each shard's losses
+// with the whole batch's.
+void expect_shards_match(Decoder& model, const TokenBatch& b, const std::vector<int32_t>& targets,
+                         const std::string& what) {
+  const int64_t seq = b.seq;
   for (auto forward : {whole_forward, block_forward}) {
     std::vector<float> all = forward(model, b, targets);
-    // Splits as 2, 3 and 4 ranks would make them, and single rows.
-    for (std::vector<int64_t> bounds : {std::vector<int64_t>{0, 3, 6}, {0, 2, 4, 6}, {0, 1, 3, 4, 6},
-                                        {0, 1, 2, 3, 4, 5, 6}}) {
+    for (std::vector<int64_t> bounds :
+         {std::vector<int64_t>{0, 3, 6}, {0, 2, 4, 6}, {0, 1, 3, 4, 6}, {0, 1, 2, 3, 4, 5, 6}}) {
       for (size_t p = 0; p + 1 < bounds.size(); ++p) {
         const int64_t a = bounds[p], e = bounds[p + 1];
         TokenBatch s = rows_of(b, a, e);
         std::vector<int32_t> t(targets.begin() + a * seq, targets.begin() + e * seq);
         std::vector<float> part = forward(model, s, t);
         ASSERT_EQ(std::memcmp(part.data(), all.data() + a * seq, part.size() * sizeof(float)), 0)
-            << GetParam().model << " rows [" << a << ", " << e << ") of " << rows << " ("
+            << what << ": rows [" << a << ", " << e << ") of " << b.batch << " ("
             << (forward == whole_forward ? "whole" : "block-by-block") << " forward)";
       }
     }
   }
+}
+
+// Targets on the last `per_row` real positions of each row only (short answers): the LM head
+// then sees as many rows as the shard has scored tokens.
+std::vector<int32_t> last_targets(const TokenBatch& b, const std::vector<int32_t>& targets,
+                                  int64_t per_row) {
+  std::vector<int32_t> out(targets.size(), -1);
+  for (int64_t r = 0; r < b.batch; ++r)
+    for (int64_t t = b.seq - 1 - per_row; t < b.seq - 1; ++t)
+      out[size_t(r * b.seq + t)] = targets[size_t(r * b.seq + t)];
+  return out;
+}
+
+TEST_P(Rows, ShardOfABatchGivesTheSameLossesAsTheWholeBatch) {
+  Decoder model = Decoder::load(golden_dir(GetParam().model), GetParam().dtype);
+  TokenBatch b = random_batch(6, 40, model.config().vocab_size, 7);
+  std::vector<int32_t> targets = Decoder::next_token_targets(b);
+  expect_shards_match(model, b, targets, std::string(GetParam().model) + ", every target");
+  expect_shards_match(model, b, last_targets(b, targets, 3),
+                      std::string(GetParam().model) + ", 3 targets per row");
+}
+
+// KNOWN ISSUE (backend): cpu::linear in f32 with M <= 2 rows takes detail::small_gemm_f32
+// (gemm_small.cc), which sums in another order than the packed kernel (16-lane partial sums for
+// [N,K] weights; bias first and no 512-step K blocks for [K,N]). So when a shard has at most 2
+// scored tokens, the LM head's results for them differ in the last bits from the whole batch's.
+// Enable when small_gemm_f32 follows the packed kernel's order per output element.
+TEST_P(Rows, DISABLED_ShardWithOneOrTwoScoredTokens) {
+  Decoder model = Decoder::load(golden_dir(GetParam().model), GetParam().dtype);
+  TokenBatch b = random_batch(6, 40, model.config().vocab_size, 7);
+  std::vector<int32_t> targets = Decoder::next_token_targets(b);
+  expect_shards_match(model, b, last_targets(b, targets, 1),
+                      std::string(GetParam().model) + ", 1 target per row");
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, Rows,
@@ -93,7 +128,8 @@ INSTANTIATE_TEST_SUITE_P(Golden, Rows,
                                          Case{"qwen3", DType::F32}, Case{"gemma3", DType::F32},
                                          Case{"qwen3", DType::BF16}),
                          [](const testing::TestParamInfo<Case>& i) {
-                           std::string n = std::string(i.param.model) + (i.param.dtype == DType::BF16 ? "_bf16c" : "");
+                           std::string n = std::string(i.param.model) +
+                                           (i.param.dtype == DType::BF16 ? "_bf16c" : "");
                            for (char& c : n)
                              if (c == '-') c = '_';
                            return n;

@@ -12,7 +12,9 @@
 #include "backend/cpu/gemm_kernels.h"
 
 #include <algorithm>
+#include <type_traits>
 
+#include "backend/cpu/parallel.h"
 #include "backend/cpu/simd.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
@@ -119,6 +121,17 @@ struct Bf16Kernel {
     }
   }
   static int64_t steps(int64_t K) { return (K + 1) / 2; }
+
+  // dst[0, pairs) = bf16 pairs of src[0, 2 pairs), rounded to nearest even; floats at or past
+  // `count` read as 0 (odd K is padded).
+  static void round_pairs(const float* src, int64_t count, int64_t pairs, uint32_t* dst) {
+    for (int64_t k = 0; k < 2 * pairs; k += 32) {
+      __m512 lo = _mm512_maskz_loadu_ps(first_lanes(count - k), src + k);
+      __m512 hi = _mm512_maskz_loadu_ps(first_lanes(count - k - 16), src + k + 16);
+      __m512i rounded = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+      _mm512_mask_storeu_epi32(dst + k / 2, first_lanes(pairs - k / 2), rounded);
+    }
+  }
 };
 #endif
 
@@ -197,10 +210,14 @@ static void pack_panel(const typename Kernel::W* w, bool kn, int64_t N, int64_t 
 // One thread's share: rows [m0, m1) x column panels [p0, p1). For each block of KC steps x NCP
 // panels of W (packed, in L2), each MR-row slice of x (in L1 after its first use) meets every
 // panel of the block before the next slice comes.
+// x_f32 (bf16 only, may be null): a still holds garbage and this thread alone owns rows
+// [m0, m1); each slice is rounded from x_f32 into a when the first column block needs it, so
+// that reading x overlaps the arithmetic instead of costing a pass of its own.
 template <class Kernel>
-static void gemm_block(const typename Kernel::A* a, int64_t lda, const typename Kernel::W* w,
-                       bool kn, int64_t N, int64_t K, const float* bias, float* y, int64_t m0,
-                       int64_t m1, int64_t p0, int64_t p1) {
+static void gemm_block(typename Kernel::A* a, int64_t lda, const float* x_f32,
+                       const typename Kernel::W* w, bool kn, int64_t N, int64_t K,
+                       const float* bias, float* y, int64_t m0, int64_t m1, int64_t p0,
+                       int64_t p1) {
   constexpr int64_t MR = Kernel::kMR, NR = 16 * Kernel::kNV;
   const int64_t S = Kernel::steps(K);
   auto* packed = static_cast<uint32_t*>(thread_scratch(Kernel::kNCP * Kernel::kKC * NR * 4, 0));
@@ -212,6 +229,11 @@ static void gemm_block(const typename Kernel::A* a, int64_t lda, const typename 
         pack_panel<Kernel>(w, kn, N, K, p * NR, s0, ns, packed + (p - nb) * ns * NR);
       for (int64_t i = m0; i < m1; i += MR) {
         int rows = int(std::min(MR, m1 - i));
+        if constexpr (std::is_same_v<typename Kernel::A, uint32_t>) {
+          if (x_f32 && nb == p0)
+            for (int64_t r = i; r < i + rows; ++r)
+              Kernel::round_pairs(x_f32 + r * K + 2 * s0, K - 2 * s0, ns, a + r * lda + s0);
+        }
         for (int64_t p = nb; p < nbe; ++p)
           micro_kernel<Kernel>(a + i * lda + s0, lda, rows, packed + (p - nb) * ns * NR, ns,
                                y + i * N + p * NR, N, std::min(NR, N - p * NR),
@@ -221,24 +243,32 @@ static void gemm_block(const typename Kernel::A* a, int64_t lda, const typename 
   }
 }
 
-// Splits the output over the pool: by column panels first (each thread packs only its share
-// of W), by rows as well when there are fewer panels than threads.
+// Splits the output over the pool into parts_m x parts_n blocks of row tiles x column panels.
+// With x_f32 (bf16, lazy rounding) each thread must own whole rows, so rows are split first
+// (each thread then packs all of W); otherwise column panels are split first, so that each
+// thread packs only its share of W, and rows as well when there are fewer panels than threads.
 template <class Kernel>
-static void packed_gemm(const typename Kernel::A* a, int64_t lda, int64_t M, int64_t K,
-                        const typename Kernel::W* w, bool kn, int64_t N, const float* bias,
-                        float* y) {
+static void packed_gemm(typename Kernel::A* a, int64_t lda, const float* x_f32, int64_t M,
+                        int64_t K, const typename Kernel::W* w, bool kn, int64_t N,
+                        const float* bias, float* y) {
   constexpr int64_t MR = Kernel::kMR, NR = 16 * Kernel::kNV;
   int64_t threads = ThreadPool::global().size();
   int64_t panels = (N + NR - 1) / NR, row_tiles = (M + MR - 1) / MR;
-  int64_t parts_n = std::min(threads, panels);
-  int64_t parts_m = std::max<int64_t>(1, std::min(threads / parts_n, row_tiles));
+  int64_t parts_n, parts_m;
+  if (x_f32) {
+    parts_m = std::min(threads, row_tiles);
+    parts_n = 1;
+  } else {
+    parts_n = std::min(threads, panels);
+    parts_m = std::max<int64_t>(1, std::min(threads / parts_n, row_tiles));
+  }
   parallel_for(parts_n * parts_m, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       int64_t tn = t % parts_n, tm = t / parts_n;
       int64_t p0 = panels * tn / parts_n, p1 = panels * (tn + 1) / parts_n;
       int64_t m0 = row_tiles * tm / parts_m * MR,
               m1 = std::min(M, row_tiles * (tm + 1) / parts_m * MR);
-      gemm_block<Kernel>(a, lda, w, kn, N, K, bias, y, m0, m1, p0, p1);
+      gemm_block<Kernel>(a, lda, x_f32, w, kn, N, K, bias, y, m0, m1, p0, p1);
     }
   });
 }
@@ -249,7 +279,7 @@ bool have_packed_f32() {
 
 void packed_gemm_f32(const float* x, int64_t M, int64_t K, const float* w, bool weight_is_kn,
                      int64_t N, const float* bias, float* y) {
-  packed_gemm<F32Kernel>(x, K, M, K, w, weight_is_kn, N, bias, y);
+  packed_gemm<F32Kernel>(const_cast<float*>(x), K, nullptr, M, K, w, weight_is_kn, N, bias, y);
 }
 
 #if defined(__AVX512BF16__)
@@ -257,29 +287,21 @@ bool have_packed_bf16() {
   return true;
 }
 
-// x rounded to bf16 (round to nearest even) as rows of S = ceil(K/2) pairs, odd K padded with 0.
-static void round_rows_to_bf16(const float* x, int64_t M, int64_t K, uint32_t* out) {
-  const int64_t S = (K + 1) / 2;
-  parallel_for(M, [&](int64_t begin, int64_t end) {
-    for (int64_t m = begin; m < end; ++m) {
-      const float* src = x + m * K;
-      uint32_t* dst = out + m * S;
-      for (int64_t k = 0; k < K; k += 32) {
-        __m512 lo = _mm512_maskz_loadu_ps(first_lanes(K - k), src + k);
-        __m512 hi = _mm512_maskz_loadu_ps(first_lanes(K - k - 16), src + k + 16);
-        __m512i pairs = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-        _mm512_mask_storeu_epi32(dst + k / 2, first_lanes(S - k / 2), pairs);
-      }
-    }
-  });
-}
-
+// x is rounded to bf16 into rows of S = ceil(K/2) pairs. With enough rows for every thread the
+// rounding is folded into the GEMM (gemm_block); otherwise it is a pass of its own.
 void packed_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool weight_is_kn,
                       int64_t N, const float* bias, float* y) {
-  const int64_t S = (K + 1) / 2;
+  const int64_t S = Bf16Kernel::steps(K);
   auto* xb = static_cast<uint32_t*>(thread_scratch(size_t(M * S) * 4, 1));
-  round_rows_to_bf16(x, M, K, xb);
-  packed_gemm<Bf16Kernel>(xb, S, M, K, w, weight_is_kn, N, bias, y);
+  const int64_t threads = ThreadPool::global().size();
+  if (M >= 4 * Bf16Kernel::kMR * threads) {
+    packed_gemm<Bf16Kernel>(xb, S, x, M, K, w, weight_is_kn, N, bias, y);
+    return;
+  }
+  parallel_items(M, K, [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m) Bf16Kernel::round_pairs(x + m * K, K, S, xb + m * S);
+  });
+  packed_gemm<Bf16Kernel>(xb, S, nullptr, M, K, w, weight_is_kn, N, bias, y);
 }
 #else
 bool have_packed_bf16() {
