@@ -1,15 +1,19 @@
-// libFuzzer target for the safetensors reader: any input must open cleanly or throw zoft::Error,
-// and every view of an opened file must lie inside the file. The same bytes are also read as a
-// sharded checkpoint's model.safetensors.index.json (its shards resolve to this same file).
+// libFuzzer target for the files of a Hugging Face model directory: the input is read as
+// model.safetensors (it must open or throw zoft::Error, and every view of an opened file must lie
+// inside the file), as a sharded checkpoint's model.safetensors.index.json (its shards resolve to
+// this same file), and as config.json (a model config must be validated or throw zoft::Error).
 //
 // Built with -DZOFT_FUZZ=ON and run by scripts/fuzz.sh; by hand:
-//   ./scripts/fuzz.sh 60        # or: build/fuzz/fuzz_safetensors -max_total_time=60 DIR
+//   ZOFT_FUZZ_TARGETS=fuzz_safetensors ./scripts/fuzz.sh 60
+//   build/fuzz/fuzz_safetensors -max_total_time=60 DIR    # or on a corpus directory of your own
 #include <cstdint>
 #include <string>
 
 #include "core/error.h"
 #include "fuzz_util.h"
 #include "io/safetensors.h"
+#include "model/arch.h"
+#include "model/json_config.h"
 
 namespace {
 
@@ -49,6 +53,16 @@ void read_index(const std::string& path) {
   (void)ck.total_bytes();
 }
 
+void read_config(const std::string& path) {
+  zoft::LoadedConfig loaded = zoft::read_model_config_json(zoft::JsonConfig::load(path));
+  const zoft::ModelConfig& c = loaded.config;
+  if (!loaded.arch) zoft_fuzz::bug("a config without an architecture table");
+  if (c.vocab_size <= 0 || c.hidden_size <= 0 || c.num_layers <= 0 || c.num_heads <= 0 ||
+      c.num_kv_heads <= 0 || c.head_dim <= 0 || c.intermediate_size <= 0 ||
+      c.num_heads % c.num_kv_heads != 0)
+    zoft_fuzz::bug("read_model_config_json() accepted implausible sizes");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -58,6 +72,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   try {
     read_index(zoft_fuzz::write_input(data, size, "model.safetensors.index.json"));
+  } catch (const zoft::Error&) {
+  }
+  try {
+    read_config(zoft_fuzz::write_input(data, size, "config.json"));
   } catch (const zoft::Error&) {
   }
   return 0;

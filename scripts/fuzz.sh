@@ -29,7 +29,12 @@ if [ -n "${ZOFT_FUZZ_TARGETS:-}" ]; then
 else
   for src in fuzz/fuzz_*.cc; do targets+=("$(basename "$src" .cc)"); done
 fi
-cmake --build "$build" -j "$jobs" --target "${targets[@]}"
+# The build's compiler chatter goes to a log, shown only when the build fails.
+if ! cmake --build "$build" -j "$jobs" --target "${targets[@]}" >"$build/build.log" 2>&1; then
+  { grep -aE 'error|Error' "$build/build.log" || true; } | head -40
+  echo "fuzz: build failed; full log: $build/build.log" >&2
+  exit 2
+fi
 built=$(date +%s)
 echo "fuzz: built ${#targets[@]} targets in $((built - start)) s"
 
@@ -40,7 +45,9 @@ mkdir -p "$work" "$build/findings"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 if ! command -v llvm-symbolizer >/dev/null; then  # Debian's llvm-14 keeps it off PATH
-  for s in /usr/lib/llvm-*/bin/llvm-symbolizer; do [ -x "$s" ] && export ASAN_SYMBOLIZER_PATH="$s"; done
+  for s in /usr/lib/llvm-*/bin/llvm-symbolizer; do
+    if [ -x "$s" ]; then export ASAN_SYMBOLIZER_PATH="$s"; fi
+  done
 fi
 
 failed=()
@@ -48,14 +55,14 @@ for t in "${targets[@]}"; do
   corpus="$work/$t/corpus"
   found="$build/findings/$t"
   mkdir -p "$corpus" "$found"
-  [ -d "fuzz/corpus/$t" ] && cp -r "fuzz/corpus/$t/." "$corpus/"
+  if [ -d "fuzz/corpus/$t" ]; then cp -r "fuzz/corpus/$t/." "$corpus/"; fi
   log="$work/$t/log"
   t0=$(date +%s)
   status=0
   "$build/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$found/" "$corpus" >"$log" 2>&1 || status=$?
   stats=$(grep -aE '^stat::number_of_executed_units' "$log" | awk '{print $2}' || true)
-  cov=$(grep -aE '#[0-9]+ +DONE' "$log" | grep -oE 'cov: [0-9]+' | tail -1 || true)
+  cov=$(grep -aE '#[0-9]+[[:space:]]+DONE' "$log" | grep -oE 'cov: [0-9]+' | tail -1 || true)
   if [ "$status" -ne 0 ]; then
     reproducer=$(grep -aoE "Test unit written to [^ ]+" "$log" | tail -1 | sed 's/Test unit written to //' || true)
     echo "fuzz: FINDING in $t (exit $status) after $(($(date +%s) - t0)) s; reproducer: ${reproducer:-none saved}"

@@ -16,3 +16,4 @@ if [ "${ZOFT_SKIP_ASAN:-0}" != "1" ]; then
   cmake --build --preset debug-asan
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset debug-asan
 fi
+[ "${ZOFT_SKIP_FUZZ:-0}" = "1" ] || ./scripts/fuzz.sh 20  # libFuzzer targets, 20 s each (fuzz/)

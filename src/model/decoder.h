@@ -50,13 +50,15 @@ using EmbeddingRowsFn = std::function<void(const int32_t* ids, int64_t rows, flo
 
 // Where a block's weights come from when not all of them are resident (runtime/ offload):
 // acquire(b) returns once block b's weights are in memory and the model points at them;
-// release(b, modified) lets them go (modified: written by a ZO pass, to be saved back).
-// Blocks are acquired in execution order, so an implementation can read ahead.
+// release(b, modified) lets them go (modified: written by a ZO pass, to be saved back);
+// held(b): acquired and not yet released. Blocks are acquired in execution order, so an
+// implementation can read ahead.
 class BlockResidency {
  public:
   virtual ~BlockResidency() = default;
   virtual void acquire(int64_t block) = 0;
   virtual void release(int64_t block, bool modified) = 0;
+  virtual bool held(int64_t block) const = 0;
 };
 
 // The activations of one forward pass while it moves through the blocks one at a time:
@@ -106,6 +108,9 @@ class Decoder {
   void run_block(int64_t block, ForwardState& state,
                  const EmbeddingRowsFn* embedding_rows = nullptr);
   void end_forward(ForwardState& state) const;
+  // run_block for every block in order, each acquired from and released to the residency when
+  // one is set (offload): what a caller outside the ZO stepper should use to run a whole pass.
+  void run_blocks(ForwardState& state);
   // out[i, j] = logit of token ids[j] at hidden row rows[i]: only those LM-head rows are computed
   // (a loss over a few candidate tokens needs no [rows, vocab] product).
   void candidate_logits(const float* hidden, const std::vector<int64_t>& rows,
@@ -115,8 +120,9 @@ class Decoder {
   // Mutable access for trainers: the weights are owned copies after make_trainable().
   ModelWeights& mutable_weights() { return weights_; }
   // Offload: every whole forward (logits, losses, cached decoding) then acquires each block
-  // before running it and releases it after; callers of run_block do so themselves. Null (the
-  // default): all weights are resident and nothing is called.
+  // before running it and releases it after, and run_block acquires a block its caller does not
+  // hold (the ZO stepper holds each block across all its passes). Null (the default): all
+  // weights are resident and nothing is called.
   void set_residency(BlockResidency* residency) { residency_ = residency; }
   BlockResidency* residency() const { return residency_; }
 

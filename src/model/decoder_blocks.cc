@@ -78,6 +78,17 @@ void Decoder::end_forward(ForwardState& state) const {
 
 void Decoder::run_block(int64_t block, ForwardState& state, const EmbeddingRowsFn* embedding_rows) {
   ZOFT_CHECK(block >= 0 && block < num_blocks(), "block {} outside [0, {})", block, num_blocks());
+  if (residency_ && !residency_->held(block)) {  // offload: a caller's plain loop over blocks
+    residency_->acquire(block);
+    try {
+      run_block(block, state, embedding_rows);
+    } catch (...) {
+      residency_->release(block, false);
+      throw;
+    }
+    residency_->release(block, false);
+    return;
+  }
   const int64_t M = state.batch->rows(), H = config_.hidden_size;
   if (block == 0) {
     embed_forward(state, embedding_rows);
@@ -203,13 +214,17 @@ void Decoder::layer_forward(int64_t layer, ForwardState& state) {
   }
 }
 
-void Decoder::forward_hidden(const TokenBatch& batch, KvCache& cache, ForwardState& state) {
-  begin_forward(batch, cache, state);
+void Decoder::run_blocks(ForwardState& state) {
   for (int64_t block = 0; block < num_blocks(); ++block) {
     if (residency_) residency_->acquire(block);
     run_block(block, state);
     if (residency_) residency_->release(block, false);
   }
+}
+
+void Decoder::forward_hidden(const TokenBatch& batch, KvCache& cache, ForwardState& state) {
+  begin_forward(batch, cache, state);
+  run_blocks(state);
   end_forward(state);
 }
 

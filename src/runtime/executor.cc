@@ -36,6 +36,7 @@ BlockExecutor::BlockExecutor(Decoder& model, const OffloadFile& file, BlockLayou
   for (Slot& s : slots_) s.memory = Buffer(slot_bytes);
   slot_of_.assign(size_t(blocks), -1);
   bound_.assign(size_t(blocks), -1);
+  held_.assign(size_t(blocks), 0);
   // Forwards visit blocks 0..L+1 over and over (ZO2 steps, evaluation, decoding), so what comes
   // after block b is the next streamed blocks in cyclic order.
   ahead_.resize(size_t(blocks));
@@ -144,6 +145,7 @@ int BlockExecutor::claim(int64_t x, const std::vector<int64_t>& keep) {
 void BlockExecutor::acquire(int64_t block) {
   std::unique_lock<std::mutex> lock(mutex_);
   rethrow_locked();
+  ZOFT_CHECK(!held_[size_t(block)], "offload: block {} acquired twice", block);
   const std::vector<int64_t>& ahead = ahead_[size_t(block)];
   if (layout_.streamed[size_t(block)]) {
     int s = slot_of_[size_t(block)];
@@ -168,6 +170,7 @@ void BlockExecutor::acquire(int64_t block) {
       bound_[size_t(block)] = s;
     }
   }
+  held_[size_t(block)] = 1;
   // Read ahead while this block computes; never evict what is about to be needed.
   std::vector<int64_t> keep = ahead;
   keep.push_back(block);
@@ -176,6 +179,7 @@ void BlockExecutor::acquire(int64_t block) {
 }
 
 void BlockExecutor::release(int64_t block, bool modified) {
+  held_[size_t(block)] = 0;
   if (!layout_.streamed[size_t(block)]) return;
   std::lock_guard<std::mutex> lock(mutex_);
   int s = slot_of_[size_t(block)];
@@ -189,6 +193,8 @@ void BlockExecutor::release(int64_t block, bool modified) {
     cv_.notify_all();
   }
 }
+
+bool BlockExecutor::held(int64_t block) const { return held_[size_t(block)] != 0; }
 
 void BlockExecutor::flush() {
   std::unique_lock<std::mutex> lock(mutex_);

@@ -55,6 +55,7 @@ class BlockExecutor final : public BlockResidency {
 
   void acquire(int64_t block) override;
   void release(int64_t block, bool modified) override;
+  bool held(int64_t block) const override;
   // Waits until every queued transfer is done: the offload file then holds every block as
   // last released. Rethrows an I/O error from the I/O thread.
   void flush();
@@ -91,6 +92,7 @@ class BlockExecutor final : public BlockResidency {
   std::vector<Slot> slots_;
   std::vector<int> slot_of_;  // per block: the slot holding it, or -1
   std::vector<int> bound_;    // per block: the slot the model points at, or -1 (unbound)
+  std::vector<uint8_t> held_;  // per block: acquired and not released (compute thread only)
   uint64_t clock_ = 0;
 
   mutable std::mutex mutex_;

@@ -19,26 +19,36 @@ bool single_token_candidates(const std::vector<data::EncodedExample>& examples) 
   return true;
 }
 
-// Left-padded contexts; the logits of each last position give every candidate's log-prob.
+// Left-padded contexts: every candidate is read off the last position, and only the candidates'
+// rows of the LM head are computed (the softmax normaliser is common to all of them).
 int64_t correct_single_token(Decoder& model, const std::vector<data::EncodedExample>& examples,
                              size_t begin, size_t end, int32_t pad_id) {
   std::vector<std::vector<int32_t>> contexts;
-  for (size_t i = begin; i < end; ++i) contexts.push_back(examples[i].context_ids);
+  std::vector<int32_t> ids;  // distinct candidate tokens of this batch
+  for (size_t i = begin; i < end; ++i) {
+    contexts.push_back(examples[i].context_ids);
+    for (const auto& c : examples[i].candidate_ids)
+      if (std::find(ids.begin(), ids.end(), c[0]) == ids.end()) ids.push_back(c[0]);
+  }
   TokenBatch batch = TokenBatch::from_sequences(contexts, pad_id, true);
-  const int64_t V = model.config().vocab_size, T = batch.seq;
+  const int64_t T = batch.seq;
   std::vector<int64_t> rows;
   for (int64_t b = 0; b < batch.batch; ++b) rows.push_back(b * T + T - 1);
-  std::vector<float> logits(rows.size() * size_t(V));
   KvCache cache(model.config(), batch.batch, T, true);
-  model.forward_cached(batch, cache, rows, logits.data());
+  ForwardState state;
+  model.begin_forward(batch, cache, state);
+  for (int64_t block = 0; block < model.num_blocks(); ++block) model.run_block(block, state);
+  std::vector<float> logits(rows.size() * ids.size());
+  model.candidate_logits(state.h(), rows, ids, logits.data());
+  auto column = [&](int32_t token) { return size_t(std::find(ids.begin(), ids.end(), token) - ids.begin()); };
   int64_t correct = 0;
   for (size_t r = 0; r < rows.size(); ++r) {
     const data::EncodedExample& e = examples[begin + r];
-    const float* row = logits.data() + r * size_t(V);
-    // The softmax normaliser is common to all candidates: compare raw logits.
+    const float* row = logits.data() + r * ids.size();
     int32_t best = 0;
     for (size_t c = 1; c < e.candidate_ids.size(); ++c)
-      if (row[e.candidate_ids[c][0]] > row[e.candidate_ids[size_t(best)][0]]) best = int32_t(c);
+      if (row[column(e.candidate_ids[c][0])] > row[column(e.candidate_ids[size_t(best)][0])])
+        best = int32_t(c);
     correct += best == e.label;
   }
   return correct;

@@ -36,6 +36,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
+constexpr uint64_t kEvalSubsetSeed = 1234;
+
 using Clock = std::chrono::steady_clock;
 
 std::string read_file(const std::string& path) {
@@ -189,7 +191,8 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
   auto train_set = load_examples(task, r.data.train, r.data.train_samples, r.task.k_shot, seed, tokenizer, encode);
   std::vector<data::EncodedExample> eval_set;
   if (!r.data.eval.empty())
-    eval_set = load_examples(task, r.data.eval, r.data.eval_samples, 0, seed + 1, tokenizer, encode);
+    // A fixed sampling seed: runs with different training seeds are scored on the same examples.
+    eval_set = load_examples(task, r.data.eval, r.data.eval_samples, 0, kEvalSubsetSeed, tokenizer, encode);
 
   const int32_t pad_id = data::pad_token_for(tokenizer);
   data::BatchOptions batch_options;

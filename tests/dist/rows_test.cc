@@ -64,6 +64,8 @@ struct Case {
   DType dtype;
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.model << (c.dtype == DType::BF16 ? " (bf16 compute)" : ""); }
+
 class Rows : public testing::TestWithParam<Case> {};
 
 // Runs every split of `b` that 2, 3, 4 and 6 ranks would make and compares each shard's losses

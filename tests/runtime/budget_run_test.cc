@@ -148,6 +148,13 @@ TEST_F(BudgetRun, ThirdOfTheModelInRamTrainsResumesAndMatchesResident) {
       EXPECT_TRUE(a == slurp(root_ / "offloaded" / ckpt / file))
           << ckpt << "/" << file << " differs";
     }
+  // The final evaluation (streamed too) scores as the resident one does.
+  auto metric = [&](const char* run) {
+    return nlohmann::json::parse(slurp(root_ / run / "checkpoint-4" / "trainer_state.json"))
+        .at("last_metric")
+        .get<double>();
+  };
+  EXPECT_EQ(metric("resident"), metric("offloaded"));
   EXPECT_TRUE(slurp(root_ / "resident" / "checkpoint-4" / "model.safetensors") !=
               slurp(root_ / "model" / "model.safetensors"))
       << "training did not change the weights";
