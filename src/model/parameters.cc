@@ -95,7 +95,9 @@ ParameterRef parameter_of(const Slot& s, uint32_t id) {
 
 }  // namespace
 
-void make_trainable(Decoder& model) { make_trainable(model, nullptr); }
+void make_trainable(Decoder& model) {
+  make_trainable(model, nullptr);
+}
 
 void make_trainable(Decoder& model, const std::function<bool(int64_t block)>& in_place) {
   ModelWeights& w = model.mutable_weights();
@@ -130,8 +132,10 @@ void bind_block(Decoder& model, int64_t block,
   visit(model, [&](const Slot& s) {
     if (s.block == block) {
       void* data = where(parameter_of(s, id));
-      if (s.matrix) s.matrix->data = data;
-      else *s.vector = static_cast<const float*>(data);
+      if (s.matrix)
+        s.matrix->data = data;
+      else
+        *s.vector = static_cast<const float*>(data);
       table = table || s.matrix == &w.embed_tokens;
     }
     ++id;

@@ -14,10 +14,10 @@
 namespace zoft {
 
 struct ParameterRef {
-  std::string name;  // HF name, e.g. "model.layers.3.mlp.up_proj.weight"
-  uint32_t id = 0;   // index in the list: keys the parameter's perturbation stream
-  int64_t block = 0; // 0 embeddings, 1..L decoder layers, L+1 final norm and LM head
-  Tensor tensor;     // contiguous storage, writable after make_trainable()
+  std::string name;    // HF name, e.g. "model.layers.3.mlp.up_proj.weight"
+  uint32_t id = 0;     // index in the list: keys the parameter's perturbation stream
+  int64_t block = 0;   // 0 embeddings, 1..L decoder layers, L+1 final norm and LM head
+  Tensor tensor;       // contiguous storage, writable after make_trainable()
   bool decay = false;  // weight decay applies: matrices, not biases or norm weights
 };
 

@@ -194,7 +194,9 @@ void BlockExecutor::release(int64_t block, bool modified) {
   }
 }
 
-bool BlockExecutor::held(int64_t block) const { return held_[size_t(block)] != 0; }
+bool BlockExecutor::held(int64_t block) const {
+  return held_[size_t(block)] != 0;
+}
 
 void BlockExecutor::flush() {
   std::unique_lock<std::mutex> lock(mutex_);

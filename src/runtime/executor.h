@@ -90,8 +90,8 @@ class BlockExecutor final : public BlockResidency {
   int64_t prefetch_;
   std::vector<std::vector<int64_t>> ahead_;  // per block: the streamed blocks that follow it
   std::vector<Slot> slots_;
-  std::vector<int> slot_of_;  // per block: the slot holding it, or -1
-  std::vector<int> bound_;    // per block: the slot the model points at, or -1 (unbound)
+  std::vector<int> slot_of_;   // per block: the slot holding it, or -1
+  std::vector<int> bound_;     // per block: the slot the model points at, or -1 (unbound)
   std::vector<uint8_t> held_;  // per block: acquired and not released (compute thread only)
   uint64_t clock_ = 0;
 

@@ -70,14 +70,6 @@ std::string save_checkpoint(const std::string& output_dir, int64_t step,
     write_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
   fault_point("save", step);
   write_file_atomic((tmp / "config.json").string(), contents.config_json);
-  for (const char* name : {"tokenizer.json", "tokenizer.json.xz", "tokenizer_config.json", "generation_config.json",
-                           "special_tokens_map.json", "vocab.json", "merges.txt"}) {
-    fs::path src = fs::path(contents.tokenizer_dir) / name;
-    if (!contents.tokenizer_dir.empty() && fs::exists(src)) {
-      fs::copy_file(src, tmp / name, fs::copy_options::overwrite_existing, ec);
-      if (ec) fail("{}: cannot copy into the checkpoint: {}", src.string(), ec.message());
-    }
-  }
   for (const auto& [name, bytes] : contents.extra_files) write_file_atomic((tmp / name).string(), bytes);
   write_file_atomic((tmp / "recipe.yaml").string(), contents.recipe_yaml);
   // trainer_state.json last: its presence marks a complete checkpoint.

@@ -20,7 +20,6 @@ namespace zoft {
 struct CheckpointContents {
   const std::vector<ParameterRef>* parameters = nullptr;
   std::string config_json;       // the model's config.json text ("dtype" is set to the storage)
-  std::string tokenizer_dir;     // copy tokenizer*.json / generation_config.json from here
   std::vector<std::pair<std::string, std::string>> extra_files;  // name -> bytes (tokenizer.json...)
   nlohmann::json trainer_state;  // must hold "step"
   std::string recipe_yaml;

@@ -37,7 +37,7 @@ int64_t correct_single_token(Decoder& model, const std::vector<data::EncodedExam
   KvCache cache(model.config(), batch.batch, T, true);
   ForwardState state;
   model.begin_forward(batch, cache, state);
-  for (int64_t block = 0; block < model.num_blocks(); ++block) model.run_block(block, state);
+  model.run_blocks(state);
   std::vector<float> logits(rows.size() * ids.size());
   model.candidate_logits(state.h(), rows, ids, logits.data());
   auto column = [&](int32_t token) { return size_t(std::find(ids.begin(), ids.end(), token) - ids.begin()); };

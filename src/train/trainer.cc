@@ -258,6 +258,13 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
   if (!resume && r.trainer.eval_before && !eval_set.empty()) summary.accuracy_before = evaluate(0, "eval (before)");
 
   const std::string config_text = checkpoint_config(model_path, dtype);
+  // Tokenizer files are read now: pruning may delete the checkpoint this run resumed from.
+  std::vector<std::pair<std::string, std::string>> tokenizer_files;
+  for (const char* name : {"tokenizer.json", "tokenizer.json.xz", "tokenizer_config.json",
+                           "generation_config.json", "special_tokens_map.json", "vocab.json",
+                           "merges.txt"})
+    if (fs::exists(fs::path(model_path) / name))
+      tokenizer_files.emplace_back(name, read_file((fs::path(model_path) / name).string()));
   auto save = [&](int64_t step, double metric) {
     stepper.finish();
     nlohmann::json s = {{"step", step},
@@ -270,7 +277,7 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
     CheckpointContents c;
     c.parameters = &stepper.parameters();
     c.config_json = config_text;
-    c.tokenizer_dir = model_path;
+    c.extra_files = tokenizer_files;
     c.trainer_state = s;
     c.recipe_yaml = recipe_yaml;
     if (offload)  // same bytes as a resident run's checkpoint, streamed from the offload file
