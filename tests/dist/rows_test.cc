@@ -64,7 +64,9 @@ struct Case {
   DType dtype;
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.model << (c.dtype == DType::BF16 ? " (bf16 compute)" : ""); }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.model << (c.dtype == DType::BF16 ? " (bf16 compute)" : "");
+}
 
 class Rows : public testing::TestWithParam<Case> {};
 
