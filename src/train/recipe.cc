@@ -25,8 +25,9 @@ std::string scalar_text(const YAML::Node& node, const std::string& where) {
 }
 
 Field string_field(std::string& target) {
-  return {[&target](const YAML::Node& n, const std::string& where) { target = scalar_text(n, where); },
-          [&target] { return "\"" + target + "\""; }};
+  return {
+      [&target](const YAML::Node& n, const std::string& where) { target = scalar_text(n, where); },
+      [&target] { return "\"" + target + "\""; }};
 }
 
 Field int_field(int64_t& target) {
@@ -38,7 +39,8 @@ Field int_field(int64_t& target) {
             } catch (const std::exception&) {
               used = 0;
             }
-            if (used == 0 || used != text.size()) fail("{}: must be an integer, got '{}'", where, text);
+            if (used == 0 || used != text.size())
+              fail("{}: must be an integer, got '{}'", where, text);
           },
           [&target] { return std::to_string(target); }};
 }
@@ -52,7 +54,8 @@ Field float_field(double& target) {
             } catch (const std::exception&) {
               used = 0;
             }
-            if (used == 0 || used != text.size()) fail("{}: must be a number, got '{}'", where, text);
+            if (used == 0 || used != text.size())
+              fail("{}: must be a number, got '{}'", where, text);
           },
           [&target] {
             std::ostringstream s;
@@ -65,9 +68,12 @@ Field float_field(double& target) {
 Field bool_field(bool& target) {
   return {[&target](const YAML::Node& n, const std::string& where) {
             std::string text = scalar_text(n, where);
-            if (text == "true" || text == "True" || text == "yes" || text == "1") target = true;
-            else if (text == "false" || text == "False" || text == "no" || text == "0") target = false;
-            else fail("{}: must be true or false, got '{}'", where, text);
+            if (text == "true" || text == "True" || text == "yes" || text == "1")
+              target = true;
+            else if (text == "false" || text == "False" || text == "no" || text == "0")
+              target = false;
+            else
+              fail("{}: must be true or false, got '{}'", where, text);
           },
           [&target] { return std::string(target ? "true" : "false"); }};
 }
@@ -177,12 +183,17 @@ Recipe load_recipe(const std::string& path,
   }
   if (!root.IsNull() && !root.IsMap()) fail("{}: a recipe is a mapping of sections", path);
   for (const auto& section : root) {
-    std::string name = section.first.as<std::string>();
+    if (!section.first.IsScalar())
+      fail("{}: line {}: a section name must be a plain word", path, section.first.Mark().line + 1);
+    std::string name = section.first.Scalar();
     if (!section.second.IsMap())
       fail("{}: line {}: section '{}' must be a mapping of keys", path,
            section.second.Mark().line + 1, name);
     for (const auto& item : section.second) {
-      std::string key = name + "." + item.first.as<std::string>();
+      if (!item.first.IsScalar())
+        fail("{}: line {}: a key in section '{}' must be a plain word", path,
+             item.first.Mark().line + 1, name);
+      std::string key = name + "." + item.first.Scalar();
       auto it = by_key.find(key);
       if (it == by_key.end())
         fail("{}: line {}: unknown key '{}'", path, item.first.Mark().line + 1, key);
@@ -199,11 +210,13 @@ Recipe load_recipe(const std::string& path,
   return r;
 }
 
-std::vector<std::pair<std::string, std::string>> parse_overrides(const std::vector<std::string>& words) {
+std::vector<std::pair<std::string, std::string>> parse_overrides(
+    const std::vector<std::string>& words) {
   std::vector<std::pair<std::string, std::string>> out;
   for (size_t i = 0; i < words.size(); ++i) {
     const std::string& w = words[i];
-    if (w.rfind("--", 0) != 0) fail("unexpected argument '{}': overrides look like --section.key value", w);
+    if (w.rfind("--", 0) != 0)
+      fail("unexpected argument '{}': overrides look like --section.key value", w);
     std::string key = w.substr(2), value;
     size_t eq = key.find('=');
     if (eq != std::string::npos) {

@@ -1,3 +1,5 @@
+#include "train/recipe.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -8,7 +10,6 @@
 
 #include "core/error.h"
 #include "train/metrics.h"
-#include "train/recipe.h"
 
 namespace zoft {
 namespace {
@@ -28,7 +29,8 @@ const char* kGood =
     "optim:\n  lr: 1e-6\n"
     "trainer:\n  steps: 10\n";
 
-std::string error_of(const std::string& text, const std::vector<std::pair<std::string, std::string>>& o = {}) {
+std::string error_of(const std::string& text,
+                     const std::vector<std::pair<std::string, std::string>>& o = {}) {
   std::string path = write_temp("r.yaml", text);
   try {
     load_recipe(path, o);
@@ -61,7 +63,8 @@ TEST(Recipe, WrongTypes) {
   EXPECT_NE(error_of("model:\n  path: m\ndata:\n  train: t\ntask:\n  name: x\noptim:\n  lr: fast\n")
                 .find("optim.lr: must be a number, got 'fast'"),
             std::string::npos);
-  EXPECT_NE(error_of(kGood, {{"trainer.steps", "ten"}}).find("must be an integer"), std::string::npos);
+  EXPECT_NE(error_of(kGood, {{"trainer.steps", "ten"}}).find("must be an integer"),
+            std::string::npos);
   EXPECT_NE(error_of(kGood, {{"logging.jsonl", "maybe"}}).find("true or false"), std::string::npos);
   EXPECT_NE(error_of(kGood, {{"optim.nope", "1"}}).find("unknown recipe key"), std::string::npos);
   EXPECT_NE(error_of(kGood, {{"optim.lr", "-1"}}).find("must be positive"), std::string::npos);
@@ -72,6 +75,8 @@ TEST(Recipe, MissingAndMalformed) {
   EXPECT_NE(error_of("data:\n  train: t\n").find("model.path is required"), std::string::npos);
   EXPECT_NE(error_of("model: [1, 2\n").find("invalid YAML"), std::string::npos);
   EXPECT_NE(error_of("- a\n- b\n").find("mapping of sections"), std::string::npos);
+  EXPECT_NE(error_of("? [a, b]\n: {x: 1}\n").find("plain word"), std::string::npos);
+  EXPECT_NE(error_of("model:\n  ? {k: v}\n  : 1\n").find("plain word"), std::string::npos);
   EXPECT_THROW(load_recipe("/nonexistent/recipe.yaml"), Error);
   EXPECT_THROW(parse_overrides({"--optim.lr"}), Error);
   EXPECT_THROW(parse_overrides({"stray"}), Error);
@@ -97,7 +102,8 @@ TEST(Metrics, TensorBoardReadsOurEvents) {
       tb.scalar("eval/accuracy", step * 10, 0.5 + 0.01 * step);
     }
   }
-  std::string script = write_temp("tb.py",
+  std::string script = write_temp(
+      "tb.py",
       "import sys\n"
       "from tensorboard.backend.event_processing.event_accumulator import EventAccumulator\n"
       "ea = EventAccumulator(sys.argv[1]); ea.Reload()\n"
