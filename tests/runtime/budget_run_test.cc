@@ -182,6 +182,12 @@ TEST_F(BudgetRun, ThirdOfTheModelInRamTrainsResumesAndMatchesResident) {
     if (at != std::string::npos && end != std::string::npos)
       std::printf("%s\n", resumed.log.substr(at, end - at + std::strlen(to)).c_str());
   }
+  // AddressSanitizer's shadow memory and quarantine inflate RSS by a factor the budget cannot
+  // know: the memory bound is asserted in the release build; the sanitizer build still checks
+  // that the offloaded run trains, resumes and matches the resident one (above).
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "peak-RSS bound not asserted under AddressSanitizer";
+#endif
   EXPECT_LE(peak, allowed);
   EXPECT_LT(peak + model_bytes / 2, uint64_t(resident.report.at("peak_rss")))
       << "the resident run should need far more memory";
