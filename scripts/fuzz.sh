@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (fuzz/fuzz_*.cc) with clang, ASan and UBSan in build/fuzz, and
 # runs each for N seconds (default 20) on a copy of its seed corpus fuzz/corpus/<target>/.
-# Exits non-zero on any finding (crash, sanitizer report, leak, timeout, out-of-memory), naming
-# the target and the saved reproducer; rerun one with: build/fuzz/<target> <reproducer>.
+# Exits non-zero on any finding (crash, sanitizer report, leak, timeout, out-of-memory, a single
+# allocation over 512 MB), naming the target and the saved reproducer; rerun one with
+#   build/fuzz/<target> -malloc_limit_mb=512 <reproducer>
 #
 #   ./scripts/fuzz.sh [seconds_per_target]
 #   ZOFT_FUZZ_TARGETS="fuzz_gguf fuzz_recipe" ./scripts/fuzz.sh 60   # only some targets
@@ -19,8 +20,9 @@ for tool in clang clang++; do
 done
 
 start=$(date +%s)
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-  -DCMAKE_CXX_FLAGS="-O1 -g" -DCMAKE_C_FLAGS="-O1 -g" \
+# Debug keeps assert()s on; line tables are all the stack traces need and compile faster than -g.
+cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DCMAKE_C_FLAGS_DEBUG="-O1 -gline-tables-only" \
   -DZOFT_FUZZ=ON -DZOFT_NATIVE=ON -DZOFT_TESTS=OFF -DZOFT_BENCH=OFF >/dev/null
 
 targets=()
@@ -41,7 +43,8 @@ echo "fuzz: built ${#targets[@]} targets in $((built - start)) s"
 # Findings go to build/fuzz/findings/<target>/; the corpus grows in a scratch copy.
 work="$build/run"
 rm -rf "$work"
-mkdir -p "$work" "$build/findings"
+mkdir -p "$work/tmp" "$build/findings"
+export TMPDIR="$PWD/$work/tmp"  # the targets' input files (fuzz/fuzz_util.h), left behind by a crash
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 if ! command -v llvm-symbolizer >/dev/null; then  # Debian's llvm-14 keeps it off PATH
@@ -54,21 +57,24 @@ failed=()
 for t in "${targets[@]}"; do
   corpus="$work/$t/corpus"
   found="$build/findings/$t"
+  rm -rf "$found"
   mkdir -p "$corpus" "$found"
   if [ -d "fuzz/corpus/$t" ]; then cp -r "fuzz/corpus/$t/." "$corpus/"; fi
   log="$work/$t/log"
   t0=$(date +%s)
   status=0
-  "$build/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
-    -artifact_prefix="$found/" "$corpus" >"$log" 2>&1 || status=$?
+  # A hostile file must never cost a huge allocation: one malloc over 512 MB is a finding.
+  "$build/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 \
+    -print_final_stats=1 -artifact_prefix="$found/" "$corpus" >"$log" 2>&1 || status=$?
   stats=$(grep -aE '^stat::number_of_executed_units' "$log" | awk '{print $2}' || true)
   cov=$(grep -aE '#[0-9]+[[:space:]]+DONE' "$log" | grep -oE 'cov: [0-9]+' | tail -1 || true)
   if [ "$status" -ne 0 ]; then
     reproducer=$(grep -aoE "Test unit written to [^ ]+" "$log" | tail -1 | sed 's/Test unit written to //' || true)
     echo "fuzz: FINDING in $t (exit $status) after $(($(date +%s) - t0)) s; reproducer: ${reproducer:-none saved}"
-    echo "fuzz:   rerun: $build/$t ${reproducer:-<input>}   full log: $log"
-    { grep -aE '^(==[0-9]+==ERROR|SUMMARY|.*runtime error:|fuzz: |terminate called|.*what\(\):)' "$log" || true; } |
+    echo "fuzz:   rerun: $build/$t -malloc_limit_mb=512 ${reproducer:-<input>}   full log: $log"
+    { grep -aE '^(==[0-9]+== ?ERROR|SUMMARY|.*runtime error:|fuzz: |terminate called|.*what\(\):)' "$log" || true; } |
       head -5 | sed 's/^/fuzz:   /'
+    { grep -aE -m1 '#[0-9]+ 0x[0-9a-f]+ in zoft::' "$log" || true; } | cut -c1-200 | sed 's/^ */fuzz:   at /'
     failed+=("$t")
   else
     echo "fuzz: $t ok: ${stats:-?} runs in $(($(date +%s) - t0)) s, ${cov:-cov ?}, corpus $(ls "$corpus" | wc -l) inputs"

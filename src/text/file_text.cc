@@ -79,6 +79,9 @@ static std::string decompress_xz(const std::string& path, const std::string& pac
   lzma_ret ret = lzma_stream_decoder(&stream, UINT64_MAX, LZMA_CONCATENATED);
   ZOFT_CHECK(ret == LZMA_OK, "{}: cannot start the xz decoder", path);
   size_t hint = xz_size_hint(packed);
+  // The index is untrusted: a hint far beyond any real compression ratio is ignored and the
+  // buffer grows by doubling instead.
+  if (hint / 1024 > packed.size()) hint = 0;
   // +1: the decoder must see free space after the last byte to report the end of the stream.
   std::string out(hint ? hint + 1 : std::max<size_t>(packed.size() * 8, 1 << 16), '\0');
   stream.next_in = reinterpret_cast<const uint8_t*>(packed.data());

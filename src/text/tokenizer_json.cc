@@ -279,6 +279,9 @@ std::vector<std::string> vocab_by_id(std::vector<std::pair<std::string, int64_t>
   int64_t max_id = -1;
   for (const auto& e : entries) max_id = std::max(max_id, e.second);
   if (max_id >= int64_t(1) << 24) fail("{}: token id {} is implausibly large", where, max_id);
+  if (max_id >= int64_t(entries.size()) + (int64_t(1) << 16))
+    fail("{}: token id {} is far beyond the {} tokens of the vocabulary", where, max_id,
+         entries.size());
   std::vector<std::string> vocab(size_t(max_id + 1));
   for (auto& [token, id] : entries) {
     if (id < 0) fail("{}: token '{}' has a negative id", where, token);

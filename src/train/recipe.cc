@@ -24,10 +24,26 @@ std::string scalar_text(const YAML::Node& node, const std::string& where) {
   return node.Scalar();
 }
 
+// A YAML double-quoted scalar that loads back to exactly `s`.
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += char(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02X}", c);
+    } else {
+      out += char(c);
+    }
+  }
+  return out + "\"";
+}
+
 Field string_field(std::string& target) {
   return {
       [&target](const YAML::Node& n, const std::string& where) { target = scalar_text(n, where); },
-      [&target] { return "\"" + target + "\""; }};
+      [&target] { return quoted(target); }};
 }
 
 Field int_field(int64_t& target) {
