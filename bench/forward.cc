@@ -6,9 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <random>
 #include <string>
 
+#include "bench_util.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "model/decoder.h"
@@ -51,15 +51,7 @@ int main(int argc, char** argv) {
     double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const ModelConfig& c = model.config();
 
-    std::mt19937 rng(1234);
-    std::uniform_int_distribution<int32_t> token(0, int32_t(c.vocab_size - 1));
-    TokenBatch b;
-    b.batch = batch;
-    b.seq = seq;
-    for (int64_t i = 0; i < batch * seq; ++i) {
-      b.ids.push_back(token(rng));
-      b.mask.push_back(1);
-    }
+    TokenBatch b = bench::random_token_batch(c.vocab_size, batch, seq);
     std::vector<float> out(mode == "logits" ? size_t(batch * seq * c.vocab_size)
                                             : size_t(batch * seq));
     std::vector<int32_t> targets = Decoder::next_token_targets(b);

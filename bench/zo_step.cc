@@ -8,9 +8,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
 #include <string>
 
+#include "bench_util.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 
@@ -58,15 +58,7 @@ int main(int argc, char** argv) {
     zo::MezoSgd optimizer(options);
     ZoStepper stepper(model, optimizer, order == "plain" ? ZoOrder::Plain : ZoOrder::Zo2);
 
-    std::mt19937 rng(1234);
-    std::uniform_int_distribution<int32_t> token(0, int32_t(model.config().vocab_size - 1));
-    TokenBatch b;
-    b.batch = batch;
-    b.seq = seq;
-    for (int64_t i = 0; i < batch * seq; ++i) {
-      b.ids.push_back(token(rng));
-      b.mask.push_back(1);
-    }
+    TokenBatch b = bench::random_token_batch(model.config().vocab_size, batch, seq);
     std::vector<int32_t> targets = Decoder::next_token_targets(b);
     auto mean = [&](const std::vector<float>& loss) {
       double s = 0;
