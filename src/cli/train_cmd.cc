@@ -28,6 +28,7 @@ void run_train(const TrainOptions& opt) {
   }
   Recipe recipe = load_recipe(opt.recipe, parse_overrides(words));
   TrainSummary s = train(recipe);
+  if (s.rank != 0) return;  // one summary per job, not one per rank
   nlohmann::json j = {{"steps", s.steps},
                       {"resumed_from", s.resumed_from},
                       {"accuracy_before", s.accuracy_before},

@@ -124,8 +124,10 @@ void recover_checkpoints(const std::string& output_dir) {
     std::string name = entry.path().filename().string();
     if (name.rfind(".old-", 0) == 0) {
       fs::path original = entry.path().parent_path() / name.substr(5);
-      if (!fs::exists(original)) fs::rename(entry.path(), original, ec);
-      else fs::remove_all(entry.path(), ec);
+      if (!fs::exists(original))
+        fs::rename(entry.path(), original, ec);
+      else
+        fs::remove_all(entry.path(), ec);
     } else if (name.rfind(".tmp-", 0) == 0) {
       fs::remove_all(entry.path(), ec);
     }
@@ -148,16 +150,21 @@ zo::MezoOptions mezo_options(const Recipe& r) {
 // Runs on every rank of the job (one process: comm has one rank). dist: start-up ends at
 // startup.check(..., last = true); before it, a failure on any rank stops every rank cleanly.
 TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startup& startup) {
-  if (r.placement.device != "cpu") fail("{}: placement.device {}: this build trains on the cpu only", r.source, r.placement.device);
+  if (r.placement.device != "cpu")
+    fail("{}: placement.device {}: this build trains on the cpu only", r.source,
+         r.placement.device);
   // dist: ranks on one node share its cores.
   ThreadPool::set_global_threads(dist::threads_per_rank(comm, int(r.placement.threads)));
   auto start = Clock::now();
   TrainSummary summary;
+  summary.rank = comm.rank();
   const std::string& out = r.trainer.output_dir;
   // dist: each rank runs batch_size / ranks examples of every global batch.
   if (r.trainer.batch_size % comm.size() != 0)
-    fail("{}: trainer.batch_size {} does not divide among {} ranks: use a multiple of {} (the global batch is split evenly)",
-         r.source, r.trainer.batch_size, comm.size(), comm.size());
+    fail(
+        "{}: trainer.batch_size {} does not divide among {} ranks: use a multiple of {} (the "
+        "global batch is split evenly)",
+        r.source, r.trainer.batch_size, comm.size(), comm.size());
   // dist: rank 0 alone tidies the output directory and picks the checkpoint that every rank
   // resumes from; the check makes sure that every rank runs the same recipe.
   std::string latest;
@@ -174,11 +181,14 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
     state = read_json_file(*resume + "/trainer_state.json");
     summary.resumed_from = state.at("step").get<int64_t>();
     if (comm.is_root())
-      std::fprintf(stderr, "zoft: resuming from %s (step %lld)\n", resume->c_str(), (long long)summary.resumed_from);
+      std::fprintf(stderr, "zoft: resuming from %s (step %lld)\n", resume->c_str(),
+                   (long long)summary.resumed_from);
   }
   const std::string model_path = resume ? *resume : r.model.path;
   if (!fs::is_directory(model_path))
-    fail("{}: model.path must be an HF model directory to train (convert a .gguf with zoft convert)", r.source);
+    fail(
+        "{}: model.path must be an HF model directory to train (convert a .gguf with zoft convert)",
+        r.source);
 
   const DType dtype = parse_dtype(r.model.dtype);
   text::Tokenizer tokenizer = text::Tokenizer::from_file(model_path);
@@ -188,15 +198,18 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
   encode.max_length = std::min(r.data.max_seq_length, model.config().max_positions);
   encode.truncate = r.data.truncate;
   const uint64_t seed = uint64_t(r.trainer.seed);
-  auto train_set = load_examples(task, r.data.train, r.data.train_samples, r.task.k_shot, seed, tokenizer, encode);
+  auto train_set = load_examples(task, r.data.train, r.data.train_samples, r.task.k_shot, seed,
+                                 tokenizer, encode);
   std::vector<data::EncodedExample> eval_set;
   if (!r.data.eval.empty())
     // A fixed sampling seed: runs with different training seeds are scored on the same examples.
-    eval_set = load_examples(task, r.data.eval, r.data.eval_samples, 0, kEvalSubsetSeed, tokenizer, encode);
+    eval_set = load_examples(task, r.data.eval, r.data.eval_samples, 0, kEvalSubsetSeed, tokenizer,
+                             encode);
 
   const int32_t pad_id = data::pad_token_for(tokenizer);
   data::BatchOptions batch_options;
-  batch_options.mode = r.task.train_as_classification ? data::LossMode::kClassification : data::LossMode::kAnswerOnly;
+  batch_options.mode = r.task.train_as_classification ? data::LossMode::kClassification
+                                                      : data::LossMode::kAnswerOnly;
   batch_options.pad_id = pad_id;
   data::DataOrder order(train_set.size(), seed);
   zo::MezoState mezo_state;
@@ -218,26 +231,34 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
   std::unique_ptr<runtime::Offload> offload =
       runtime::Offload::attach(model, model_path, offload_options);
   zo::MezoSgd optimizer(mezo_options(r), mezo_state);
-  ZoStepper stepper(model, optimizer, r.trainer.schedule == "plain" ? ZoOrder::Plain : ZoOrder::Zo2);
+  ZoStepper stepper(model, optimizer,
+                    r.trainer.schedule == "plain" ? ZoOrder::Plain : ZoOrder::Zo2);
 
   // dist: the last start-up check: every rank loaded the same examples and trainer state.
   dist::Fingerprint inputs;
-  inputs.add(int64_t(train_set.size())).add(int64_t(eval_set.size())).add(int64_t(optimizer.step()));
+  inputs.add(int64_t(train_set.size()))
+      .add(int64_t(eval_set.size()))
+      .add(int64_t(optimizer.step()));
   for (const auto* set : {&train_set, &eval_set})
     for (const data::EncodedExample& e : *set) {
-      inputs.add(e.context_ids.data(), e.context_ids.size() * sizeof(int32_t)).add(int64_t(e.label));
+      inputs.add(e.context_ids.data(), e.context_ids.size() * sizeof(int32_t))
+          .add(int64_t(e.label));
       for (const auto& c : e.candidate_ids) inputs.add(c.data(), c.size() * sizeof(int32_t));
     }
   startup.check("data and trainer state", inputs.value(), {}, true);
   if (comm.size() > 1 && comm.is_root())
-    std::fprintf(stderr, "zoft: %d ranks (%s), %lld examples per rank per step, %d threads per rank\n", comm.size(),
-                 comm.backend().c_str(), (long long)(r.trainer.batch_size / comm.size()), ThreadPool::global().size());
+    std::fprintf(stderr,
+                 "zoft: %d ranks (%s), %lld examples per rank per step, %d threads per rank\n",
+                 comm.size(), comm.backend().c_str(),
+                 (long long)(r.trainer.batch_size / comm.size()), ThreadPool::global().size());
 
   if (comm.is_root()) fs::create_directories(out);  // dist: rank 0 writes all files
   std::unique_ptr<JsonlWriter> jsonl;
   std::unique_ptr<TensorBoardWriter> tensorboard;
-  if (r.logging.jsonl && comm.is_root()) jsonl = std::make_unique<JsonlWriter>(out + "/metrics.jsonl");
-  if (r.logging.tensorboard && comm.is_root()) tensorboard = std::make_unique<TensorBoardWriter>(out + "/tensorboard");
+  if (r.logging.jsonl && comm.is_root())
+    jsonl = std::make_unique<JsonlWriter>(out + "/metrics.jsonl");
+  if (r.logging.tensorboard && comm.is_root())
+    tensorboard = std::make_unique<TensorBoardWriter>(out + "/tensorboard");
   auto log = [&](int64_t step, const std::map<std::string, double>& values) {
     if (jsonl) jsonl->write(step, values);
     if (tensorboard) {
@@ -252,28 +273,32 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
     double acc = accuracy(model, eval_set, r.trainer.batch_size, pad_id, label, &comm);
     log(step, {{"eval/accuracy", acc}});
     if (comm.is_root())
-      std::fprintf(stderr, "zoft: step %lld eval accuracy %.4f on %zu examples\n", (long long)step, acc, eval_set.size());
+      std::fprintf(stderr, "zoft: step %lld eval accuracy %.4f on %zu examples\n", (long long)step,
+                   acc, eval_set.size());
     return acc;
   };
-  if (!resume && r.trainer.eval_before && !eval_set.empty()) summary.accuracy_before = evaluate(0, "eval (before)");
+  if (!resume && r.trainer.eval_before && !eval_set.empty())
+    summary.accuracy_before = evaluate(0, "eval (before)");
 
   const std::string config_text = checkpoint_config(model_path, dtype);
   // Tokenizer files are read now: pruning may delete the checkpoint this run resumed from.
   std::vector<std::pair<std::string, std::string>> tokenizer_files;
-  for (const char* name : {"tokenizer.json", "tokenizer.json.xz", "tokenizer_config.json",
-                           "generation_config.json", "special_tokens_map.json", "vocab.json",
-                           "merges.txt"})
+  for (const char* name :
+       {"tokenizer.json", "tokenizer.json.xz", "tokenizer_config.json", "generation_config.json",
+        "special_tokens_map.json", "vocab.json", "merges.txt"})
     if (fs::exists(fs::path(model_path) / name))
       tokenizer_files.emplace_back(name, read_file((fs::path(model_path) / name).string()));
   auto save = [&](int64_t step, double metric) {
     stepper.finish();
-    nlohmann::json s = {{"step", step},
-                        {"seed", r.trainer.seed},
-                        {"mezo", {{"step", optimizer.state().step}, {"pending_grad", optimizer.state().pending_grad}}},
-                        {"data_order", order.state()},
-                        {"best_metric", best},
-                        {"best_checkpoint", best_checkpoint},
-                        {"last_metric", metric}};
+    nlohmann::json s = {
+        {"step", step},
+        {"seed", r.trainer.seed},
+        {"mezo",
+         {{"step", optimizer.state().step}, {"pending_grad", optimizer.state().pending_grad}}},
+        {"data_order", order.state()},
+        {"best_metric", best},
+        {"best_checkpoint", best_checkpoint},
+        {"last_metric", metric}};
     CheckpointContents c;
     c.parameters = &stepper.parameters();
     c.config_json = config_text;
@@ -304,13 +329,15 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
   double last_loss = 0;
   while (int64_t(optimizer.step()) < r.trainer.steps) {
     int64_t t = int64_t(optimizer.step());
-    data::Batch b = data::make_batch(train_set, order.next(size_t(r.trainer.batch_size)), batch_options);
+    data::Batch b =
+        data::make_batch(train_set, order.next(size_t(r.trainer.batch_size)), batch_options);
     // dist: this rank forwards its rows only; the batch loss comes from every rank's per-token
     // losses gathered in rank order, computed exactly as one process computes it.
     const std::vector<int64_t> shard = shard_rows(b, comm.size());
     const int64_t row0 = shard[size_t(comm.rank())], row1 = shard[size_t(comm.rank()) + 1];
     TokenBatch tb = token_batch(b, row0, row1);
-    const std::vector<int32_t> targets(b.targets.begin() + row0 * b.seq, b.targets.begin() + row1 * b.seq);
+    const std::vector<int32_t> targets(b.targets.begin() + row0 * b.seq,
+                                       b.targets.begin() + row1 * b.seq);
     std::vector<float> all_loss;
     ZoStepResult result = stepper.forward_passes(tb, targets, [&](const std::vector<float>& loss) {
       if (comm.size() == 1) return batch_loss(b, loss, batch_options.mode);
@@ -321,26 +348,35 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
     if (!result.finite()) {
       if (r.trainer.nan_policy == "stop")
         throw dist::CollectiveError(fmt::format(  // dist: every rank sees the same loss
-            "non-finite loss at step {}: stopping (checkpoints written so far are intact; try a smaller optim.lr or optim.eps)", t + 1));
+            "non-finite loss at step {}: stopping (checkpoints written so far are intact; try a "
+            "smaller optim.lr or optim.eps)",
+            t + 1));
       for (int j = 0; j < r.optim.samples; ++j) optimizer.set_grad(j, 0.0f);
       ++summary.skipped_steps;
-      if (comm.is_root()) std::fprintf(stderr, "zoft: step %lld: non-finite loss, step skipped\n", (long long)t + 1);
+      if (comm.is_root())
+        std::fprintf(stderr, "zoft: step %lld: non-finite loss, step skipped\n", (long long)t + 1);
     }
     stepper.end_step();
     int64_t step = t + 1;
     last_loss = result.mean_loss();
-    double rate = double(step - first_step) / std::chrono::duration<double>(Clock::now() - loop_start).count();
+    double rate = double(step - first_step) /
+                  std::chrono::duration<double>(Clock::now() - loop_start).count();
     if (progress) progress->update(step, fmt::format("loss {:.4f}", last_loss));
-    if (r.logging.log_interval > 0 && (step % r.logging.log_interval == 0 || step == r.trainer.steps)) {
+    if (r.logging.log_interval > 0 &&
+        (step % r.logging.log_interval == 0 || step == r.trainer.steps)) {
       double g = optimizer.state().pending_grad.empty() ? 0.0 : optimizer.state().pending_grad[0];
-      std::map<std::string, double> values = {{"train/loss", last_loss}, {"train/lr", optimizer.lr_at(uint64_t(t))},
-                                              {"train/projected_grad", g}, {"train/steps_per_s", rate}};
+      std::map<std::string, double> values = {{"train/loss", last_loss},
+                                              {"train/lr", optimizer.lr_at(uint64_t(t))},
+                                              {"train/projected_grad", g},
+                                              {"train/steps_per_s", rate}};
       if (comm.size() > 1)  // dist: time in collectives, waiting for slower ranks included
-        values["dist/comm_s_per_step"] = (comm.comm_seconds() - comm_start) / double(step - first_step);
+        values["dist/comm_s_per_step"] =
+            (comm.comm_seconds() - comm_start) / double(step - first_step);
       log(step, values);
     }
     double metric = -1;
-    if (r.trainer.eval_interval > 0 && step % r.trainer.eval_interval == 0 && step < r.trainer.steps && !eval_set.empty()) {
+    if (r.trainer.eval_interval > 0 && step % r.trainer.eval_interval == 0 &&
+        step < r.trainer.steps && !eval_set.empty()) {
       metric = evaluate(step, "eval");
       if (metric > best) best = metric;
     }
@@ -369,7 +405,8 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
                  double(st.bytes_read) / 1e6, (long long)st.reads,
                  double(st.bytes_read) / 1e6 / std::max(st.read_seconds, 1e-9),
                  double(st.bytes_written) / 1e6, (long long)st.writes,
-                 double(st.bytes_written) / 1e6 / std::max(st.write_seconds, 1e-9), st.stall_seconds);
+                 double(st.bytes_written) / 1e6 / std::max(st.write_seconds, 1e-9),
+                 st.stall_seconds);
   }
   return summary;
 }
@@ -384,7 +421,8 @@ TrainSummary train(const Recipe& r) {
 
 double evaluate_task_accuracy(const std::string& model_path, const std::string& task_name,
                               const std::string& data_path, int64_t max_examples,
-                              int64_t max_seq_length, int64_t batch_size, const std::string& dtype) {
+                              int64_t max_seq_length, int64_t batch_size,
+                              const std::string& dtype) {
   text::Tokenizer tokenizer = text::Tokenizer::from_file(model_path);
   Decoder model = Decoder::load(model_path, parse_dtype(dtype));
   data::Task task = data::Task::load(task_name);

@@ -10,14 +10,15 @@
 namespace zoft {
 
 struct TrainSummary {
-  int64_t steps = 0;           // optimiser steps completed in total
-  int64_t resumed_from = -1;   // checkpoint step, or -1
+  int64_t steps = 0;            // optimiser steps completed in total
+  int64_t resumed_from = -1;    // checkpoint step, or -1
   double accuracy_before = -1;  // eval accuracy before training (-1: not measured)
   double accuracy_after = -1;
   double final_train_loss = 0;
   double seconds = 0;
-  int64_t skipped_steps = 0;   // non-finite losses skipped (nan_policy: skip)
+  int64_t skipped_steps = 0;  // non-finite losses skipped (nan_policy: skip)
   std::string final_checkpoint;
+  int rank = 0;  // this process's rank: only rank 0 reports the summary
 };
 
 TrainSummary train(const Recipe& recipe);

@@ -181,6 +181,7 @@ TEST_F(MpiTrain, TwoAndThreeRanksGiveTheOneProcessWeightsBitForBit) {
     Launched r = run(argv);
     ASSERT_EQ(r.status, 0) << r.output;
     EXPECT_NE(r.output.find(std::to_string(np) + " ranks (mpi)"), std::string::npos) << r.output;
+    EXPECT_EQ(count_of(r.output, "trained 6 steps"), 1) << "one summary per job:\n" << r.output;
     EXPECT_TRUE(final_weights(dir) == reference_)
         << np << " ranks: final weights differ from one process's";
     // The same training losses, projected gradients and eval accuracies (eval is sharded over

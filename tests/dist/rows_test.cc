@@ -112,12 +112,9 @@ TEST_P(Rows, ShardOfABatchGivesTheSameLossesAsTheWholeBatch) {
                       std::string(GetParam().model) + ", 3 targets per row");
 }
 
-// KNOWN ISSUE (backend): cpu::linear in f32 with M <= 2 rows takes detail::small_gemm_f32
-// (gemm_small.cc), which sums in another order than the packed kernel (16-lane partial sums for
-// [N,K] weights; bias first and no 512-step K blocks for [K,N]). So when a shard has at most 2
-// scored tokens, the LM head's results for them differ in the last bits from the whole batch's.
-// Enable when small_gemm_f32 follows the packed kernel's order per output element.
-TEST_P(Rows, DISABLED_ShardWithOneOrTwoScoredTokens) {
+// A shard with one or two scored tokens runs the LM head through the small-M f32 GEMM
+// (gemm_small.cc), which must sum each output in the packed kernel's order.
+TEST_P(Rows, ShardWithOneOrTwoScoredTokens) {
   Decoder model = Decoder::load(golden_dir(GetParam().model), GetParam().dtype);
   TokenBatch b = random_batch(6, 40, model.config().vocab_size, 7);
   std::vector<int32_t> targets = Decoder::next_token_targets(b);

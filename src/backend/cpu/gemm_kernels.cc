@@ -50,7 +50,7 @@ struct F32Kernel {
   // Blocks of KC steps x NCP panels of W: 512 * 48 * 4 bytes = 96 KiB per panel, 384 KiB in all
   // (L2 is 1 MiB); the MR x KC slice of x they meet is 16 KiB (L1 is 48 KiB). Long KC blocks
   // keep the C tile in registers longer: each block costs one load and store of it.
-  static constexpr int64_t kKC = 512;
+  static constexpr int64_t kKC = kF32BlockK;
   static constexpr int64_t kNCP = 4;
 
   static __m512 broadcast(const float* a) { return _mm512_set1_ps(*a); }

@@ -19,6 +19,10 @@ void packed_gemm_f32(const float* x, int64_t M, int64_t K, const float* w, bool 
 void packed_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool weight_is_kn,
                       int64_t N, const float* bias, float* y);
 
+// f32 K is summed in blocks of this many steps (the packed kernel's KC); gemm_small.cc sums in
+// the same order, so that a row's result does not depend on M.
+constexpr int64_t kF32BlockK = 512;
+
 // Up to this many rows of x, f32 W is read in place (gemm_small.cc) instead of packed.
 constexpr int64_t kSmallM = 2;
 

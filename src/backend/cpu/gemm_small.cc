@@ -1,7 +1,12 @@
 // f32 GEMM for one or two rows of x (decode with batch 1-2). Time goes into reading W once, so
-// W is used in place instead of being packed: [N,K] as dot products along K, [K,N] as axpys
-// along N. (Measured in bench: ~30% faster than the packed kernel at M = 1 for f32; for bf16
-// weights, half the bytes, the packed kernel is as fast, so bf16 always packs.)
+// W is used in place instead of being packed. (Measured in bench: ~30% faster than the packed
+// kernel at M = 1 for f32; for bf16 weights, half the bytes, the packed kernel is as fast, so
+// bf16 always packs.)
+//
+// Every output is summed in exactly the packed kernel's order (gemm_kernels.cc): blocks of
+// kKC = 512 k, each an FMA chain over k from zero, blocks then added to the running total (bias
+// first). A row of x thus gets the same bits whatever M is, which data-parallel training
+// relies on: a rank scoring one or two tokens must match the single process scoring them all.
 #include <algorithm>
 
 #include "backend/cpu/gemm_kernels.h"
@@ -12,65 +17,95 @@ namespace zoft::cpu::detail {
 
 #if defined(__AVX512F__)
 
-// y[m][n] = x[m] . W[n] + bias[n] for n in [n0, n1), W [N,K]. Four rows of W at a time, so
-// that 4 M independent FMA chains hide the FMA latency.
-static void dots(const float* x, int64_t M, int64_t K, const float* w, const float* bias, float* y,
-                 int64_t N, int64_t n0, int64_t n1) {
-  constexpr int kRows = 4;
-  for (int64_t n = n0; n < n1; n += kRows) {
-    const int rows = int(std::min<int64_t>(kRows, n1 - n));
-    __m512 acc[kRows][kSmallM];
-    for (int r = 0; r < kRows; ++r)
-      for (int64_t m = 0; m < M; ++m) acc[r][m] = _mm512_setzero_ps();
-    const float* row[kRows];
-    for (int r = 0; r < kRows; ++r) row[r] = w + (n + std::min(r, rows - 1)) * K;
-    for (int64_t k = 0; k < K; k += 16) {
-      __mmask16 mask = simd::first_lanes(K - k);
-      __m512 xv[kSmallM];
-      for (int64_t m = 0; m < M; ++m) xv[m] = _mm512_maskz_loadu_ps(mask, x + m * K + k);
-#pragma GCC unroll 4
-      for (int r = 0; r < kRows; ++r) {
-        __m512 wv = _mm512_maskz_loadu_ps(mask, row[r] + k);
-        for (int64_t m = 0; m < M; ++m) acc[r][m] = _mm512_fmadd_ps(xv[m], wv, acc[r][m]);
-      }
-    }
-    for (int r = 0; r < rows; ++r)
-      for (int64_t m = 0; m < M; ++m)
-        y[m * N + n + r] = simd::reduce_add(acc[r][m]) + (bias ? bias[n + r] : 0.0f);
-  }
+// total = acc + (first block ? bias : total), as the packed kernel's store does.
+static __m512 add_block(__m512 acc, __m512 total, bool first, const float* bias, __mmask16 mask) {
+  if (!first) return _mm512_add_ps(acc, total);
+  if (!bias) return acc;
+  return _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, bias));
 }
 
-// y[m][n0, n0 + 64) = sum_k x[m][k] W[k][n0, ...) + bias, W [K,N]: 4 vectors x M rows in
-// registers while W streams by.
-static void axpys(const float* x, int64_t M, int64_t K, const float* w, const float* bias, float* y,
-                  int64_t N, int64_t n0) {
-  __mmask16 mask[4];
-  __m512 acc[kSmallM][4];
-  for (int v = 0; v < 4; ++v) {
-    mask[v] = simd::first_lanes(N - n0 - 16 * v);
-    __m512 b = bias ? _mm512_maskz_loadu_ps(mask[v], bias + n0 + 16 * v) : _mm512_setzero_ps();
-    for (int64_t m = 0; m < M; ++m) acc[m][v] = b;
-  }
-  for (int64_t k = 0; k < K; ++k) {
-    for (int v = 0; v < 4; ++v) {
-      __m512 wv = _mm512_maskz_loadu_ps(mask[v], w + k * N + n0 + 16 * v);
-      for (int64_t m = 0; m < M; ++m)
-        acc[m][v] = _mm512_fmadd_ps(_mm512_set1_ps(x[m * K + k]), wv, acc[m][v]);
+// y[m][n0, n0 + 16) for W [N,K]: 16 rows of W are read 16 k at a time and transposed in
+// registers, so that each lane (one output n) runs its own FMA chain along k.
+template <int M>
+static void dots16(const float* x, int64_t K, const float* w, const float* bias, float* y,
+                   int64_t N, int64_t n0) {
+  const int64_t cols = std::min<int64_t>(16, N - n0);
+  const __mmask16 out_mask = simd::first_lanes(cols);
+  __m512 total[M];
+  for (int64_t k0 = 0; k0 < K; k0 += kF32BlockK) {
+    const int64_t k1 = std::min(K, k0 + kF32BlockK);
+    __m512 acc[M];
+    for (int m = 0; m < M; ++m) acc[m] = _mm512_setzero_ps();
+    for (int64_t k = k0; k < k1; k += 16) {
+      const int64_t steps = std::min<int64_t>(16, k1 - k);
+      const __mmask16 mask = simd::first_lanes(steps);
+      __m512i r[16];
+      for (int j = 0; j < 16; ++j)
+        r[j] = j < cols ? _mm512_maskz_loadu_epi32(mask, w + (n0 + j) * K + k)
+                        : _mm512_setzero_si512();
+      simd::transpose16x16(r);
+      for (int64_t s = 0; s < steps; ++s)
+        for (int m = 0; m < M; ++m)
+          acc[m] =
+              _mm512_fmadd_ps(_mm512_set1_ps(x[m * K + k + s]), _mm512_castsi512_ps(r[s]), acc[m]);
     }
+    for (int m = 0; m < M; ++m)
+      total[m] = add_block(acc[m], total[m], k0 == 0, bias ? bias + n0 : nullptr, out_mask);
   }
-  for (int64_t m = 0; m < M; ++m)
-    for (int v = 0; v < 4; ++v) _mm512_mask_storeu_ps(y + m * N + n0 + 16 * v, mask[v], acc[m][v]);
+  for (int m = 0; m < M; ++m) _mm512_mask_storeu_ps(y + m * N + n0, out_mask, total[m]);
+}
+
+// y[m][n0, n0 + 64) for W [K,N]: 4 vectors x M rows in registers while W streams by.
+template <int M>
+static void axpys64(const float* x, int64_t K, const float* w, const float* bias, float* y,
+                    int64_t N, int64_t n0) {
+  __mmask16 mask[4];
+  for (int v = 0; v < 4; ++v) mask[v] = simd::first_lanes(N - n0 - 16 * v);
+  __m512 total[M][4];
+  for (int64_t k0 = 0; k0 < K; k0 += kF32BlockK) {
+    const int64_t k1 = std::min(K, k0 + kF32BlockK);
+    __m512 acc[M][4];
+    for (int m = 0; m < M; ++m)
+      for (int v = 0; v < 4; ++v) acc[m][v] = _mm512_setzero_ps();
+    for (int64_t k = k0; k < k1; ++k) {
+      for (int v = 0; v < 4; ++v) {
+        __m512 wv = _mm512_maskz_loadu_ps(mask[v], w + k * N + n0 + 16 * v);
+        for (int m = 0; m < M; ++m)
+          acc[m][v] = _mm512_fmadd_ps(_mm512_set1_ps(x[m * K + k]), wv, acc[m][v]);
+      }
+    }
+    for (int m = 0; m < M; ++m)
+      for (int v = 0; v < 4; ++v)
+        total[m][v] = add_block(acc[m][v], total[m][v], k0 == 0,
+                                bias ? bias + n0 + 16 * v : nullptr, mask[v]);
+  }
+  for (int m = 0; m < M; ++m)
+    for (int v = 0; v < 4; ++v)
+      _mm512_mask_storeu_ps(y + m * N + n0 + 16 * v, mask[v], total[m][v]);
+}
+
+// The row count is a template argument so that the accumulators stay in registers.
+template <int M>
+static void small_gemm_rows(const float* x, int64_t K, const float* w, bool weight_is_kn, int64_t N,
+                            const float* bias, float* y) {
+  if (!weight_is_kn) {
+    parallel_items((N + 15) / 16, 16 * K * M, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) dots16<M>(x, K, w, bias, y, N, c * 16);
+    });
+  } else {
+    parallel_items((N + 63) / 64, 64 * K * M, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) axpys64<M>(x, K, w, bias, y, N, c * 64);
+    });
+  }
 }
 
 void small_gemm_f32(const float* x, int64_t M, int64_t K, const float* w, bool weight_is_kn,
                     int64_t N, const float* bias, float* y) {
-  if (!weight_is_kn) {
-    parallel_items(N, K * M, [&](int64_t n0, int64_t n1) { dots(x, M, K, w, bias, y, N, n0, n1); });
-  } else {
-    parallel_items((N + 63) / 64, 64 * K * M, [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) axpys(x, M, K, w, bias, y, N, c * 64);
-    });
-  }
+  static_assert(kSmallM == 2);
+  if (M == 1)
+    small_gemm_rows<1>(x, K, w, weight_is_kn, N, bias, y);
+  else
+    small_gemm_rows<2>(x, K, w, weight_is_kn, N, bias, y);
 }
 
 #else
