@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "core/tensor.h"
+#include "zo/philox_math.h"
 
 namespace zoft::zo {
 
@@ -27,11 +28,6 @@ struct ZTerm {
 void apply_z_terms(Tensor param, uint32_t param_id, uint64_t seed, const ZTerm* terms, int n_terms,
                    uint64_t rounding_step, float decay = 1.0f, uint64_t element_offset = 0);
 
-// f32 -> bf16 rounding up in magnitude with probability (discarded bits) / 2^16; random16 is a
-// uniform value in [0, 2^16). NaN stays NaN.
-inline uint16_t bf16_round_stochastic(uint32_t f32_bits, uint32_t random16) {
-  if ((f32_bits & 0x7fffffffu) > 0x7f800000u) return uint16_t((f32_bits >> 16) | 0x40);
-  return uint16_t((f32_bits + random16) >> 16);
-}
+// bf16_round_stochastic (f32 -> bf16, stochastic rounding) is in zo/philox_math.h.
 
 }  // namespace zoft::zo

@@ -21,13 +21,7 @@ void zo_sincos_2pi(float u, float* sin_out, float* cos_out) {
 }
 
 void normals_from_bits(const Philox4& x, float out[4]) {
-  for (int pair = 0; pair < 2; ++pair) {
-    float r = std::sqrt(detail::log_lane(uniform_from_bits(x[2 * pair])) * -2.0f);
-    float sn, cs;
-    detail::sincos_2pi_lane(uniform_from_bits(x[2 * pair + 1]), &sn, &cs);
-    out[2 * pair] = r * cs;
-    out[2 * pair + 1] = r * sn;
-  }
+  detail::normals_lane(x.data(), out);
 }
 
 void normal_block(uint64_t seed, uint32_t param_id, uint64_t step, uint32_t sample, uint64_t q,

@@ -9,22 +9,15 @@
 #include <array>
 #include <cstdint>
 
+#include "zo/philox_math.h"
+
 namespace zoft::zo {
 
 using Philox4 = std::array<uint32_t, 4>;
 
-constexpr uint32_t kPhiloxM0 = 0xD2511F53u, kPhiloxM1 = 0xCD9E8D57u;  // round multipliers
-constexpr uint32_t kPhiloxW0 = 0x9E3779B9u, kPhiloxW1 = 0xBB67AE85u;  // Weyl key increments
-
-// Salmon et al. 2011: ten rounds of two 32x32->64 multiplies, key bumped between rounds.
+// Salmon et al. 2011 (philox_rounds in philox_math.h, shared with the CUDA kernel).
 inline Philox4 philox4x32_10(Philox4 c, uint32_t k0, uint32_t k1) {
-  for (int round = 0; round < 10; ++round) {
-    uint64_t p0 = uint64_t(kPhiloxM0) * c[0], p1 = uint64_t(kPhiloxM1) * c[2];
-    c = {uint32_t(p1 >> 32) ^ c[1] ^ k0, uint32_t(p1), uint32_t(p0 >> 32) ^ c[3] ^ k1,
-         uint32_t(p0)};
-    k0 += kPhiloxW0;
-    k1 += kPhiloxW1;
-  }
+  philox_rounds(c.data(), k0, k1);
   return c;
 }
 
@@ -32,8 +25,7 @@ inline Philox4 philox4x32_10(Philox4 c, uint64_t seed) {
   return philox4x32_10(c, uint32_t(seed), uint32_t(seed >> 32));
 }
 
-// Counter c3 of the stochastic-rounding stream has its top bit set; z samples stay below it.
-constexpr uint32_t kRoundingStreamBit = 0x80000000u;
+// z samples stay below the rounding stream's counter bit (philox_math.h).
 constexpr uint32_t kMaxSamples = kRoundingStreamBit;
 // floor(i / 4) must fit the 32-bit counter word c0.
 constexpr int64_t kMaxElements = int64_t(1) << 34;
@@ -50,14 +42,9 @@ inline Philox4 rounding_counter(uint64_t q, uint32_t param_id, uint64_t rounding
           kRoundingStreamBit | (uint32_t(rounding_step >> 32) & 0x7fffffffu)};
 }
 
-// Top 23 bits -> (m + 0.5) / 2^23: exact, never 0 or 1.
 // Half-word h (0..7) of a rounding-stream output.
 inline uint32_t rounding_half(const Philox4& x, int h) {
-  return (x[h / 2] >> (16 * (h % 2))) & 0xffffu;
-}
-
-inline float uniform_from_bits(uint32_t x) {
-  return float(x >> 9) * 0x1p-23f + 0x1p-24f;
+  return rounding_half(x.data(), h);
 }
 
 // Natural log of u in [2^-24, 1) to < 1 ulp, float32 +, -, * only (docs/zo-rng.md section 4).

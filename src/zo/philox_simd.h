@@ -1,8 +1,8 @@
-// Internal to src/zo: the float32 math of docs/zo-rng.md section 4 for one lane, and two
-// 16-counter-wide versions of Philox + Box-Muller built from the same operations in the same
-// order: AVX-512 intrinsics, and plain loops that compilers vectorise for AVX2 / NEON. Include
-// it only from files compiled with -ffp-contract=off (CMakeLists.txt), so that no multiply-add
-// is ever fused and every version rounds alike.
+// Internal to src/zo: two 16-counter-wide versions of Philox + Box-Muller, built from the same
+// operations in the same order as the one-lane definition in philox_math.h: AVX-512 intrinsics,
+// and plain loops that compilers vectorise for AVX2 / NEON. Include it only from files compiled
+// with -ffp-contract=off (CMakeLists.txt), so that no multiply-add is ever fused and every
+// version rounds alike.
 #pragma once
 
 #include <cmath>
@@ -19,74 +19,18 @@
 #endif
 
 #include "zo/philox.h"
+#include "zo/philox_math.h"
 
 namespace zoft::zo::detail {
 
-// log(1 + f) ~ f + f^2 Q(f) on [sqrt(1/2) - 1, sqrt(2) - 1].
+// The coefficient arrays of the vector paths, built from the scalars in philox_math.h (the lane
+// functions log_lane / sincos_2pi_lane are there too).
 constexpr int kLogTerms = 9;
-constexpr float kLogQ[kLogTerms] = {
-    -0.49999988079071045f, 0.33333325386047363f,  -0.25001582503318787f,
-    0.20001976191997528f,  -0.16609077155590057f, 0.14181777834892273f,
-    -0.13242976367473602f, 0.1290469467639923f,   -0.07622110843658447f};
-// ln 2 = kLn2Hi + kLn2Lo; kLn2Hi has 16 significant bits so e * kLn2Hi is exact for |e| <= 2^8.
-constexpr float kLn2Hi = 0.693145751953125f, kLn2Lo = 1.428606765330187e-06f;
-// sin(2 pi t) ~ t P(t^2) and cos(2 pi t) ~ 1 + t^2 P(t^2) on |t| <= 1/8.
+constexpr float kLogQ[kLogTerms] = {kLogQ0, kLogQ1, kLogQ2, kLogQ3, kLogQ4,
+                                    kLogQ5, kLogQ6, kLogQ7, kLogQ8};
 constexpr int kSinTerms = 5, kCosTerms = 5;
-constexpr float kSinP[kSinTerms] = {6.2831854820251465f, -41.34170150756836f, 81.6052017211914f,
-                                    -76.69786834716797f, 41.47296142578125f};
-constexpr float kCosP[kCosTerms] = {-19.739208221435547f, 64.93939208984375f, -85.4567642211914f,
-                                    60.23826217651367f, -26.05941390991211f};
-// m > sqrt(2) (as float32 bits): halve the mantissa so that f = m - 1 stays small.
-constexpr uint32_t kSqrt2Bits = 0x3fb504f3u;
-
-inline uint32_t bits_of(float x) {
-  uint32_t b;
-  std::memcpy(&b, &x, 4);
-  return b;
-}
-
-inline float float_of(uint32_t b) {
-  float x;
-  std::memcpy(&x, &b, 4);
-  return x;
-}
-
-template <int K>
-inline float horner(const float (&c)[K], float x) {
-  float p = c[K - 1];
-  for (int k = K - 2; k >= 0; --k) p = p * x + c[k];
-  return p;
-}
-
-// u = 2^e m with m in [sqrt(1/2), sqrt(2)), so log u = e ln2 + log(1 + f), f = m - 1 small;
-// the exponent part is added last so that it costs no accuracy when e = 0.
-inline float log_lane(float u) {
-  uint32_t b = bits_of(u);
-  int32_t e = int32_t(b >> 23) - 127;
-  uint32_t mb = (b & 0x7fffffu) | 0x3f800000u;
-  bool big = mb > kSqrt2Bits;
-  mb = big ? mb - 0x800000u : mb;
-  e = big ? e + 1 : e;
-  float f = float_of(mb) - 1.0f;
-  float p = f + (f * f) * horner(kLogQ, f);
-  float ef = float(e);
-  return ef * kLn2Hi + (ef * kLn2Lo + p);
-}
-
-// 2 pi u = 2 pi t + j pi / 2 with |t| <= 1/8; both reduction steps are exact for the u that
-// uniform_from_bits makes, so all error is in the two short polynomials. j = floor(4u + 0.5)
-// (truncation is floor here: the argument is positive).
-inline void sincos_2pi_lane(float u, float* sin_out, float* cos_out) {
-  int32_t j = int32_t(u * 4.0f + 0.5f);
-  float t = u - float(j) * 0.25f;
-  float t2 = t * t;
-  float s = t * horner(kSinP, t2);
-  float c = 1.0f + t2 * horner(kCosP, t2);
-  int32_t q = j & 3;
-  float sn = (q & 1) ? c : s, cs = (q & 1) ? s : c;
-  *sin_out = (q >= 2) ? -sn : sn;
-  *cos_out = (q == 1 || q == 2) ? -cs : cs;
-}
+constexpr float kSinP[kSinTerms] = {kSinP0, kSinP1, kSinP2, kSinP3, kSinP4};
+constexpr float kCosP[kCosTerms] = {kCosP0, kCosP1, kCosP2, kCosP3, kCosP4};
 
 }  // namespace zoft::zo::detail
 
