@@ -8,7 +8,7 @@
 namespace zoft::cuda::detail {
 
 void fail_cuda(cudaError_t err, const char* call, const char* file, int line) {
-  cudaGetLastError();  // clear a sticky-free error so that the next call does not report it again
+  cudaGetLastError();  // reset a non-sticky error so that the next call does not report it too
   fail("CUDA error {} ({}) in {} at {}:{}", cudaGetErrorName(err), cudaGetErrorString(err), call,
        file, line);
 }

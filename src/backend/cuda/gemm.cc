@@ -202,8 +202,7 @@ void linear(const float* x, int64_t M, int64_t K, const DeviceMatrix& weight, bo
   if (!algo_fits(desc, layouts, plan.algo)) {
     // Rare (an M the reference algorithm cannot tile): the best algorithm for this M. Rows of
     // such calls may differ in the last bits from the same rows in a call of another M.
-    PlanKey exact = key;
-    ZOFT_CHECK(find_algo(desc, layouts, exact, &plan.algo),
+    ZOFT_CHECK(find_algo(desc, layouts, key, &plan.algo),
                "linear: cuBLASLt has no algorithm for M={} N={} K={} ({})", M, N, K,
                dtype_name(weight.dtype));
   }
