@@ -7,12 +7,14 @@
 #
 #   ./scripts/fuzz.sh [seconds_per_target]
 #   ZOFT_FUZZ_TARGETS="fuzz_gguf fuzz_recipe" ./scripts/fuzz.sh 60   # only some targets
+#   ZOFT_FUZZ_BUILD=build/asan ./scripts/fuzz.sh   # in a build configured with ZOFT_FUZZ=ON
+#                                                  # (the debug-asan preset is; test.sh uses it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${1:-20}"
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "usage: $0 [seconds_per_target]" >&2; exit 2; }
-build=build/fuzz
+build="${ZOFT_FUZZ_BUILD:-build/fuzz}"
 jobs="${ZOFT_FUZZ_JOBS:-2}"
 
 for tool in clang clang++; do
@@ -21,9 +23,14 @@ done
 
 start=$(date +%s)
 # Debug keeps assert()s on; line tables are all the stack traces need and compile faster than -g.
-cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
-  -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DCMAKE_C_FLAGS_DEBUG="-O1 -gline-tables-only" \
-  -DZOFT_FUZZ=ON -DZOFT_NATIVE=ON -DZOFT_TESTS=OFF -DZOFT_BENCH=OFF >/dev/null
+if [ -z "${ZOFT_FUZZ_BUILD:-}" ]; then
+  cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DCMAKE_C_FLAGS_DEBUG="-O1 -gline-tables-only" \
+    -DZOFT_FUZZ=ON -DZOFT_NATIVE=ON -DZOFT_TESTS=OFF -DZOFT_BENCH=OFF -DZOFT_CUDA=OFF >/dev/null
+elif ! grep -q "^ZOFT_FUZZ:BOOL=ON" "$build/CMakeCache.txt" 2>/dev/null; then
+  echo "fuzz: $build is not a build configured with -DZOFT_FUZZ=ON" >&2
+  exit 2
+fi
 
 targets=()
 if [ -n "${ZOFT_FUZZ_TARGETS:-}" ]; then

@@ -25,7 +25,7 @@ std::string scalar_text(const YAML::Node& node, const std::string& where) {
 }
 
 // A YAML double-quoted scalar that loads back to exactly `s`.
-std::string quoted(const std::string& s) {
+std::string yaml_quoted(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     if (c == '"' || c == '\\') {
@@ -43,7 +43,7 @@ std::string quoted(const std::string& s) {
 Field string_field(std::string& target) {
   return {
       [&target](const YAML::Node& n, const std::string& where) { target = scalar_text(n, where); },
-      [&target] { return quoted(target); }};
+      [&target] { return yaml_quoted(target); }};
 }
 
 Field int_field(int64_t& target) {

@@ -22,19 +22,19 @@ static void for_chunks(int64_t n, const std::function<void(int64_t, int64_t)>& b
 
 // ---- scalar forms ---------------------------------------------------------------------------
 
-static float relu(float x) {
+static inline float relu(float x) {
   return x > 0.0f ? x : 0.0f;
 }
 // 0.5 x (1 + erf(x / sqrt 2)) = 0.5 x erfc(-x / sqrt 2): erfc keeps the negative tail accurate.
-static float gelu_erf(float x) {
+static inline float gelu_erf(float x) {
   return 0.5f * x * std::erfc(-x * 0.70710678118654752f);
 }
 // 0.5 x (1 + tanh u) = x sigmoid(2u): no cancellation when tanh u -> -1.
-static float gelu_tanh(float x) {
+static inline float gelu_tanh(float x) {
   float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
   return x / (1.0f + std::exp(-2.0f * u));
 }
-static float silu(float x) {
+static inline float silu(float x) {
   return x / (1.0f + std::exp(-x));
 }
 
