@@ -51,11 +51,14 @@ Decoder Decoder::load(const std::string& path, DType compute) {
   d.arch_ = source.loaded.arch;
   d.config_ = source.loaded.config;
   d.weights_ = load_weights(std::move(source.tensors), *d.arch_, d.config_, compute);
-  if (d.config_.positions == PositionKind::Rope) {
-    d.rope_global_ = make_rope_table(d.config_.rope, d.config_.head_dim);
-    d.rope_local_ = make_rope_table(d.config_.rope_local, d.config_.head_dim);
-  }
+  d.make_rope_tables();
   return d;
+}
+
+void Decoder::make_rope_tables() {
+  if (config_.positions != PositionKind::Rope) return;
+  rope_global_ = make_rope_table(config_.rope, config_.head_dim);
+  rope_local_ = make_rope_table(config_.rope_local, config_.head_dim);
 }
 
 void Decoder::norm(const NormWeights& w, const float* x, float* out, int64_t rows,

@@ -81,6 +81,13 @@ class Decoder {
   // path: an HF directory (config.json + safetensors) or a .gguf file (dequantised to f32 in
   // memory on load). compute: f32 or bf16.
   static Decoder load(const std::string& path, DType compute = DType::F32);
+  // A model with no checkpoint, for benchmarks of shapes one has no weights for: the
+  // architecture and sizes from a config.json (a file, or a directory holding one), weights
+  // drawn in memory as HF initialises them (model/random_init.cc), deterministic in `seed`.
+  static Decoder random_init(const std::string& config_path, DType compute = DType::F32,
+                             uint64_t seed = 0);
+  static Decoder random_init(const JsonConfig& config, DType compute = DType::F32,
+                             uint64_t seed = 0);
 
   const ModelConfig& config() const { return config_; }
   const ArchTable& arch() const { return *arch_; }
@@ -136,6 +143,7 @@ class Decoder {
   void norm(const NormWeights& w, const float* x, float* out, int64_t rows, int64_t dim) const;
   void linear(const LinearWeights& w, const float* x, int64_t rows, float* y) const;
   void head_logits(const float* hidden, int64_t rows, float* logits) const;
+  void make_rope_tables();
 
   const ArchTable* arch_ = nullptr;
   ModelConfig config_;

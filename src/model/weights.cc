@@ -12,10 +12,13 @@ namespace {
 // "x" from the bare *Model), so both kinds of directory load.
 class TensorSource {
  public:
-  TensorSource(const TensorStore& store, ModelWeights& weights)
-      : store_(store), weights_(weights) {}
+  // make: null to read tensors from the store, else every tensor is made by it (and the store
+  // is empty: it only names the model in messages).
+  TensorSource(const TensorStore& store, ModelWeights& weights, const TensorFactory* make)
+      : store_(store), weights_(weights), make_(make) {}
 
   std::string resolve(const std::string& name) const {
+    if (make_) return name;
     if (store_.has(name)) return name;
     if (name.rfind("model.", 0) == 0 && store_.has(name.substr(6))) return name.substr(6);
     if (store_.has("model." + name)) return "model." + name;
@@ -29,7 +32,7 @@ class TensorSource {
     if (found.empty())
       fail("{}: tensor '{}' not found in checkpoint (needed by this architecture)", store_.origin(),
            name);
-    Tensor t = store_.view(found);
+    Tensor t = make_ ? made(found, expected) : store_.view(found);
     bool same = t.ndim == int(expected.size());
     int i = 0;
     for (int64_t d : expected) same = same && t.shape[i++] == d;
@@ -63,6 +66,13 @@ class TensorSource {
     return as_dtype(view(name, {size}), DType::F32).f32();
   }
 
+  // A tensor from the factory, owned by weights_ (moving a Buffer keeps its data in place).
+  Tensor made(const std::string& name, std::initializer_list<int64_t> shape) {
+    OwnedTensor t = (*make_)(name, std::vector<int64_t>(shape));
+    weights_.owned.push_back(std::move(t.buffer));
+    return t.view;
+  }
+
   std::string dtypes() const {
     std::string out;
     for (const auto& d : dtypes_) out += (out.empty() ? "" : "+") + d;
@@ -72,6 +82,7 @@ class TensorSource {
  private:
   const TensorStore& store_;
   ModelWeights& weights_;
+  const TensorFactory* make_;
   std::set<std::string> used_;
   std::set<std::string> dtypes_;
 };
@@ -128,10 +139,9 @@ LayerWeights load_layer(TensorSource& src, const ArchTable& arch, const ModelCon
   return L;
 }
 
-}  // namespace
-
-ModelWeights load_weights(std::shared_ptr<const TensorStore> store, const ArchTable& arch,
-                          const ModelConfig& c, DType compute_dtype) {
+// load_weights and make_weights: every tensor by role, from the store or the factory.
+ModelWeights build_weights(std::shared_ptr<const TensorStore> store, const TensorFactory* make,
+                           const ArchTable& arch, const ModelConfig& c, DType compute_dtype) {
   if (compute_dtype == DType::F16)
     fail("compute dtype f16 is not supported on the CPU: use f32 or bf16");
   ModelWeights w;
@@ -139,7 +149,7 @@ ModelWeights load_weights(std::shared_ptr<const TensorStore> store, const ArchTa
   w.weights_are_kn = arch.weights_are_kn;
   w.source = std::move(store);
   w.checkpoint_bytes = w.source->total_bytes();
-  TensorSource src(*w.source, w);
+  TensorSource src(*w.source, w, make);
   const ArchTensorNames& n = arch.tensors;
 
   w.embed_tokens = src.view(std::string(n.embed_tokens) + ".weight", {c.vocab_size, c.hidden_size});
@@ -163,6 +173,19 @@ ModelWeights load_weights(std::shared_ptr<const TensorStore> store, const ArchTa
   w.checkpoint_dtypes = src.dtypes();
   // lm_head is [vocab, hidden] in every layout, including GPT-2's (it is an nn.Linear).
   return w;
+}
+
+}  // namespace
+
+ModelWeights load_weights(std::shared_ptr<const TensorStore> store, const ArchTable& arch,
+                          const ModelConfig& c, DType compute_dtype) {
+  return build_weights(std::move(store), nullptr, arch, c, compute_dtype);
+}
+
+ModelWeights make_weights(const TensorFactory& make, const std::string& origin,
+                          const ArchTable& arch, const ModelConfig& c, DType compute_dtype) {
+  auto empty = std::make_shared<TensorStore>(origin, std::vector<NamedOwnedTensor>{});
+  return build_weights(std::move(empty), &make, arch, c, compute_dtype);
 }
 
 }  // namespace zoft

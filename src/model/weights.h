@@ -3,6 +3,7 @@
 // dtype, otherwise converted copies; norms, biases and position tables are always f32.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,5 +54,16 @@ struct ModelWeights {
 // disagrees with config.json throws Error naming the checkpoint, the tensor and the shapes.
 ModelWeights load_weights(std::shared_ptr<const TensorStore> store, const ArchTable& arch,
                           const ModelConfig& config, DType compute_dtype);
+
+// Makes one tensor the architecture needs when there is no checkpoint (model/random_init.h):
+// `name` is its HF name, the result an owned tensor of `shape` in any dtype.
+using TensorFactory =
+    std::function<OwnedTensor(const std::string& name, const std::vector<int64_t>& shape)>;
+
+// load_weights with every tensor made by `make` instead of read: the same names, shapes, dtype
+// conversions and parameter count, so a made model is laid out exactly as a loaded one.
+// `origin` names the model in messages.
+ModelWeights make_weights(const TensorFactory& make, const std::string& origin,
+                          const ArchTable& arch, const ModelConfig& config, DType compute_dtype);
 
 }  // namespace zoft

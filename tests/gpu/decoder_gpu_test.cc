@@ -1,0 +1,145 @@
+// The decoder's forward on the GPU (model/cuda/device_decoder.h) against the CPU decoder on the
+// golden fixtures of every architecture, padded and unpadded, f32 and bf16; and against HF's own
+// logits. Skipped without a device.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "gpu_test_util.h"
+#include "model/cuda/device_decoder.h"
+#include "model/golden_util.h"
+#include "model/json_config.h"
+
+namespace zoft::testing {
+namespace {
+
+using zoft::test::golden_dir;
+using zoft::test::GoldenCase;
+using zoft::test::load_golden;
+
+// ||a - b|| / ||b|| over the rows whose mask is 1 (pad rows hold unspecified values).
+double masked_relative_error(const std::vector<float>& ours, const std::vector<float>& ref,
+                             const std::vector<uint8_t>& mask, int64_t width) {
+  double diff = 0, norm = 0;
+  for (size_t r = 0; r < mask.size(); ++r) {
+    if (!mask[r]) continue;
+    for (int64_t j = 0; j < width; ++j) {
+      double a = ours[r * size_t(width) + size_t(j)], b = ref[r * size_t(width) + size_t(j)];
+      diff += (a - b) * (a - b);
+      norm += b * b;
+    }
+  }
+  return std::sqrt(diff / norm);
+}
+
+struct Param {
+  std::string model;
+  DType dtype;
+  std::string case_name;
+};
+
+std::string param_name(const ::testing::TestParamInfo<Param>& info) {
+  std::string s =
+      info.param.model + "_" + dtype_name(info.param.dtype) + "_" + info.param.case_name;
+  for (char& ch : s)
+    if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return s;
+}
+
+class DeviceGolden : public ::testing::TestWithParam<Param> {};
+
+TEST_P(DeviceGolden, LogitsAndLossesMatchTheCpuDecoder) {
+  ZOFT_REQUIRE_GPU();
+  const Param& p = GetParam();
+  GoldenCase g = load_golden(p.model, p.case_name);
+  Decoder cpu_model = Decoder::load(golden_dir(p.model), p.dtype);
+  DeviceDecoder gpu_model(cpu_model);
+  const int64_t M = g.batch.rows(), V = cpu_model.config().vocab_size;
+  const double tolerance = p.dtype == DType::BF16 ? 2e-2 : 1e-3;
+
+  std::vector<float> cpu_logits(size_t(M * V)), gpu_logits(size_t(M * V));
+  cpu_model.logits(g.batch, cpu_logits.data());
+  gpu_model.logits(g.batch, gpu_logits.data());
+  EXPECT_LE(masked_relative_error(gpu_logits, cpu_logits, g.batch.mask, V), tolerance)
+      << "GPU vs CPU logits";
+  // And against HF transformers itself, with the golden test's own bound (bf16 weights or
+  // compute: 2e-2), plus the GPU's share.
+  bool bf16 = p.dtype == DType::BF16 || cpu_model.weights().checkpoint_dtypes == "bf16";
+  EXPECT_LE(masked_relative_error(gpu_logits, g.logits, g.batch.mask, V), bf16 ? 3e-2 : 1e-3)
+      << "GPU vs HF logits";
+
+  std::vector<int32_t> targets = Decoder::next_token_targets(g.batch);
+  std::vector<float> cpu_loss(static_cast<size_t>(M)), gpu_loss(static_cast<size_t>(M));
+  cpu_model.token_losses(g.batch, targets.data(), cpu_loss.data());
+  gpu_model.token_losses(g.batch, targets.data(), gpu_loss.data());
+  for (int64_t i = 0; i < M; ++i) {
+    if (targets[size_t(i)] < 0) {
+      EXPECT_EQ(gpu_loss[size_t(i)], 0.0f) << "row " << i << " has no target";
+      continue;
+    }
+    EXPECT_NEAR(gpu_loss[size_t(i)], cpu_loss[size_t(i)],
+                tolerance * std::max(1.0, double(std::fabs(cpu_loss[size_t(i)]))))
+        << "token loss of row " << i;
+  }
+}
+
+std::vector<Param> all_params() {
+  std::vector<Param> out;
+  for (const char* model : {"opt", "gpt2", "llama", "mistral", "qwen2", "qwen3", "gemma3",
+                            "llama-sharded", "llama-bf16"})
+    for (DType dtype : {DType::F32, DType::BF16})
+      for (const char* c : {"nopad", "right", "left"}) out.push_back({model, dtype, c});
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllArchitectures, DeviceGolden, ::testing::ValuesIn(all_params()),
+                         param_name);
+
+// Shapes beyond the tiny fixtures (hidden 512, 8 heads of 64, 300 tokens, vocab 1000), so the
+// GEMMs, attention tiles and head chunks see realistic sizes: random_init models on both sides.
+TEST(DeviceDecoder, RandomInitModelsAtLargerShapes) {
+  ZOFT_REQUIRE_GPU();
+  for (const char* arch : {"opt", "llama", "gemma3"}) {
+    nlohmann::json j = read_json_file(golden_dir(arch) + "/config.json");
+    j["vocab_size"] = 1000;
+    j["hidden_size"] = 512;
+    j["num_attention_heads"] = 8;
+    if (j.contains("head_dim")) j["head_dim"] = 64;
+    j[j.contains("ffn_dim") ? "ffn_dim" : "intermediate_size"] = 1024;
+    j["max_position_embeddings"] = 512;
+    if (j.contains("query_pre_attn_scalar")) j["query_pre_attn_scalar"] = 64;
+    for (DType dtype : {DType::F32, DType::BF16}) {
+      Decoder cpu_model =
+          Decoder::random_init(JsonConfig::from_value(j, std::string(arch) + "-512"), dtype, 2);
+      DeviceDecoder gpu_model(cpu_model);
+      std::vector<std::vector<int32_t>> seqs = {std::vector<int32_t>(300),
+                                                std::vector<int32_t>(170)};
+      for (size_t s = 0; s < seqs.size(); ++s)
+        for (size_t t = 0; t < seqs[s].size(); ++t) seqs[s][t] = int32_t((t * 37 + s * 11) % 1000);
+      bool left_pad = std::string(arch) == "llama";  // and right padding for the others
+      TokenBatch batch = TokenBatch::from_sequences(seqs, 0, left_pad);
+      const int64_t M = batch.rows(), V = 1000;
+      std::vector<float> a(size_t(M * V)), b(size_t(M * V));
+      cpu_model.logits(batch, a.data());
+      gpu_model.logits(batch, b.data());
+      EXPECT_LE(masked_relative_error(b, a, batch.mask, V), dtype == DType::BF16 ? 2e-2 : 1e-3)
+          << arch << " " << dtype_name(dtype);
+    }
+  }
+}
+
+// Needs no GPU: without one, the error says so instead of failing somewhere in CUDA.
+TEST(DeviceDecoderNoDevice, ClearErrorWithoutAGpu) {
+  if (cuda::device_available()) GTEST_SKIP() << "a GPU is present: nothing to check here";
+  Decoder model = Decoder::random_init(golden_dir("opt"));
+  try {
+    DeviceDecoder d(model);
+    ADD_FAILURE() << "no throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no CUDA device"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace zoft::testing
