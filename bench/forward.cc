@@ -1,7 +1,10 @@
 // bench_forward: tokens/s of a batched forward pass of an HF model directory.
 //   bench_forward MODEL_DIR [--batch 8] [--seq 256] [--dtype f32|bf16] [--threads N]
-//                 [--iters 3] [--mode logits|loss]
+//                 [--iters 3] [--mode logits|loss] [--device cpu|cuda] [--random-init 1]
 // Prints one JSON object. bench/forward.py runs it side by side with PyTorch.
+// --random-init 1: MODEL_DIR is a config.json (or a directory holding one) and the weights are
+// drawn in memory (Decoder::random_init): shapes such as OPT-6.7B without a checkpoint
+// (bench/configs/). --device cuda: the forward runs on the GPU (model/cuda/device_decoder.h).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +15,10 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "model/decoder.h"
+#ifdef ZOFT_CUDA
+#include "backend/cuda/context.h"
+#include "model/cuda/device_decoder.h"
+#endif
 
 using namespace zoft;
 
@@ -22,7 +29,8 @@ int main(int argc, char** argv) {
                  "--threads N --iters K --mode logits|loss]\n");
     return 2;
   }
-  std::string dir = argv[1], dtype = "f32", mode = "logits";
+  std::string dir = argv[1], dtype = "f32", mode = "logits", device = "cpu";
+  bool random_init = false;
   int64_t batch = 8, seq = 256;
   int threads = 0, iters = 3;
   for (int i = 2; i + 1 < argc; i += 2) {
@@ -39,6 +47,10 @@ int main(int argc, char** argv) {
       iters = std::atoi(value.c_str());
     else if (flag == "--mode")
       mode = value;
+    else if (flag == "--device")
+      device = value;
+    else if (flag == "--random-init")
+      random_init = value == "1" || value == "true";
     else {
       std::fprintf(stderr, "bench_forward: unknown flag %s\n", flag.c_str());
       return 2;
@@ -47,7 +59,15 @@ int main(int argc, char** argv) {
   try {
     ThreadPool::set_global_threads(threads);
     auto t0 = std::chrono::steady_clock::now();
-    Decoder model = Decoder::load(dir, parse_dtype(dtype));
+    Decoder model = random_init ? Decoder::random_init(dir, parse_dtype(dtype))
+                                : Decoder::load(dir, parse_dtype(dtype));
+    if (device != "cpu" && device != "cuda") fail("--device must be cpu or cuda, got {}", device);
+#ifdef ZOFT_CUDA
+    std::unique_ptr<DeviceDecoder> gpu;
+    if (device == "cuda") gpu = std::make_unique<DeviceDecoder>(model);
+#else
+    if (device == "cuda") fail("--device cuda: this build has no CUDA backend");
+#endif
     double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const ModelConfig& c = model.config();
 
@@ -55,7 +75,17 @@ int main(int argc, char** argv) {
     std::vector<float> out(mode == "logits" ? size_t(batch * seq * c.vocab_size)
                                             : size_t(batch * seq));
     std::vector<int32_t> targets = Decoder::next_token_targets(b);
+    // Both devices copy their result to host memory: a timed call includes the wait.
     auto run = [&] {
+#ifdef ZOFT_CUDA
+      if (gpu) {
+        if (mode == "logits")
+          gpu->logits(b, out.data());
+        else
+          gpu->token_losses(b, targets.data(), out.data());
+        return;
+      }
+#endif
       if (mode == "logits")
         model.logits(b, out.data());
       else
@@ -70,14 +100,19 @@ int main(int argc, char** argv) {
       best = std::min(best, dt);
       total += dt;
     }
+    double gpu_peak_gib = 0;  // device memory in use at its peak: weights + activations
+#ifdef ZOFT_CUDA
+    if (gpu) gpu_peak_gib = double(cuda::context().pool.stats().peak_bytes_in_use) / (1 << 30);
+#endif
     std::printf(
         "{\"model\": \"%s\", \"arch\": \"%s\", \"dtype\": \"%s\", \"mode\": \"%s\", \"batch\": "
         "%lld, "
         "\"seq\": %lld, \"threads\": %d, \"parameters\": %lld, \"load_s\": %.3f, "
-        "\"best_s\": %.4f, \"mean_s\": %.4f, \"tokens_per_s\": %.1f}\n",
+        "\"best_s\": %.4f, \"mean_s\": %.4f, \"tokens_per_s\": %.1f, \"device\": \"%s\", "
+        "\"gpu_peak_gib\": %.2f}\n",
         dir.c_str(), model.arch().name, dtype.c_str(), mode.c_str(), (long long)batch,
         (long long)seq, ThreadPool::global().size(), (long long)model.weights().parameter_count,
-        load_s, best, total / iters, double(batch * seq) / best);
+        load_s, best, total / iters, double(batch * seq) / best, device.c_str(), gpu_peak_gib);
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_forward: error: %s\n", e.what());
     return 1;

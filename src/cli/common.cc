@@ -5,13 +5,15 @@
 #include <iostream>
 #include <sstream>
 
+#include "backend/ops.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 
 namespace zoft::cli {
 
 void add_placement_options(CLI::App* cmd, PlacementOptions& options) {
-  cmd->add_option("--device", options.device, "cpu (cuda when built with ZOFT_CUDA)");
+  cmd->add_option("--device", options.device,
+                  "cpu, or cuda (zoft eval; a build with ZOFT_CUDA and a GPU)");
   cmd->add_option("--dtype", options.dtype, "compute dtype: f32 or bf16");
   cmd->add_option("--threads", options.threads, "CPU threads (0 = all cores)");
   cmd->add_option("--max-memory", options.max_memory,
@@ -21,10 +23,26 @@ void add_placement_options(CLI::App* cmd, PlacementOptions& options) {
   cmd->add_option("--prefetch", options.prefetch, "blocks read ahead while one computes");
 }
 
-DType apply_placement(const PlacementOptions& options) {
-  if (options.device == "cuda")
-    fail("--device cuda: this build has no CUDA backend yet (use --device cpu)");
-  if (options.device != "cpu") fail("--device '{}' is not known: use cpu", options.device);
+// Why --device cuda cannot run here, or "" when it can.
+static std::string cuda_unavailable(bool cuda_ok) {
+#ifdef ZOFT_CUDA
+  if (!cuda_ok) return "this command runs on the cpu only so far (zoft eval runs on cuda)";
+  if (!cuda::device_available()) return "no CUDA device found (cudaGetDeviceCount reports none)";
+  return "";
+#else
+  return "this build has no CUDA backend (rebuild with -DZOFT_CUDA=ON and the CUDA toolkit)";
+#endif
+}
+
+DType apply_placement(const PlacementOptions& options, bool cuda_ok) {
+  if (options.device == "cuda") {
+    std::string why = cuda_unavailable(cuda_ok);
+    if (!why.empty()) fail("--device cuda: {}; use --device cpu", why);
+    if (!options.max_memory.empty())
+      fail("--device cuda: --max-memory (offload) is not supported on the GPU yet");
+  } else if (options.device != "cpu") {
+    fail("--device '{}' is not known: use cpu or cuda", options.device);
+  }
   if (options.threads < 0) fail("--threads must be >= 0, got {}", options.threads);
   if (options.prefetch < 0) fail("--prefetch must be >= 0, got {}", options.prefetch);
   if (!options.max_memory.empty()) runtime::parse_max_memory(options.max_memory);  // fail early

@@ -1,4 +1,5 @@
 // zoft eval --model MODEL --data FILE [--window N --stride S --max-tokens N] [--json]
+//           [--device cpu|cuda] [--random-init]
 // Perplexity over a .txt file or the text field of a .jsonl file, with a sliding window.
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -12,6 +13,9 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "model/perplexity.h"
+#ifdef ZOFT_CUDA
+#include "model/cuda/device_decoder.h"
+#endif
 #include "text/tokenizer.h"
 #include "train/trainer.h"
 
@@ -24,6 +28,7 @@ struct EvalOptions {
   int64_t window = 0, stride = 0, max_tokens = 0, max_examples = 0, batch_size = 16;
   PlacementOptions placement;
   bool json = false;
+  bool random_init = false;  // weights drawn from MODEL's config.json (benchmarks)
 };
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -51,8 +56,11 @@ std::string jsonl_text(const std::string& path, const std::string& raw, const st
 }
 
 void run_eval(const EvalOptions& opt) {
-  DType dtype = apply_placement(opt.placement);
+  DType dtype = apply_placement(opt.placement, /*cuda_ok=*/true);
+  const bool cuda = opt.placement.device == "cuda";
   if (!opt.task.empty()) {
+    if (cuda) fail("--task on --device cuda is not supported yet: use --device cpu");
+    if (opt.random_init) fail("--random-init is not supported with --task");
     if (!opt.placement.max_memory.empty())  // evaluate_task_accuracy loads its own model
       fail("--max-memory is not supported with --task yet (perplexity and generate support it)");
     auto start = std::chrono::steady_clock::now();
@@ -77,8 +85,23 @@ void run_eval(const EvalOptions& opt) {
   std::string body =
       ends_with(opt.data, ".jsonl") ? jsonl_text(opt.data, raw, opt.text_field) : raw;
   text::Tokenizer tokenizer = text::Tokenizer::from_file(opt.model);
-  Decoder model = Decoder::load(opt.model, dtype);
+  Decoder model =
+      opt.random_init ? Decoder::random_init(opt.model, dtype) : Decoder::load(opt.model, dtype);
+  if (opt.random_init && !opt.placement.max_memory.empty())
+    fail("--random-init has no checkpoint to stream layers from: drop --max-memory");
   auto offload = attach_offload(model, opt.model, opt.placement);  // --max-memory: stream layers
+  TokenLossFn token_losses = [&model](const TokenBatch& b, const int32_t* t, float* loss) {
+    model.token_losses(b, t, loss);
+  };
+#ifdef ZOFT_CUDA
+  std::unique_ptr<DeviceDecoder> device;  // --device cuda: weights uploaded once, here
+  if (cuda) {
+    device = std::make_unique<DeviceDecoder>(model);
+    token_losses = [&device](const TokenBatch& b, const int32_t* t, float* loss) {
+      device->token_losses(b, t, loss);
+    };
+  }
+#endif
   std::vector<int32_t> ids = tokenizer.encode(body, true);
   if (opt.max_tokens > 0 && int64_t(ids.size()) > opt.max_tokens)
     ids.resize(size_t(opt.max_tokens));
@@ -89,8 +112,8 @@ void run_eval(const EvalOptions& opt) {
 
   Progress progress("eval", int64_t(ids.size()), "tokens");
   auto start = std::chrono::steady_clock::now();
-  PerplexityResult r =
-      perplexity(model, ids, window, stride, [&](int64_t done, int64_t) { progress.update(done); });
+  PerplexityResult r = perplexity(token_losses, ids, window, stride,
+                                  [&](int64_t done, int64_t) { progress.update(done); });
   progress.finish();
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   nlohmann::json j = {{"model", opt.model},
@@ -103,7 +126,8 @@ void run_eval(const EvalOptions& opt) {
                       {"mean_nll", r.mean_nll()},
                       {"perplexity", r.perplexity()},
                       {"seconds", seconds},
-                      {"dtype", opt.placement.dtype}};
+                      {"dtype", opt.placement.dtype},
+                      {"device", opt.placement.device}};
   if (opt.json) {
     std::printf("%s\n", j.dump().c_str());
   } else {
@@ -130,6 +154,9 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--stride", opt->stride, "window step (default window / 2)");
   cmd->add_option("--max-tokens", opt->max_tokens, "evaluate only the first N tokens");
   cmd->add_flag("--json", opt->json, "print one JSON object");
+  cmd->add_flag("--random-init", opt->random_init,
+                "no checkpoint: weights drawn from MODEL's config.json (MODEL also holds the "
+                "tokenizer); for benchmarks");
   add_placement_options(cmd, opt->placement);
   cmd->callback([opt] { run_eval(*opt); });
 }

@@ -13,6 +13,15 @@ double PerplexityResult::perplexity() const {
 
 PerplexityResult perplexity(Decoder& model, const std::vector<int32_t>& ids, int64_t window,
                             int64_t stride, const std::function<void(int64_t, int64_t)>& progress) {
+  TokenLossFn losses = [&model](const TokenBatch& batch, const int32_t* targets, float* loss) {
+    model.token_losses(batch, targets, loss);
+  };
+  return perplexity(losses, ids, window, stride, progress);
+}
+
+PerplexityResult perplexity(const TokenLossFn& token_losses, const std::vector<int32_t>& ids,
+                            int64_t window, int64_t stride,
+                            const std::function<void(int64_t, int64_t)>& progress) {
   ZOFT_CHECK(window >= 2, "the evaluation window must hold at least 2 tokens, got {}", window);
   ZOFT_CHECK(stride >= 1 && stride <= window, "the stride must be in [1, window={}], got {}",
              window, stride);
@@ -33,7 +42,7 @@ PerplexityResult perplexity(Decoder& model, const std::vector<int32_t>& ids, int
     for (int64_t t = 0; t + 1 < batch.seq; ++t)
       if (begin + t + 1 >= scored_until) targets[size_t(t)] = ids[size_t(begin + t + 1)];
     std::vector<float> loss(size_t(batch.seq));
-    model.token_losses(batch, targets.data(), loss.data());
+    token_losses(batch, targets.data(), loss.data());
     for (int64_t t = 0; t < batch.seq; ++t)
       if (targets[size_t(t)] >= 0) {
         result.total_nll += loss[size_t(t)];

@@ -23,4 +23,11 @@ PerplexityResult perplexity(
     Decoder& model, const std::vector<int32_t>& ids, int64_t window, int64_t stride,
     const std::function<void(int64_t done, int64_t total)>& progress = nullptr);
 
+// The same with any forward that gives Decoder::token_losses' quantities (e.g. the GPU's).
+using TokenLossFn =
+    std::function<void(const TokenBatch& batch, const int32_t* targets, float* loss)>;
+PerplexityResult perplexity(
+    const TokenLossFn& token_losses, const std::vector<int32_t>& ids, int64_t window,
+    int64_t stride, const std::function<void(int64_t done, int64_t total)>& progress = nullptr);
+
 }  // namespace zoft

@@ -99,6 +99,7 @@ std::vector<std::pair<std::string, Field>> schema(Recipe& r) {
   return {
       {"model.path", string_field(r.model.path)},
       {"model.dtype", string_field(r.model.dtype)},
+      {"model.random_init", bool_field(r.model.random_init)},
       {"data.train", string_field(r.data.train)},
       {"data.eval", string_field(r.data.eval)},
       {"data.text_field", string_field(r.data.text_field)},
@@ -153,6 +154,11 @@ void validate(const Recipe& r) {
   const std::string& f = r.source;
   if (r.model.path.empty()) fail("{}: model.path is required", f);
   check_one_of(f + ": model.dtype", r.model.dtype, {"f32", "bf16"});
+  if (r.model.random_init && !r.placement.max_memory.empty())
+    fail(
+        "{}: model.random_init has no checkpoint to stream layers from: drop "
+        "placement.max_memory",
+        f);
   check_one_of(f + ": optim.method", r.optim.method, {"mezo-sgd"});
   check_one_of(f + ": optim.schedule", r.optim.schedule, {"constant", "linear", "cosine"});
   check_one_of(f + ": trainer.nan_policy", r.trainer.nan_policy, {"skip", "stop"});

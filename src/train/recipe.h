@@ -12,29 +12,31 @@ namespace zoft {
 
 struct Recipe {
   struct Model {
-    std::string path;             // HF directory or .gguf
-    std::string dtype = "f32";    // compute and storage dtype of the trained weights (bf16:
-                                  // stochastically rounded updates)
+    std::string path;           // HF directory or .gguf
+    std::string dtype = "f32";  // compute and storage dtype of the trained weights (bf16:
+                                // stochastically rounded updates)
+    bool random_init = false;   // no checkpoint: weights drawn from config.json (path: a
+                                // directory holding config.json + tokenizer) with trainer.seed
   } model;
   struct Data {
-    std::string train, eval;      // files (jsonl / csv / txt, optionally .xz)
+    std::string train, eval;  // files (jsonl / csv / txt, optionally .xz)
     std::string text_field = "text";
     int64_t max_seq_length = 256;
-    int64_t train_samples = 0;    // 0 = all
-    int64_t eval_samples = 0;     // 0 = all
-    bool truncate = true;         // false: a too-long example is an error
+    int64_t train_samples = 0;  // 0 = all
+    int64_t eval_samples = 0;   // 0 = all
+    bool truncate = true;       // false: a too-long example is an error
   } data;
   struct Task {
-    std::string name;             // built-in task (sst2, rte, ..., fine_foods) or empty
-    std::string file;             // YAML task definition (recipes/tasks/*.yaml)
+    std::string name;  // built-in task (sst2, rte, ..., fine_foods) or empty
+    std::string file;  // YAML task definition (recipes/tasks/*.yaml)
     bool train_as_classification = true;
-    int64_t k_shot = 0;           // 0 = use data.train_samples
+    int64_t k_shot = 0;  // 0 = use data.train_samples
   } task;
   struct Optim {
     std::string method = "mezo-sgd";
     double lr = 1e-6;
     double eps = 1e-3;
-    int64_t samples = 1;          // perturbations per step (n)
+    int64_t samples = 1;  // perturbations per step (n)
     double weight_decay = 0.0;
     std::string schedule = "constant";
     int64_t warmup_steps = 0;
@@ -42,14 +44,14 @@ struct Recipe {
   struct Trainer {
     int64_t steps = 100;
     int64_t batch_size = 16;
-    int64_t eval_interval = 0;    // 0 = only at the end
-    int64_t save_interval = 0;    // 0 = only at the end
+    int64_t eval_interval = 0;  // 0 = only at the end
+    int64_t save_interval = 0;  // 0 = only at the end
     int64_t save_total_limit = 2;
     int64_t seed = 42;
     std::string output_dir = "runs/zoft";
     std::string nan_policy = "skip";  // skip | stop
     bool eval_before = true;
-    std::string schedule = "zo2";     // zo2 (block by block) | plain (perturb all, forward)
+    std::string schedule = "zo2";  // zo2 (block by block) | plain (perturb all, forward)
   } trainer;
   struct Placement {
     std::string device = "cpu";
@@ -76,7 +78,8 @@ Recipe load_recipe(const std::string& path,
                    const std::vector<std::pair<std::string, std::string>>& overrides = {});
 
 // Parses `--a.b value` pairs from argv-style words; throws on a flag without a value.
-std::vector<std::pair<std::string, std::string>> parse_overrides(const std::vector<std::string>& words);
+std::vector<std::pair<std::string, std::string>> parse_overrides(
+    const std::vector<std::string>& words);
 
 // The recipe as YAML text (saved beside checkpoints, compared on resume).
 std::string recipe_to_yaml(const Recipe& recipe);

@@ -192,7 +192,10 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
 
   const DType dtype = parse_dtype(r.model.dtype);
   text::Tokenizer tokenizer = text::Tokenizer::from_file(model_path);
-  Decoder model = Decoder::load(model_path, dtype);
+  // A resumed run reads the checkpoint it saved, random_init or not.
+  Decoder model = r.model.random_init && !resume
+                      ? Decoder::random_init(model_path, dtype, uint64_t(r.trainer.seed))
+                      : Decoder::load(model_path, dtype);
   data::Task task = data::Task::load(r.task.file.empty() ? r.task.name : r.task.file);
   data::EncodeOptions encode;
   encode.max_length = std::min(r.data.max_seq_length, model.config().max_positions);

@@ -53,6 +53,17 @@ TEST(Recipe, LoadsAndOverrides) {
   EXPECT_EQ(recipe_to_yaml(r2), recipe_to_yaml(r));
 }
 
+TEST(Recipe, RandomInit) {
+  Recipe r = load_recipe(write_temp("ri.yaml", kGood), {{"model.random_init", "true"}});
+  EXPECT_TRUE(r.model.random_init);
+  EXPECT_NE(recipe_to_yaml(r).find("random_init: true"), std::string::npos);
+  EXPECT_FALSE(load_recipe(write_temp("ri2.yaml", kGood)).model.random_init);
+  // Offload streams layers from the checkpoint, which a random_init model does not have.
+  EXPECT_NE(error_of(kGood, {{"model.random_init", "true"}, {"placement.max_memory", "cpu=1GiB"}})
+                .find("drop placement.max_memory"),
+            std::string::npos);
+}
+
 TEST(Recipe, UnknownKeyNamesFileLineAndKey) {
   std::string e = error_of(std::string(kGood) + "  learning_rate: 3\n");
   EXPECT_NE(e.find("unknown key 'trainer.learning_rate'"), std::string::npos) << e;
