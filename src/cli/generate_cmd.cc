@@ -1,5 +1,5 @@
 // zoft generate --model MODEL --prompt TEXT [--max-new-tokens N --temperature T --top-k K
-//                --top-p P --repetition-penalty R --seed S] [--json]
+//                --top-p P --repetition-penalty R --seed S] [--ignore-eos] [--json]
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +21,7 @@ struct GenerateOptions {
   PlacementOptions placement;
   bool json = false;
   bool no_special = false;
+  bool ignore_eos = false;  // benchmarks: always produce max_new_tokens
 };
 
 void run_generate(GenerateOptions& opt) {
@@ -31,7 +32,7 @@ void run_generate(GenerateOptions& opt) {
   std::vector<int32_t> prompt = tokenizer.encode(opt.prompt, !opt.no_special);
   if (prompt.empty()) fail("the prompt encodes to no tokens: give some text");
   for (int32_t id : {tokenizer.eos_id(), model.config().eos_id})
-    if (id >= 0) opt.sampling.stop_ids.push_back(id);
+    if (id >= 0 && !opt.ignore_eos) opt.sampling.stop_ids.push_back(id);
 
   auto start = std::chrono::steady_clock::now();
   auto first_token = start;
@@ -78,6 +79,8 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--repetition-penalty", opt->sampling.repetition_penalty, "1 = off");
   cmd->add_option("--seed", opt->sampling.seed, "sampling seed");
   cmd->add_flag("--no-special", opt->no_special, "do not add BOS/EOS to the prompt");
+  cmd->add_flag("--ignore-eos", opt->ignore_eos,
+                "do not stop at end-of-sequence: always --max-new-tokens (benchmarks)");
   cmd->add_flag("--json", opt->json, "print one JSON object instead of streaming text");
   add_placement_options(cmd, opt->placement);
   cmd->callback([opt] { run_generate(*opt); });

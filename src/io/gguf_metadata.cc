@@ -57,6 +57,9 @@ double GgufValue::as_f64() const {
 
 static uint64_t packed_bits(const GgufValue& v, uint64_t i) {
   int n = gguf_value_size(uint32_t(v.elem_type));
+  // The reader only builds packed arrays of 1- to 8-byte scalars; say so to the compiler too.
+  ZOFT_CHECK(n >= 1 && n <= 8, "GGUF array element type {} is not a packed scalar",
+             int(v.elem_type));
   uint64_t bits = 0;
   std::memcpy(&bits, v.packed.data() + i * uint64_t(n), size_t(n));
   return bits;

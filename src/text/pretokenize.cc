@@ -259,8 +259,10 @@ static void split_piece(const Piece& piece, SplitPattern pattern, std::string_vi
 
 static void byte_level_piece(const PreTokenizerStep& step, const Piece& piece,
                              std::vector<Piece>& out) {
-  std::string text = piece.text;
-  if (step.add_prefix_space && !starts_with(text, " ")) text.insert(0, " ");
+  // Built by appending: gcc 12 warns (-Wrestrict, a false positive) on insert(0, " ").
+  std::string text;
+  if (step.add_prefix_space && !starts_with(piece.text, " ")) text = " ";
+  text += piece.text;
   std::vector<Span> spans =
       step.use_regex ? split_spans(text, SplitPattern::kGpt2Regex, {}, SplitBehavior::kIsolated)
                      : std::vector<Span>{{0, text.size(), false}};
