@@ -107,7 +107,7 @@ Decoder Decoder::random_init(const std::string& config_path, DType compute, uint
   std::string path = config_path;
   if (std::filesystem::is_directory(path)) path += "/config.json";
   if (!std::filesystem::exists(path))
-    fail("{}: not found (model.random_init needs a config.json, or a directory holding one)", path);
+    fail("{}: not found (random_init needs a config.json, or a directory holding one)", path);
   return random_init(JsonConfig::load(path), compute, seed);
 }
 

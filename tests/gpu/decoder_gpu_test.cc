@@ -98,34 +98,48 @@ INSTANTIATE_TEST_SUITE_P(AllArchitectures, DeviceGolden, ::testing::ValuesIn(all
 
 // Shapes beyond the tiny fixtures (hidden 512, 8 heads of 64, 300 tokens, vocab 1000), so the
 // GEMMs, attention tiles and head chunks see realistic sizes: random_init models on both sides.
+// The CPU side runs without a GPU too, which checks these configs wherever the test is built.
 TEST(DeviceDecoder, RandomInitModelsAtLargerShapes) {
-  ZOFT_REQUIRE_GPU();
+  struct Case {
+    std::string name;
+    Decoder model;
+    std::vector<float> cpu_logits;
+  };
+  std::vector<Case> cases;
+  std::vector<std::vector<int32_t>> seqs = {std::vector<int32_t>(300), std::vector<int32_t>(170)};
+  for (size_t s = 0; s < seqs.size(); ++s)
+    for (size_t t = 0; t < seqs[s].size(); ++t) seqs[s][t] = int32_t((t * 37 + s * 11) % 1000);
+  const TokenBatch right = TokenBatch::from_sequences(seqs, 0, false);
+  const TokenBatch left = TokenBatch::from_sequences(seqs, 0, true);
+  const int64_t V = 1000;
   for (const char* arch : {"opt", "llama", "gemma3"}) {
     nlohmann::json j = read_json_file(golden_dir(arch) + "/config.json");
-    j["vocab_size"] = 1000;
+    j["vocab_size"] = V;
     j["hidden_size"] = 512;
     j["num_attention_heads"] = 8;
     if (j.contains("head_dim")) j["head_dim"] = 64;
+    if (j.contains("word_embed_proj_dim")) j["word_embed_proj_dim"] = 512;
     j[j.contains("ffn_dim") ? "ffn_dim" : "intermediate_size"] = 1024;
     j["max_position_embeddings"] = 512;
     if (j.contains("query_pre_attn_scalar")) j["query_pre_attn_scalar"] = 64;
     for (DType dtype : {DType::F32, DType::BF16}) {
-      Decoder cpu_model =
-          Decoder::random_init(JsonConfig::from_value(j, std::string(arch) + "-512"), dtype, 2);
-      DeviceDecoder gpu_model(cpu_model);
-      std::vector<std::vector<int32_t>> seqs = {std::vector<int32_t>(300),
-                                                std::vector<int32_t>(170)};
-      for (size_t s = 0; s < seqs.size(); ++s)
-        for (size_t t = 0; t < seqs[s].size(); ++t) seqs[s][t] = int32_t((t * 37 + s * 11) % 1000);
-      bool left_pad = std::string(arch) == "llama";  // and right padding for the others
-      TokenBatch batch = TokenBatch::from_sequences(seqs, 0, left_pad);
-      const int64_t M = batch.rows(), V = 1000;
-      std::vector<float> a(size_t(M * V)), b(size_t(M * V));
-      cpu_model.logits(batch, a.data());
-      gpu_model.logits(batch, b.data());
-      EXPECT_LE(masked_relative_error(b, a, batch.mask, V), dtype == DType::BF16 ? 2e-2 : 1e-3)
-          << arch << " " << dtype_name(dtype);
+      std::string name = std::string(arch) + " " + dtype_name(dtype);
+      Case c{name, Decoder::random_init(JsonConfig::from_value(j, name), dtype, 2), {}};
+      const TokenBatch& batch = std::string(arch) == "llama" ? left : right;
+      c.cpu_logits.resize(size_t(batch.rows() * V));
+      c.model.logits(batch, c.cpu_logits.data());
+      cases.push_back(std::move(c));
     }
+  }
+  ZOFT_REQUIRE_GPU();
+  for (Case& c : cases) {
+    const TokenBatch& batch = c.name.rfind("llama", 0) == 0 ? left : right;
+    DeviceDecoder gpu_model(c.model);
+    std::vector<float> gpu_logits(c.cpu_logits.size());
+    gpu_model.logits(batch, gpu_logits.data());
+    bool bf16 = c.model.weights().compute_dtype == DType::BF16;
+    EXPECT_LE(masked_relative_error(gpu_logits, c.cpu_logits, batch.mask, V), bf16 ? 2e-2 : 1e-3)
+        << c.name;
   }
 }
 
