@@ -80,22 +80,27 @@ TEST_P(LinearTest, ThreadCounts) {
 TEST_P(LinearTest, RowDoesNotDependOnM) {
   // Data-parallel training splits the rows of one GEMM over ranks; a rank with one or two rows
   // must produce the bits the whole batch produces (tests/dist/rows_test.cc), so every row is
-  // summed in the same order whatever M is. K spans several blocks of steps with a tail.
-  const int64_t N = 83, K = 1100, M = 19;
+  // summed in the same order whatever M is. K spans several blocks of steps (512 k in f32, 512
+  // pairs of k in bf16) and ends in an odd tail.
+  const int64_t N = 83, K = 2101, M = 19;
   std::vector<float> x = uniform(M * K), w = uniform(N * K), bias = uniform(N);
-  for (bool kn : {false, true})
-    for (const float* b : std::initializer_list<const float*>{nullptr, bias.data()}) {
-      Tensor wt(w.data(), DType::F32, {kn ? K : N, kn ? N : K});
-      std::vector<float> all(M * N);
-      be().linear(x.data(), M, K, wt, kn, b, all.data());
-      for (int64_t rows : {1, 2, 3}) {
-        std::vector<float> part(rows * N);
-        be().linear(x.data() + 5 * K, rows, K, wt, kn, b, part.data());
-        for (int64_t i = 0; i < rows * N; ++i)
-          ASSERT_EQ(part[i], all[5 * N + i]) << "rows=" << rows << (kn ? " [K,N]" : " [N,K]")
-                                             << (b ? " +bias" : "") << " at " << i;
+  std::vector<uint16_t> wb = to_bf16(w);
+  for (DType dtype : {DType::F32, DType::BF16})
+    for (bool kn : {false, true})
+      for (const float* b : std::initializer_list<const float*>{nullptr, bias.data()}) {
+        const void* data = dtype == DType::F32 ? static_cast<const void*>(w.data()) : wb.data();
+        Tensor wt(const_cast<void*>(data), dtype, {kn ? K : N, kn ? N : K});
+        std::vector<float> all(M * N);
+        be().linear(x.data(), M, K, wt, kn, b, all.data());
+        for (int64_t rows : {1, 2, 3}) {
+          std::vector<float> part(rows * N);
+          be().linear(x.data() + 5 * K, rows, K, wt, kn, b, part.data());
+          for (int64_t i = 0; i < rows * N; ++i)
+            ASSERT_EQ(part[i], all[5 * N + i])
+                << dtype_name(dtype) << " rows=" << rows << (kn ? " [K,N]" : " [N,K]")
+                << (b ? " +bias" : "") << " at " << i;
+        }
       }
-    }
 }
 
 TEST_P(LinearTest, EmptyKGivesBias) {

@@ -86,7 +86,9 @@ void linear(const float* x, int64_t M, int64_t K, const Tensor& weight, bool wei
     else
       blas_linear_f32(x, M, K, weight.f32(), weight_is_kn, N, bias, y);
   } else {
-    if (detail::have_packed_bf16())
+    if (detail::have_packed_bf16() && M <= detail::kSmallM && !weight_is_kn)
+      detail::small_gemm_bf16(x, M, K, weight.ptr<uint16_t>(), N, bias, y);
+    else if (detail::have_packed_bf16())
       detail::packed_gemm_bf16(x, M, K, weight.ptr<uint16_t>(), weight_is_kn, N, bias, y);
     else
       blas_linear_bf16(x, M, K, weight.ptr<uint16_t>(), weight_is_kn, N, bias, y);

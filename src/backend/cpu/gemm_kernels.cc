@@ -50,7 +50,7 @@ struct F32Kernel {
   // Blocks of KC steps x NCP panels of W: 512 * 48 * 4 bytes = 96 KiB per panel, 384 KiB in all
   // (L2 is 1 MiB); the MR x KC slice of x they meet is 16 KiB (L1 is 48 KiB). Long KC blocks
   // keep the C tile in registers longer: each block costs one load and store of it.
-  static constexpr int64_t kKC = kF32BlockK;
+  static constexpr int64_t kKC = kBlockSteps;
   static constexpr int64_t kNCP = 4;
 
   static __m512 broadcast(const float* a) { return _mm512_set1_ps(*a); }
@@ -83,11 +83,20 @@ struct F32Kernel {
 // ---- bf16 ---------------------------------------------------------------------------------
 
 #if defined(__AVX512BF16__)
+void round_bf16_pairs(const float* src, int64_t count, int64_t pairs, uint32_t* dst) {
+  for (int64_t k = 0; k < 2 * pairs; k += 32) {
+    __m512 lo = _mm512_maskz_loadu_ps(first_lanes(count - k), src + k);
+    __m512 hi = _mm512_maskz_loadu_ps(first_lanes(count - k - 16), src + k + 16);
+    __m512i rounded = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+    _mm512_mask_storeu_epi32(dst + k / 2, first_lanes(pairs - k / 2), rounded);
+  }
+}
+
 struct Bf16Kernel {
   using A = uint32_t;  // a pair of bf16 (k, k+1) of one row of x
   using W = uint16_t;
-  static constexpr int kMR = 12, kNV = 2;  // 12 x 32 tile: 24 accumulators
-  static constexpr int64_t kKC = 512;      // steps = pairs of k: the same bytes as f32
+  static constexpr int kMR = 12, kNV = 2;      // 12 x 32 tile: 24 accumulators
+  static constexpr int64_t kKC = kBlockSteps;  // steps = pairs of k: the same bytes as f32
   static constexpr int64_t kNCP = 4;
 
   static __m512i broadcast(const uint32_t* a) { return _mm512_set1_epi32(int(*a)); }
@@ -122,15 +131,8 @@ struct Bf16Kernel {
   }
   static int64_t steps(int64_t K) { return (K + 1) / 2; }
 
-  // dst[0, pairs) = bf16 pairs of src[0, 2 pairs), rounded to nearest even; floats at or past
-  // `count` read as 0 (odd K is padded).
   static void round_pairs(const float* src, int64_t count, int64_t pairs, uint32_t* dst) {
-    for (int64_t k = 0; k < 2 * pairs; k += 32) {
-      __m512 lo = _mm512_maskz_loadu_ps(first_lanes(count - k), src + k);
-      __m512 hi = _mm512_maskz_loadu_ps(first_lanes(count - k - 16), src + k + 16);
-      __m512i rounded = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-      _mm512_mask_storeu_epi32(dst + k / 2, first_lanes(pairs - k / 2), rounded);
-    }
+    round_bf16_pairs(src, count, pairs, dst);
   }
 };
 #endif

@@ -19,9 +19,10 @@ void packed_gemm_f32(const float* x, int64_t M, int64_t K, const float* w, bool 
 void packed_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool weight_is_kn,
                       int64_t N, const float* bias, float* y);
 
-// f32 K is summed in blocks of this many steps (the packed kernel's KC); gemm_small.cc sums in
-// the same order, so that a row's result does not depend on M.
-constexpr int64_t kF32BlockK = 512;
+// K is summed in blocks of this many steps (the packed kernels' KC; a step is one k for f32, a
+// pair of k for bf16); gemm_small.cc sums in the same order, so that a row's result does not
+// depend on M.
+constexpr int64_t kBlockSteps = 512;
 
 // Up to this many rows of x, f32 W is read in place (gemm_small.cc) instead of packed.
 constexpr int64_t kSmallM = 2;
@@ -29,5 +30,12 @@ constexpr int64_t kSmallM = 2;
 // packed_gemm_f32 for M <= kSmallM (AVX-512 builds only).
 void small_gemm_f32(const float* x, int64_t M, int64_t K, const float* w, bool weight_is_kn,
                     int64_t N, const float* bias, float* y);
+// packed_gemm_bf16 for M <= kSmallM and W [N,K] (AVX-512 BF16 builds only).
+void small_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, int64_t N,
+                     const float* bias, float* y);
+
+// dst[0, pairs) = bf16 pairs of src[0, 2 pairs), rounded to nearest even, as the bf16 kernels
+// read x; floats at or past `count` read as 0 (odd K is padded). AVX-512 BF16 builds only.
+void round_bf16_pairs(const float* src, int64_t count, int64_t pairs, uint32_t* dst);
 
 }  // namespace zoft::cpu::detail
