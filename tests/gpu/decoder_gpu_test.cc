@@ -18,21 +18,6 @@ using zoft::test::golden_dir;
 using zoft::test::GoldenCase;
 using zoft::test::load_golden;
 
-// ||a - b|| / ||b|| over the rows whose mask is 1 (pad rows hold unspecified values).
-double masked_relative_error(const std::vector<float>& ours, const std::vector<float>& ref,
-                             const std::vector<uint8_t>& mask, int64_t width) {
-  double diff = 0, norm = 0;
-  for (size_t r = 0; r < mask.size(); ++r) {
-    if (!mask[r]) continue;
-    for (int64_t j = 0; j < width; ++j) {
-      double a = ours[r * size_t(width) + size_t(j)], b = ref[r * size_t(width) + size_t(j)];
-      diff += (a - b) * (a - b);
-      norm += b * b;
-    }
-  }
-  return std::sqrt(diff / norm);
-}
-
 struct Param {
   std::string model;
   DType dtype;
@@ -61,12 +46,12 @@ TEST_P(DeviceGolden, LogitsAndLossesMatchTheCpuDecoder) {
   std::vector<float> cpu_logits(size_t(M * V)), gpu_logits(size_t(M * V));
   cpu_model.logits(g.batch, cpu_logits.data());
   gpu_model.logits(g.batch, gpu_logits.data());
-  EXPECT_LE(masked_relative_error(gpu_logits, cpu_logits, g.batch.mask, V), tolerance)
+  EXPECT_LE(test::masked_relative_error(gpu_logits, cpu_logits, g.batch.mask, V), tolerance)
       << "GPU vs CPU logits";
   // And against HF transformers itself, with the golden test's own bound (bf16 weights or
   // compute: 2e-2), plus the GPU's share.
   bool bf16 = p.dtype == DType::BF16 || cpu_model.weights().checkpoint_dtypes == "bf16";
-  EXPECT_LE(masked_relative_error(gpu_logits, g.logits, g.batch.mask, V), bf16 ? 3e-2 : 1e-3)
+  EXPECT_LE(test::masked_relative_error(gpu_logits, g.logits, g.batch.mask, V), bf16 ? 3e-2 : 1e-3)
       << "GPU vs HF logits";
 
   std::vector<int32_t> targets = Decoder::next_token_targets(g.batch);
@@ -138,7 +123,8 @@ TEST(DeviceDecoder, RandomInitModelsAtLargerShapes) {
     std::vector<float> gpu_logits(c.cpu_logits.size());
     gpu_model.logits(batch, gpu_logits.data());
     bool bf16 = c.model.weights().compute_dtype == DType::BF16;
-    EXPECT_LE(masked_relative_error(gpu_logits, c.cpu_logits, batch.mask, V), bf16 ? 2e-2 : 1e-3)
+    EXPECT_LE(test::masked_relative_error(gpu_logits, c.cpu_logits, batch.mask, V),
+              bf16 ? 2e-2 : 1e-3)
         << c.name;
   }
 }

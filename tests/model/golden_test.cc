@@ -28,21 +28,6 @@ void PrintTo(const GoldenParam& p, std::ostream* os) {
 
 class Golden : public testing::TestWithParam<GoldenParam> {};
 
-// Relative error ||a - b|| / ||b|| over the rows whose mask is 1.
-double masked_relative_error(const std::vector<float>& ours, const std::vector<float>& ref,
-                             const std::vector<uint8_t>& mask, int64_t width) {
-  double diff = 0, norm = 0;
-  for (size_t r = 0; r < mask.size(); ++r) {
-    if (!mask[r]) continue;
-    for (int64_t j = 0; j < width; ++j) {
-      double a = ours[r * size_t(width) + size_t(j)], b = ref[r * size_t(width) + size_t(j)];
-      diff += (a - b) * (a - b);
-      norm += b * b;
-    }
-  }
-  return std::sqrt(diff / norm);
-}
-
 TEST_P(Golden, LogitsAndLossMatchTransformers) {
   const GoldenParam& p = GetParam();
   GoldenCase g = load_golden(p.model, p.case_name);

@@ -1,6 +1,7 @@
 // Loads the golden fixtures made by tools/make_golden.py with HF transformers.
 #pragma once
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -45,6 +46,21 @@ inline GoldenCase load_golden(const std::string& name, const std::string& case_n
   g.logits.assign(logits.f32(), logits.f32() + logits.numel());
   g.token_loss.assign(token_loss.f32(), token_loss.f32() + token_loss.numel());
   return g;
+}
+
+// ||a - b|| / ||b|| over the rows whose mask is 1 (pad rows hold unspecified values).
+inline double masked_relative_error(const std::vector<float>& ours, const std::vector<float>& ref,
+                                    const std::vector<uint8_t>& mask, int64_t width) {
+  double diff = 0, norm = 0;
+  for (size_t r = 0; r < mask.size(); ++r) {
+    if (!mask[r]) continue;
+    for (int64_t j = 0; j < width; ++j) {
+      double a = ours[r * size_t(width) + size_t(j)], b = ref[r * size_t(width) + size_t(j)];
+      diff += (a - b) * (a - b);
+      norm += b * b;
+    }
+  }
+  return std::sqrt(diff / norm);
 }
 
 }  // namespace zoft::test
