@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "dist/communicator.h"
-#include "train/tiny_model.h"
+#include "runtime/llama_maker.h"
 
 namespace zoft::test {
 namespace {
@@ -57,7 +57,7 @@ class MpiTrain : public testing::Test {
   static void SetUpTestSuite() {
     root_ = fs::temp_directory_path() / ("zoft_dist_" + std::to_string(getpid()));
     fs::create_directories(root_);
-    make_tiny_llama((root_ / "model").string());
+    make_llama((root_ / "model").string(), LlamaShape{});
     const std::string src = ZOFT_SOURCE_DIR;
     // batch 6: 1, 2 and 3 ranks split it evenly; 4 ranks cannot.
     std::ofstream(root_ / "recipe.yaml")

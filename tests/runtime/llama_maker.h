@@ -1,5 +1,6 @@
 // A random Llama-architecture model of any size with the real Llama-2 tokenizer, written at test
-// time: small ones for bit-exactness, a ~100 MB one whose layers dwarf its embedding for the
+// time (the 32k-token embedding would be too big to commit): the default shape for the trainer,
+// resume and multi-rank tests, a ~100 MB one whose layers dwarf its embedding for the
 // memory-budget test.
 #pragma once
 

@@ -12,7 +12,7 @@
 #include <sstream>
 #include <thread>
 
-#include "train/tiny_model.h"
+#include "runtime/llama_maker.h"
 
 namespace zoft::test {
 namespace {
@@ -24,7 +24,7 @@ class Resume : public testing::Test {
   static void SetUpTestSuite() {
     root_ = fs::temp_directory_path() / ("zoft_resume_" + std::to_string(getpid()));
     fs::create_directories(root_);
-    make_tiny_llama((root_ / "model").string());
+    make_llama((root_ / "model").string(), LlamaShape{});
     std::string src = ZOFT_SOURCE_DIR;
     std::ofstream(root_ / "recipe.yaml")
         << "model:\n  path: " << (root_ / "model").string() << "\n"
