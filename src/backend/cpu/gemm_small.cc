@@ -3,9 +3,10 @@
 // has the measurements).
 //
 // Every output is summed in exactly the packed kernel's order (gemm_kernels.cc): blocks of
-// kKC = 512 k, each an FMA chain over k from zero, blocks then added to the running total (bias
-// first). A row of x thus gets the same bits whatever M is, which data-parallel training
-// relies on: a rank scoring one or two tokens must match the single process scoring them all.
+// kBlockSteps = 512 steps, each a multiply-add chain from zero, blocks then added to the running
+// total (bias first). A row of x thus gets the same bits whatever M is, which data-parallel
+// training relies on: a rank scoring one or two tokens must match the single process scoring them
+// all.
 #include <algorithm>
 #include <vector>
 
@@ -32,37 +33,91 @@ static __m512 add_block(__m512 acc, __m512 total, bool first, const float* bias,
   return _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, bias));
 }
 
-// y[m][n0, n0 + 16) for W [N,K]: 16 rows of W are read 16 k at a time and transposed in
-// registers, so that each lane (one output n) runs its own FMA chain along k.
-template <int M>
-static void dots16(const float* x, int64_t K, const float* w, const float* bias, float* y,
-                   int64_t N, int64_t n0) {
-  const int64_t cols = std::min<int64_t>(16, N - n0);
-  const __mmask16 out_mask = simd::first_lanes(cols);
-  __m512 total[M];
-  for (int64_t k0 = 0; k0 < K; k0 += kBlockSteps) {
-    const int64_t k1 = std::min(K, k0 + kBlockSteps);
-    __m512 acc[M];
-    for (int m = 0; m < M; ++m) acc[m] = _mm512_setzero_ps();
-    for (int64_t k = k0; k < k1; k += 16) {
-      const int64_t steps = std::min<int64_t>(16, k1 - k);
-      const __mmask16 mask = simd::first_lanes(steps);
-      __m512i r[16];
-      for (int j = 0; j < 16; ++j) {
-        prefetch_ahead(w + (n0 + j) * K + k);
-        r[j] = j < cols ? _mm512_maskz_loadu_epi32(mask, w + (n0 + j) * K + k)
-                        : _mm512_setzero_si512();
-      }
-      simd::transpose16x16(r);
-      for (int64_t s = 0; s < steps; ++s)
-        for (int m = 0; m < M; ++m)
-          acc[m] =
-              _mm512_fmadd_ps(_mm512_set1_ps(x[m * K + k + s]), _mm512_castsi512_ps(r[s]), acc[m]);
-    }
-    for (int m = 0; m < M; ++m)
-      total[m] = add_block(acc[m], total[m], k0 == 0, bias ? bias + n0 : nullptr, out_mask);
+// The two weight types of the [N,K] kernel. A step is what one lane of one multiply-add takes
+// from a row of W: one f32, or one pair of bf16 (VDPBF16PS adds both products into the lane).
+struct F32Steps {
+  using W = float;
+  using X = float;  // x as the kernel reads it: one value per step
+  static const W* at(const W* row, int64_t s) { return row + s; }
+  static __m512i load(const W* row, int64_t s, int64_t steps, int64_t) {
+    return _mm512_maskz_loadu_epi32(simd::first_lanes(steps), row + s);
   }
-  for (int m = 0; m < M; ++m) _mm512_mask_storeu_ps(y + m * N + n0, out_mask, total[m]);
+  static __m512 madd(__m512 acc, X x, __m512i w) {
+    return _mm512_fmadd_ps(_mm512_set1_ps(x), _mm512_castsi512_ps(w), acc);
+  }
+};
+
+#if defined(__AVX512BF16__)
+struct Bf16Steps {
+  using W = uint16_t;
+  using X = uint32_t;  // a pair of bf16, rounded as the packed kernel rounds x
+  static const W* at(const W* row, int64_t s) { return row + 2 * s; }
+  static __m512i load(const W* row, int64_t s, int64_t steps, int64_t K) {
+    const int64_t halves = std::min(2 * steps, K - 2 * s);  // odd K: the last pair is padded
+    const __mmask32 mask = halves >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << halves) - 1);
+    return _mm512_maskz_loadu_epi16(mask, row + 2 * s);
+  }
+  static __m512 madd(__m512 acc, X x, __m512i w) {
+    return _mm512_dpbf16_ps(acc, (__m512bh)_mm512_set1_epi32(int(x)), (__m512bh)w);
+  }
+};
+#endif
+
+// y[m][n0, n0 + 16 G) for W [N,K], x as S steps per row: 16 rows of W at a time are read 16
+// steps at a time and transposed in registers, so that each lane (one output n) runs its own
+// multiply-add chain along k, in the packed kernel's order. A chain waits for its previous
+// multiply-add; G groups of 16 rows take turns so that G chains are in flight at once.
+template <class T, int M, int G>
+static void dots(const typename T::X* x, int64_t S, int64_t K, const typename T::W* w,
+                 const float* bias, float* y, int64_t N, int64_t n0) {
+  int64_t cols[G];
+  __mmask16 out_mask[G];
+  for (int g = 0; g < G; ++g) {
+    cols[g] = std::clamp<int64_t>(N - n0 - 16 * g, 0, 16);
+    out_mask[g] = simd::first_lanes(cols[g]);
+  }
+  __m512 total[G][M];
+  for (int64_t s0 = 0; s0 < S; s0 += kBlockSteps) {
+    const int64_t s1 = std::min(S, s0 + kBlockSteps);
+    __m512 acc[G][M];
+    for (int g = 0; g < G; ++g)
+      for (int m = 0; m < M; ++m) acc[g][m] = _mm512_setzero_ps();
+    for (int64_t s = s0; s < s1; s += 16) {
+      const int64_t steps = std::min<int64_t>(16, s1 - s);
+      for (int g = 0; g < G; ++g) {
+        __m512i r[16];
+        for (int j = 0; j < 16; ++j) {
+          const typename T::W* row = w + (n0 + 16 * g + j) * K;
+          prefetch_ahead(T::at(row, s));
+          r[j] = j < cols[g] ? T::load(row, s, steps, K) : _mm512_setzero_si512();
+        }
+        simd::transpose16x16(r);
+        for (int64_t t = 0; t < steps; ++t)
+          for (int m = 0; m < M; ++m) acc[g][m] = T::madd(acc[g][m], x[m * S + s + t], r[t]);
+      }
+    }
+    for (int g = 0; g < G; ++g)
+      for (int m = 0; m < M; ++m)
+        total[g][m] = add_block(acc[g][m], total[g][m], s0 == 0,
+                                bias ? bias + n0 + 16 * g : nullptr, out_mask[g]);
+  }
+  for (int g = 0; g < G; ++g)
+    for (int m = 0; m < M; ++m)
+      _mm512_mask_storeu_ps(y + m * N + n0 + 16 * g, out_mask[g], total[g][m]);
+}
+
+// Outputs per call of `dots`: kGroups x 16.
+constexpr int kGroups = 4;
+
+// y = x W^T for W [N,K], the row count M a template argument so that the accumulators stay in
+// registers.
+template <class T, int M>
+static void dots_rows(const typename T::X* x, int64_t S, int64_t K, const typename T::W* w,
+                      int64_t N, const float* bias, float* y) {
+  constexpr int64_t kOut = 16 * kGroups;
+  parallel_items((N + kOut - 1) / kOut, kOut * K * M, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) dots<T, M, kGroups>(x, S, K, w, bias, y, N, c * kOut);
+  });
 }
 
 // y[m][n0, n0 + 64) for W [K,N]: 4 vectors x M rows in registers while W streams by.
@@ -94,65 +149,25 @@ static void axpys64(const float* x, int64_t K, const float* w, const float* bias
       _mm512_mask_storeu_ps(y + m * N + n0 + 16 * v, mask[v], total[m][v]);
 }
 
-// The row count is a template argument so that the accumulators stay in registers.
 template <int M>
-static void small_gemm_rows(const float* x, int64_t K, const float* w, bool weight_is_kn, int64_t N,
-                            const float* bias, float* y) {
-  if (!weight_is_kn) {
-    parallel_items((N + 15) / 16, 16 * K * M, [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) dots16<M>(x, K, w, bias, y, N, c * 16);
-    });
-  } else {
-    parallel_items((N + 63) / 64, 64 * K * M, [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) axpys64<M>(x, K, w, bias, y, N, c * 64);
-    });
-  }
+static void axpys_rows(const float* x, int64_t K, const float* w, int64_t N, const float* bias,
+                       float* y) {
+  parallel_items((N + 63) / 64, 64 * K * M, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) axpys64<M>(x, K, w, bias, y, N, c * 64);
+  });
 }
 
 void small_gemm_f32(const float* x, int64_t M, int64_t K, const float* w, bool weight_is_kn,
                     int64_t N, const float* bias, float* y) {
   static_assert(kSmallM == 2);
-  if (M == 1)
-    small_gemm_rows<1>(x, K, w, weight_is_kn, N, bias, y);
+  if (weight_is_kn)
+    M == 1 ? axpys_rows<1>(x, K, w, N, bias, y) : axpys_rows<2>(x, K, w, N, bias, y);
   else
-    small_gemm_rows<2>(x, K, w, weight_is_kn, N, bias, y);
+    M == 1 ? dots_rows<F32Steps, 1>(x, K, K, w, N, bias, y)
+           : dots_rows<F32Steps, 2>(x, K, K, w, N, bias, y);
 }
 
 #if defined(__AVX512BF16__)
-
-// y[m][n0, n0 + 16) for bf16 W [N,K], x as bf16 pairs (S = ceil(K/2) per row): dots16 with one
-// step per pair of k, as VDPBF16PS adds both products of a pair into a lane.
-template <int M>
-static void dots16_bf16(const uint32_t* xp, int64_t S, int64_t K, const uint16_t* w,
-                        const float* bias, float* y, int64_t N, int64_t n0) {
-  const int64_t cols = std::min<int64_t>(16, N - n0);
-  const __mmask16 out_mask = simd::first_lanes(cols);
-  __m512 total[M];
-  for (int64_t s0 = 0; s0 < S; s0 += kBlockSteps) {
-    const int64_t s1 = std::min(S, s0 + kBlockSteps);
-    __m512 acc[M];
-    for (int m = 0; m < M; ++m) acc[m] = _mm512_setzero_ps();
-    for (int64_t s = s0; s < s1; s += 16) {
-      const int64_t steps = std::min<int64_t>(16, s1 - s);
-      const int64_t halves = std::min(2 * steps, K - 2 * s);  // odd K: the last pair is padded
-      const __mmask32 mask = halves >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << halves) - 1);
-      __m512i r[16];
-      for (int j = 0; j < 16; ++j) {
-        prefetch_ahead(w + (n0 + j) * K + 2 * s);
-        r[j] = j < cols ? _mm512_maskz_loadu_epi16(mask, w + (n0 + j) * K + 2 * s)
-                        : _mm512_setzero_si512();
-      }
-      simd::transpose16x16(r);
-      for (int64_t t = 0; t < steps; ++t)
-        for (int m = 0; m < M; ++m)
-          acc[m] = _mm512_dpbf16_ps(acc[m], (__m512bh)_mm512_set1_epi32(int(xp[m * S + s + t])),
-                                    (__m512bh)r[t]);
-    }
-    for (int m = 0; m < M; ++m)
-      total[m] = add_block(acc[m], total[m], s0 == 0, bias ? bias + n0 : nullptr, out_mask);
-  }
-  for (int m = 0; m < M; ++m) _mm512_mask_storeu_ps(y + m * N + n0, out_mask, total[m]);
-}
 
 void small_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, int64_t N,
                      const float* bias, float* y) {
@@ -161,15 +176,8 @@ void small_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, in
   thread_local std::vector<uint32_t> pairs;  // x rounded as the packed kernel rounds it
   if (pairs.size() < size_t(M * S)) pairs.resize(size_t(M * S));
   for (int64_t m = 0; m < M; ++m) round_bf16_pairs(x + m * K, K, S, pairs.data() + m * S);
-  const uint32_t* xp = pairs.data();
-  parallel_items((N + 15) / 16, 16 * K * M, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      if (M == 1)
-        dots16_bf16<1>(xp, S, K, w, bias, y, N, c * 16);
-      else
-        dots16_bf16<2>(xp, S, K, w, bias, y, N, c * 16);
-    }
-  });
+  M == 1 ? dots_rows<Bf16Steps, 1>(pairs.data(), S, K, w, N, bias, y)
+         : dots_rows<Bf16Steps, 2>(pairs.data(), S, K, w, N, bias, y);
 }
 
 #else
