@@ -24,12 +24,13 @@ __device__ float widen(const void* table, int dtype, int64_t i) {
   return __half2float(static_cast<const __half*>(table)[i]);
 }
 
-// One block row per id: blockIdx.y = row, threads over the dimension.
+// One block column per id: blockIdx.x = row (x allows 2^31 - 1 blocks; y only 65535), threads
+// over the dimension.
 __global__ void gather_kernel(const void* table, int dtype, int64_t dim, const int32_t* ids,
                               float scale, float* out) {
-  const int64_t r = blockIdx.y, base = int64_t(ids[r]) * dim;
-  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < dim;
-       j += int64_t(gridDim.x) * blockDim.x)
+  const int64_t r = blockIdx.x, base = int64_t(ids[r]) * dim;
+  for (int64_t j = blockIdx.y * int64_t(blockDim.x) + threadIdx.x; j < dim;
+       j += int64_t(gridDim.y) * blockDim.x)
     out[r * dim + j] = widen(table, dtype, base + j) * scale;
 }
 
@@ -45,7 +46,9 @@ void find_bad_ids(const int32_t* ids, int64_t rows, int64_t vocab, int64_t* firs
 void embedding(const void* table, int dtype, int64_t dim, const int32_t* ids, int64_t rows,
                float scale, float* out, cudaStream_t stream) {
   if (rows == 0 || dim == 0) return;
-  dim3 grid(grid_for(dim), unsigned(rows));
+  unsigned column_blocks = grid_for(dim);
+  if (column_blocks > 65535) column_blocks = 65535;  // the y limit; the loop covers the rest
+  dim3 grid(unsigned(rows), column_blocks);
   gather_kernel<<<grid, kThreads, 0, stream>>>(table, dtype, dim, ids, scale, out);
   ZOFT_CUDA_CHECK_LAUNCH();
 }

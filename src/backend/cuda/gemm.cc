@@ -134,17 +134,21 @@ bool find_algo(const MatmulDesc& desc, const Layouts& l, const PlanKey& key,
   cublasStatus_t status =
       cublasLtMatmulAlgoGetHeuristic(ctx.lt, desc.desc, l.a.layout, l.b.layout, l.d.layout,
                                      l.d.layout, p.pref, 1, &result, &found);
-  if (status == CUBLAS_STATUS_NOT_SUPPORTED || found == 0) return false;
-  ZOFT_CUBLAS_CHECK(status);
+  if (status == CUBLAS_STATUS_NOT_SUPPORTED) return false;
+  ZOFT_CUBLAS_CHECK(status);  // any other failure is an error, not "no algorithm"
+  if (found == 0) return false;
   *algo = result.algo;
   return true;
 }
 
-// Whether algo (found for the reference M) runs this problem.
+// Whether algo (found for the reference M) runs this problem within the workspace. The check
+// reports the workspace the algorithm needs at this M (split-K partials grow with M) but does
+// not compare it with ours: that is done here.
 bool algo_fits(const MatmulDesc& desc, const Layouts& l, const cublasLtMatmulAlgo_t& algo) {
   cublasLtMatmulHeuristicResult_t result{};
   return cublasLtMatmulAlgoCheck(context().lt, desc.desc, l.a.layout, l.b.layout, l.d.layout,
-                                 l.d.layout, &algo, &result) == CUBLAS_STATUS_SUCCESS;
+                                 l.d.layout, &algo, &result) == CUBLAS_STATUS_SUCCESS &&
+         result.workspaceSize <= context().workspace_bytes;
 }
 
 // The cached plan for key (made on first use): bias fused if cuBLASLt can, else plain.

@@ -33,6 +33,7 @@ T* DeviceDecoder::ensure(Scratch& s, int64_t count) {
   size_t bytes = size_t(std::max<int64_t>(count, 1)) * sizeof(T);
   if (s.bytes < bytes) {
     s.buffer.reset();  // back to the pool first, so that a growing buffer can reuse it
+    s.bytes = 0;       // if the allocation below throws, the next call must not use the null
     s.buffer = std::make_unique<cuda::PoolBuffer>(cuda::context().pool, bytes);
     s.bytes = bytes;
   }
