@@ -217,6 +217,7 @@ Plan cpu_plan(const PlanInput& in) {
 Plan gpu_plan(const PlanInput& in) {
   Plan p;
   p.compute_on_gpu = true;
+  p.bus_gbps = in.bus_gbps;
   p.block_bytes = in.block_bytes;
   p.budgets = in.budgets;
   p.activation_bytes = in.activation_bytes;
@@ -268,6 +269,7 @@ Plan make_plan(const PlanInput& in) {
   ZOFT_CHECK(in.block_bytes.size() >= 2, "a decoder has at least two blocks, got {}",
              in.block_bytes.size());
   if (in.prefetch < 0) fail("prefetch must be >= 0, got {}", in.prefetch);
+  if (!(in.bus_gbps > 0)) fail("host-device bandwidth must be > 0 GB/s, got {}", in.bus_gbps);
   if (!in.budgets.gpu) return cpu_plan(in);
   Plan g = gpu_plan(in);
   if (in.cuda) return g;
@@ -308,7 +310,8 @@ std::string describe(const Plan& p, double read_mbps, double write_mbps) {
                          ranges(blocks), blocks.size(), format_bytes(bytes));
   }
   if (p.gpu_slots)
-    out += fmt::format("  gpu slots: {} x {}\n", p.gpu_slots, format_bytes(p.slot_bytes));
+    out += fmt::format("  gpu slots: {} x {}, prefetch depth {}\n", p.gpu_slots,
+                       format_bytes(p.slot_bytes), std::min<int64_t>(p.prefetch, p.gpu_slots - 1));
   if (p.ram_slots)
     out += fmt::format("  ram slots: {} x {}, prefetch depth {}\n", p.ram_slots,
                        format_bytes(p.slot_bytes), p.prefetch);
@@ -325,8 +328,15 @@ std::string describe(const Plan& p, double read_mbps, double write_mbps) {
         format_bytes(p.disk_read_per_step()), format_bytes(p.disk_write_per_step()),
         format_bytes(p.disk_read_per_step()));
   if (p.bus_per_step())
-    out += fmt::format("  per training step over the host-device bus: {} each way\n",
-                       format_bytes(p.bus_per_step()));
+    out += fmt::format(
+        "  host-device bus: per training step {} up + {} down, per forward {} up; at {:.0f} GB/s "
+        "each way -> floor {:.3f} s per training step from the bus alone ({:.3f} s per "
+        "forward)\n",
+        format_bytes(p.bus_per_step()), format_bytes(p.bus_per_step()),
+        format_bytes(p.bus_per_step()), p.bus_gbps, p.bus_floor_seconds(), p.bus_floor_seconds());
+  if (p.compute_on_gpu && p.streams_from_disk())
+    out += fmt::format("  disk blocks pass through the {} ram slots as pinned staging buffers\n",
+                       p.ram_slots);
   if (p.streams_from_disk() && read_mbps > 0 && write_mbps > 0) {
     double floor = double(p.disk_read_per_step()) / (read_mbps * 1e6) +
                    double(p.disk_write_per_step()) / (write_mbps * 1e6);

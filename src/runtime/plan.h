@@ -35,6 +35,9 @@ struct PlanInput {
   int64_t prefetch = 2;           // blocks read ahead while one computes
   bool cuda = false;              // this build can compute on a GPU
   uint64_t activation_bytes = 0;  // estimate, reported; not part of any budget
+  // Host-device bandwidth each way in GB/s (1e9 B/s), for the floor time the plan prints:
+  // ~50 for PCIe 5 x16 (H100 PCIe / SXM host link), ~25 for PCIe 4.
+  double bus_gbps = 50.0;
 };
 
 struct Plan {
@@ -50,6 +53,7 @@ struct Plan {
   uint64_t activation_bytes = 0;
   std::string note;  // e.g. why a GPU plan is not executed
   Budgets budgets;
+  double bus_gbps = 50.0;  // from PlanInput
 
   int64_t count(Tier tier) const;
   bool streams_from_disk() const { return count(Tier::Disk) > 0; }
@@ -57,10 +61,15 @@ struct Plan {
   // Bytes over the disk per training step: every Disk block is read once and written back once.
   uint64_t disk_read_per_step() const { return bytes_of(Tier::Disk); }
   uint64_t disk_write_per_step() const { return bytes_of(Tier::Disk); }
-  // Bytes over the host-device bus per step when computing on the GPU (each way).
+  // Bytes over the host-device bus per training step when computing on the GPU, each way:
+  // every streamed block goes up once and comes back once (ZO2). A forward (eval, generate)
+  // moves the same bytes up and nothing down.
   uint64_t bus_per_step() const {
     return compute_on_gpu ? bytes_of(Tier::Cpu) + bytes_of(Tier::Disk) : 0;
   }
+  // The time the bus alone imposes on a training step: up and down overlap (PCIe is full
+  // duplex), so one direction's bytes over the bandwidth. Equal to one forward's floor.
+  double bus_floor_seconds() const { return double(bus_per_step()) / (bus_gbps * 1e9); }
 };
 
 // Blocks 0 and L+1 (the embedding table and LM head, used at both ends of every forward) are
