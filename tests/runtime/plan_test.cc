@@ -114,5 +114,77 @@ TEST(Planner, GpuBudgetIsPlannedButRunsOnTheCpuWithoutCuda) {
   EXPECT_EQ(g.bus_per_step(), 15 * 5 * MiB);
 }
 
+// OPT-13B-like in bf16: 40 layers of 600 MiB, a 250 MiB tied embedding block, a tiny head.
+PlanInput opt13b_like(const char* budget) {
+  PlanInput in;
+  in.block_bytes.push_back(250 * MiB);
+  for (int i = 0; i < 40; ++i) in.block_bytes.push_back(600 * MiB);
+  in.block_bytes.push_back(1 * MiB);
+  in.budgets = parse_max_memory(budget);
+  in.prefetch = 2;
+  in.cuda = true;
+  return in;
+}
+
+TEST(PlannerGpuTier, ResidentOnGpuThenRamThenDisk) {
+  Plan p = make_plan(opt13b_like("gpu=8GiB,cpu=12GiB"));
+  ASSERT_TRUE(p.compute_on_gpu);
+  // GPU: blocks 0 and 41 (251 MiB), 4 slots (prefetch 2 + computing + writing back) = 2400 MiB,
+  // then (8192 - 251 - 2400) / 600 = 9 resident layers.
+  EXPECT_EQ(p.gpu_slots, 4);
+  EXPECT_EQ(p.count(Tier::Gpu), 11);
+  EXPECT_EQ(p.home[1], Tier::Gpu);
+  EXPECT_EQ(p.home[9], Tier::Gpu);
+  EXPECT_EQ(p.home[10], Tier::Cpu);
+  // RAM: 4 pinned staging slots (2400 MiB), then (12288 - 2400) / 600 = 16 layers; 15 on disk.
+  EXPECT_EQ(p.ram_slots, 4);
+  EXPECT_EQ(p.count(Tier::Cpu), 16);
+  EXPECT_EQ(p.count(Tier::Disk), 15);
+  EXPECT_EQ(p.home.back(), Tier::Gpu);
+  EXPECT_LE(p.gpu_bytes, 8192 * MiB);
+  EXPECT_LE(p.ram_bytes, 12288 * MiB);
+  EXPECT_EQ(p.bus_per_step(), 31 * 600 * MiB);
+  EXPECT_EQ(p.disk_read_per_step(), 15 * 600 * MiB);
+  // 31 x 600 MiB over 50 GB/s: 0.390 s per step.
+  EXPECT_NEAR(p.bus_floor_seconds(), 31.0 * 600 * MiB / 50e9, 1e-12);
+  std::string text = describe(p, 2000, 1500);
+  for (const char* part :
+       {"compute on gpu", "resident on gpu: blocks 0-9, 41", "streamed from cpu: blocks 10-25",
+        "streamed from disk: blocks 26-40", "gpu slots: 4 x 600.0 MiB, prefetch depth 2",
+        "at 50 GB/s each way -> floor 0.390 s per training step", "pinned staging", "floor"})
+    EXPECT_NE(text.find(part), std::string::npos) << part << "\n" << text;
+}
+
+TEST(PlannerGpuTier, RamHoldsTheRestWhenItFitsAndBandwidthIsAParameter) {
+  PlanInput in = opt13b_like("gpu=8GiB,cpu=20GiB");
+  in.bus_gbps = 25;
+  Plan p = make_plan(in);
+  EXPECT_EQ(p.count(Tier::Cpu), 31);
+  EXPECT_EQ(p.count(Tier::Disk), 0);
+  EXPECT_EQ(p.ram_slots, 0);
+  EXPECT_NEAR(p.bus_floor_seconds(), 31.0 * 600 * MiB / 25e9, 1e-12);
+  EXPECT_NE(describe(p).find("at 25 GB/s"), std::string::npos) << describe(p);
+  in.bus_gbps = 0;
+  EXPECT_THROW(make_plan(in), Error);
+}
+
+TEST(PlannerGpuTier, EverythingOnTheGpuMovesNothing) {
+  Plan p = make_plan(opt13b_like("gpu=80GiB"));
+  EXPECT_EQ(p.count(Tier::Gpu), 42);
+  EXPECT_EQ(p.gpu_slots, 0);
+  EXPECT_EQ(p.bus_per_step(), 0u);
+  EXPECT_EQ(describe(p).find("host-device bus"), std::string::npos);
+}
+
+TEST(PlannerGpuTier, TooSmallAGpuBudgetSaysWhatWorks) {
+  try {
+    make_plan(opt13b_like("gpu=800MiB,cpu=64GiB"));
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("give at least gpu=851.00MiB"), std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace zoft::runtime

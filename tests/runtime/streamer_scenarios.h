@@ -33,6 +33,7 @@ struct Scenario {
   int64_t blocks = 3, slots = 2, prefetch = 1, staging = 2;
   bool disk = true;  // odd blocks live on disk, even ones in RAM
   uint64_t seed = 1;
+  size_t size_scale = 1;  // block lengths are size_scale * (700 .. 2199) floats
 };
 
 inline std::string describe(const Scenario& s) {
@@ -86,7 +87,8 @@ class Fixture {
     std::mt19937_64 rng(sc.seed);
     uint64_t offset = 0;
     for (int64_t b = 0; b < sc.blocks; ++b) {
-      size_t n = 700 + size_t(rng() % 1500);  // different sizes: a slot fits the largest
+      size_t n =
+          sc.size_scale * (700 + size_t(rng() % 1500));  // different sizes: a slot fits the largest
       images.push_back(random_floats(rng, n, 1.0f));
       StreamedBlock sb;
       sb.bytes = n * sizeof(float);
