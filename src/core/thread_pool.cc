@@ -1,7 +1,11 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -11,6 +15,23 @@ static std::pair<int64_t, int64_t> chunk_of(int64_t n, int parts, int index) {
   int64_t base = n / parts, extra = n % parts;
   int64_t begin = index * base + std::min<int64_t>(index, extra);
   return {begin, begin + base + (index < extra ? 1 : 0)};
+}
+
+// The ops of a decode step come a few microseconds apart: waking a sleeping thread through the
+// kernel costs about as much as such an op, so a thread waits this long spinning first.
+constexpr auto kSpin = std::chrono::microseconds(50);
+
+// True once ready() holds, false if kSpin passed first.
+template <class Ready>
+static bool spin_until(Ready ready) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  for (int i = 0;; ++i) {
+    if (ready()) return true;
+#if defined(__x86_64__)
+    _mm_pause();
+#endif
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > deadline) return false;
+  }
 }
 
 ThreadPool::ThreadPool(int threads) {
@@ -30,21 +51,20 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t)>* body;
-    int64_t n;
-    {
+    auto posted = [&] {
+      return stop_.load() || generation_.load(std::memory_order_acquire) != seen;
+    };
+    if (!spin_until(posted)) {
       std::unique_lock lock(mutex_);
-      start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      body = body_;
-      n = n_;
+      start_cv_.wait(lock, posted);
     }
-    auto [b, e] = chunk_of(n, size(), index);
-    if (b < e) (*body)(b, e);
-    {
-      std::lock_guard lock(mutex_);
-      if (--pending_ == 0) done_cv_.notify_one();
+    if (stop_) return;
+    seen = generation_.load(std::memory_order_acquire);
+    auto [b, e] = chunk_of(n_, size(), index);
+    if (b < e) (*body_)(b, e);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard lock(mutex_);  // the caller may be between its check and its wait
+      done_cv_.notify_one();
     }
   }
 }
@@ -55,18 +75,21 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     body(0, n);
     return;
   }
+  body_ = &body;
+  n_ = n;
+  pending_.store(int(workers_.size()), std::memory_order_relaxed);
   {
     std::lock_guard lock(mutex_);
-    body_ = &body;
-    n_ = n;
-    pending_ = int(workers_.size());
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   start_cv_.notify_all();
   auto [b, e] = chunk_of(n, size(), 0);
   if (b < e) body(b, e);
-  std::unique_lock lock(mutex_);
-  done_cv_.wait(lock, [&] { return pending_ == 0; });
+  auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  if (!spin_until(done)) {
+    std::unique_lock lock(mutex_);
+    done_cv_.wait(lock, done);
+  }
 }
 
 static std::unique_ptr<ThreadPool>& global_slot() {

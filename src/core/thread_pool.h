@@ -2,6 +2,7 @@
 // and is only ever called from outside pool tasks, so the cores are never oversubscribed.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -31,13 +32,16 @@ class ThreadPool {
   void worker_loop(int index);
 
   std::vector<std::thread> workers_;
+  // A task is published by writing body_ and n_, then bumping generation_ (under mutex_, so a
+  // worker about to sleep cannot miss it). Workers and the caller spin briefly on the atomics
+  // before sleeping on the condition variables.
   std::mutex mutex_;
   std::condition_variable start_cv_, done_cv_;
   const std::function<void(int64_t, int64_t)>* body_ = nullptr;
   int64_t n_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
 };
 
 // Shorthand for ThreadPool::global().parallel_for.
