@@ -11,6 +11,12 @@ so every run produces exactly --new-tokens tokens. Best of --repeats runs for ea
       [--new-tokens 128] [--threads 2] [--dtypes f32,bf16] [--repeats 3]
       [--llama-cpp /path/to/llama.cpp (source with build/bin/llama-bench)]
       [--out bench/results/generate.json]
+
+The Gemma-3-270M GGUF comes from PyPI (docs/models.md says how the four parts assemble); the
+llama.cpp tree is its public source, fetched and built beside zoft (never committed):
+  cmake -S llama.cpp -B llama.cpp/build -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
+      -DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF
+  cmake --build llama.cpp/build -j --target llama-bench
 """
 import argparse
 import json
