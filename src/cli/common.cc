@@ -13,7 +13,7 @@ namespace zoft::cli {
 
 void add_placement_options(CLI::App* cmd, PlacementOptions& options) {
   cmd->add_option("--device", options.device,
-                  "cpu, or cuda (zoft eval; a build with ZOFT_CUDA and a GPU)");
+                  "cpu, or cuda (zoft eval / generate; a build with ZOFT_CUDA and a GPU)");
   cmd->add_option("--dtype", options.dtype, "compute dtype: f32 or bf16");
   cmd->add_option("--threads", options.threads, "CPU threads (0 = all cores)");
   cmd->add_option("--max-memory", options.max_memory,
@@ -26,7 +26,8 @@ void add_placement_options(CLI::App* cmd, PlacementOptions& options) {
 // Why --device cuda cannot run here, or "" when it can.
 static std::string cuda_unavailable(bool cuda_ok) {
 #ifdef ZOFT_CUDA
-  if (!cuda_ok) return "this command runs on the cpu only so far (zoft eval runs on cuda)";
+  if (!cuda_ok)
+    return "this command runs on the cpu only so far (zoft eval and generate run on cuda)";
   if (!cuda::device_available()) return "no CUDA device found (cudaGetDeviceCount reports none)";
   return "";
 #else

@@ -25,7 +25,7 @@ struct PlacementOptions {
 
 void add_placement_options(CLI::App* cmd, PlacementOptions& options);
 // Validates the flags, sizes the thread pool, and returns the compute dtype. `--device cuda` is
-// accepted only by commands that pass cuda_ok (they run on a DeviceDecoder, zoft eval), and
+// accepted only by commands that pass cuda_ok (they run on a DeviceDecoder: eval, generate), and
 // only in a build with the CUDA backend on a machine with a GPU; elsewhere it is a clear error.
 DType apply_placement(const PlacementOptions& options, bool cuda_ok = false);
 // With --max-memory: plans the placement of `model` (loaded from `path`), prints the plan and

@@ -58,23 +58,28 @@ int32_t Sampler::next(float* logits, int64_t vocab, const std::vector<int32_t>& 
   return order[pick(rng_)];
 }
 
-std::vector<int32_t> generate(Decoder& model, const std::vector<int32_t>& prompt,
-                              const SamplingOptions& options,
-                              const std::function<void(int32_t)>& on_token) {
+int64_t generation_capacity(const ModelConfig& config, const std::vector<int32_t>& prompt,
+                            const SamplingOptions& options) {
   ZOFT_CHECK(!prompt.empty(), "the prompt is empty: give at least one token");
   ZOFT_CHECK(options.max_new_tokens >= 0, "max new tokens must be >= 0");
-  const int64_t V = model.config().vocab_size;
   int64_t capacity = int64_t(prompt.size()) + options.max_new_tokens;
-  if (model.config().positions == PositionKind::Learned && capacity > model.config().max_positions)
+  if (config.positions == PositionKind::Learned && capacity > config.max_positions)
     fail("prompt ({} tokens) + max new tokens ({}) exceed the model's {} positions", prompt.size(),
-         options.max_new_tokens, model.config().max_positions);
-  KvCache cache(model.config(), 1, capacity, false);
+         options.max_new_tokens, config.max_positions);
+  return capacity;
+}
+
+std::vector<int32_t> generate(const ModelConfig& config, const CachedStepFn& forward,
+                              const std::vector<int32_t>& prompt, const SamplingOptions& options,
+                              const std::function<void(int32_t)>& on_token) {
+  generation_capacity(config, prompt, options);
+  const int64_t V = config.vocab_size;
   Sampler sampler(options);
   std::vector<int32_t> history(prompt), produced;
   std::vector<float> logits(static_cast<size_t>(V));
   TokenBatch step = TokenBatch::from_sequences({prompt}, 0, false);
   for (int64_t n = 0; n < options.max_new_tokens; ++n) {
-    model.forward_cached(step, cache, {step.seq - 1}, logits.data());
+    forward(step, logits.data());
     int32_t id = sampler.next(logits.data(), V, history);
     produced.push_back(id);
     history.push_back(id);
@@ -84,6 +89,16 @@ std::vector<int32_t> generate(Decoder& model, const std::vector<int32_t>& prompt
     step = TokenBatch::from_sequences({{id}}, 0, false);
   }
   return produced;
+}
+
+std::vector<int32_t> generate(Decoder& model, const std::vector<int32_t>& prompt,
+                              const SamplingOptions& options,
+                              const std::function<void(int32_t)>& on_token) {
+  KvCache cache(model.config(), 1, generation_capacity(model.config(), prompt, options), false);
+  auto step = [&](const TokenBatch& batch, float* logits) {
+    model.forward_cached(batch, cache, {batch.seq - 1}, logits);
+  };
+  return generate(model.config(), step, prompt, options, on_token);
 }
 
 }  // namespace zoft

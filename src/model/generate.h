@@ -38,4 +38,15 @@ std::vector<int32_t> generate(Decoder& model, const std::vector<int32_t>& prompt
                               const SamplingOptions& options,
                               const std::function<void(int32_t)>& on_token = nullptr);
 
+// The same loop over any cached forward (e.g. DeviceDecoder::forward_cached on the GPU):
+// step(batch, logits) appends the batch to the caller's cache of `capacity` tokens
+// (generation_capacity) and writes the last position's logits [vocab] to host memory.
+using CachedStepFn = std::function<void(const TokenBatch& batch, float* logits)>;
+// prompt + max_new_tokens, after the checks generate() makes (non-empty prompt, positions).
+int64_t generation_capacity(const ModelConfig& config, const std::vector<int32_t>& prompt,
+                            const SamplingOptions& options);
+std::vector<int32_t> generate(const ModelConfig& config, const CachedStepFn& step,
+                              const std::vector<int32_t>& prompt, const SamplingOptions& options,
+                              const std::function<void(int32_t)>& on_token = nullptr);
+
 }  // namespace zoft

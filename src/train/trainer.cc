@@ -30,6 +30,12 @@
 #include "train/scoring.h"
 #include "train/zo_step.h"
 
+#ifdef ZOFT_CUDA
+#include "backend/ops.h"
+#include "train/cuda/device_zo_step.h"
+#include "zo/cuda/perturb.h"
+#endif
+
 namespace zoft {
 
 namespace fs = std::filesystem;
@@ -150,9 +156,28 @@ zo::MezoOptions mezo_options(const Recipe& r) {
 // Runs on every rank of the job (one process: comm has one rank). dist: start-up ends at
 // startup.check(..., last = true); before it, a failure on any rank stops every rank cleanly.
 TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startup& startup) {
-  if (r.placement.device != "cpu")
+  const bool on_gpu = r.placement.device == "cuda";
+#ifdef ZOFT_CUDA
+  if (on_gpu && !cuda::device_available())
+    fail(
+        "{}: placement.device cuda: no CUDA device found (cudaGetDeviceCount reports none); "
+        "use placement.device cpu",
+        r.source);
+  if (on_gpu && !r.placement.max_memory.empty())
+    fail(
+        "{}: placement.device cuda: placement.max_memory (offload) is not supported on the GPU "
+        "yet",
+        r.source);
+  if (on_gpu && comm.size() > 1)
+    fail("{}: placement.device cuda: one process only (no multi-GPU training yet)", r.source);
+  if (on_gpu && r.optim.samples >= zo::cuda::kMaxDeviceTerms)
+    fail("{}: placement.device cuda: optim.samples must be < {} on the GPU", r.source,
+         zo::cuda::kMaxDeviceTerms);
+#else
+  if (on_gpu)
     fail("{}: placement.device {}: this build trains on the cpu only", r.source,
          r.placement.device);
+#endif
   // dist: ranks on one node share its cores.
   ThreadPool::set_global_threads(dist::threads_per_rank(comm, int(r.placement.threads)));
   auto start = Clock::now();
@@ -236,6 +261,25 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
   zo::MezoSgd optimizer(mezo_options(r), mezo_state);
   ZoStepper stepper(model, optimizer,
                     r.trainer.schedule == "plain" ? ZoOrder::Plain : ZoOrder::Zo2);
+  // placement.device cuda: the steps run on device copies of the weights, in the plain order
+  // (its weights are bit-identical to zo2's on the CPU); the host model is brought up to date
+  // by finish() before every evaluation and checkpoint, which then run as on the CPU.
+#ifdef ZOFT_CUDA
+  std::unique_ptr<DeviceZoStepper> gpu;
+  if (on_gpu) gpu = std::make_unique<DeviceZoStepper>(model, stepper.parameters(), optimizer);
+  auto forward_passes = [&](const TokenBatch& batch, const std::vector<int32_t>& targets,
+                            const LossOfTokens& loss_of) {
+    return gpu ? gpu->forward_passes(batch, targets, loss_of)
+               : stepper.forward_passes(batch, targets, loss_of);
+  };
+  auto finish = [&] { gpu ? gpu->finish() : stepper.finish(); };
+#else
+  auto forward_passes = [&](const TokenBatch& batch, const std::vector<int32_t>& targets,
+                            const LossOfTokens& loss_of) {
+    return stepper.forward_passes(batch, targets, loss_of);
+  };
+  auto finish = [&] { stepper.finish(); };
+#endif
 
   // dist: the last start-up check: every rank loaded the same examples and trainer state.
   dist::Fingerprint inputs;
@@ -272,7 +316,7 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
   double best = state.value("best_metric", -1.0);
   std::string best_checkpoint = state.value("best_checkpoint", std::string());
   auto evaluate = [&](int64_t step, const char* label) {
-    stepper.finish();
+    finish();
     double acc = accuracy(model, eval_set, r.trainer.batch_size, pad_id, label, &comm);
     log(step, {{"eval/accuracy", acc}});
     if (comm.is_root())
@@ -292,7 +336,7 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
     if (fs::exists(fs::path(model_path) / name))
       tokenizer_files.emplace_back(name, read_file((fs::path(model_path) / name).string()));
   auto save = [&](int64_t step, double metric) {
-    stepper.finish();
+    finish();
     nlohmann::json s = {
         {"step", step},
         {"seed", r.trainer.seed},
@@ -342,7 +386,7 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
     const std::vector<int32_t> targets(b.targets.begin() + row0 * b.seq,
                                        b.targets.begin() + row1 * b.seq);
     std::vector<float> all_loss;
-    ZoStepResult result = stepper.forward_passes(tb, targets, [&](const std::vector<float>& loss) {
+    ZoStepResult result = forward_passes(tb, targets, [&](const std::vector<float>& loss) {
       if (comm.size() == 1) return batch_loss(b, loss, batch_options.mode);
       dist::all_gather_rows(comm, loss, shard, b.seq, all_loss);
       return batch_loss(b, all_loss, batch_options.mode);
@@ -396,7 +440,7 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
     }
   }
   if (progress) progress->finish();
-  stepper.finish();
+  finish();
   summary.steps = int64_t(optimizer.step());
   summary.final_train_loss = last_loss;
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();

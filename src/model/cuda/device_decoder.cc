@@ -3,6 +3,7 @@
 #include "model/cuda/device_decoder.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/context.h"
@@ -12,10 +13,12 @@ namespace zoft {
 
 namespace {
 
-// Copies columns [begin, begin + width) of a device [rows, stride] matrix into [rows, width].
+// Copies columns [begin, begin + width) of a device [rows, stride] matrix into the rows of dst,
+// dst_stride floats apart (default: packed, [rows, width]).
 void copy_columns(const float* src, int64_t rows, int64_t stride, int64_t begin, int64_t width,
-                  float* dst) {
-  ZOFT_CUDA_CHECK(cudaMemcpy2DAsync(dst, size_t(width) * sizeof(float), src + begin,
+                  float* dst, int64_t dst_stride = 0) {
+  if (dst_stride == 0) dst_stride = width;
+  ZOFT_CUDA_CHECK(cudaMemcpy2DAsync(dst, size_t(dst_stride) * sizeof(float), src + begin,
                                     size_t(stride) * sizeof(float), size_t(width) * sizeof(float),
                                     size_t(rows), cudaMemcpyDeviceToDevice,
                                     cuda::context().stream));
@@ -27,6 +30,15 @@ void copy_floats(float* dst, const float* src, int64_t count) {
 }
 
 }  // namespace
+
+DeviceKvCache::DeviceKvCache(const ModelConfig& config, int64_t batch, int64_t capacity)
+    : host_(config, batch, capacity, true) {
+  const size_t bytes = size_t(batch * capacity * config.kv_dim()) * sizeof(float);
+  for (int64_t i = 0; i < config.num_layers; ++i) {
+    keys_.push_back(std::make_unique<cuda::PoolBuffer>(cuda::context().pool, bytes));
+    values_.push_back(std::make_unique<cuda::PoolBuffer>(cuda::context().pool, bytes));
+  }
+}
 
 template <class T>
 T* DeviceDecoder::ensure(Scratch& s, int64_t count) {
@@ -115,6 +127,15 @@ DeviceDecoder::DeviceDecoder(const Decoder& model) : model_(model) {
   cuda::synchronize();  // the host tables may go once the constructor returns
 }
 
+Tensor DeviceDecoder::device_tensor(const Tensor& host) const {
+  auto found = uploaded_.find(host.data);
+  if (found == uploaded_.end())
+    fail("DeviceDecoder: the host tensor {} has no device copy", host.shape_string());
+  Tensor device = host;
+  device.data = const_cast<void*>(found->second);  // our own buffer, uploaded writable
+  return device;
+}
+
 // ---- Forward ----
 
 void DeviceDecoder::norm(const DeviceNorm& w, const float* x, float* out, int64_t rows,
@@ -159,7 +180,7 @@ void DeviceDecoder::embed(const ForwardState& state, float* h) {
 }
 
 void DeviceDecoder::layer(int64_t index, const ForwardState& state, const int32_t* positions,
-                          const uint8_t* key_valid, float* h) {
+                          const uint8_t* key_valid, DeviceKvCache* cache, float* h) {
   const ModelConfig& c = config();
   const DeviceLayer& w = layers_[size_t(index)];
   const TokenBatch& batch = *state.batch;
@@ -199,17 +220,32 @@ void DeviceDecoder::layer(int64_t index, const ForwardState& state, const int32_
     cuda::rope(k, positions, M, c.num_kv_heads, D, rope.rotary_dim, inv_freq,
                rope.attention_scaling);
   }
-  // No cache across calls: k and v of this batch are the whole key set, [B, T, Hkv, D].
+  // Without a cache, k and v of this batch are the whole key set, [B, T, Hkv, D]. With one,
+  // they go after the cached keys of each sequence (the host cache's length is the offset
+  // until end_forward commits the batch), and attention reads the cache.
+  const float* keys = k;
+  const float* values = v;
   AttentionShape shape;
   shape.batch = batch.batch;
   shape.q_len = T;
   shape.kv_len = T;
   shape.kv_capacity = T;
+  if (cache) {
+    const int64_t offset = cache->host().length(), capacity = cache->capacity();
+    copy_columns(k, batch.batch, T * kd, 0, T * kd, cache->keys(index) + offset * kd,
+                 capacity * kd);
+    copy_columns(v, batch.batch, T * kd, 0, T * kd, cache->values(index) + offset * kd,
+                 capacity * kd);
+    keys = cache->keys(index);
+    values = cache->values(index);
+    shape.kv_len = offset + T;
+    shape.kv_capacity = capacity;
+  }
   shape.q_heads = c.num_heads;
   shape.kv_heads = c.num_kv_heads;
   shape.head_dim = D;
-  cuda::attention(q, k, v, key_valid, attn, shape, c.attention_scale, c.layer_window[size_t(index)],
-                  c.attn_softcap);
+  cuda::attention(q, keys, values, key_valid, attn, shape, c.attention_scale,
+                  c.layer_window[size_t(index)], c.attn_softcap);
   linear(w.o, attn, M, tmp);
   if (w.post_attn_norm.weight) {
     norm(w.post_attn_norm, tmp, x, M, H);
@@ -241,24 +277,27 @@ void DeviceDecoder::layer(int64_t index, const ForwardState& state, const int32_
   }
 }
 
-const float* DeviceDecoder::forward_hidden(const TokenBatch& batch) {
+const float* DeviceDecoder::forward_hidden(const TokenBatch& batch, DeviceKvCache* cache) {
   const ModelConfig& c = config();
   const int64_t M = batch.rows(), H = c.hidden_size;
   // The host bookkeeping of the CPU decoder (positions counting real tokens, key masks, id
   // checks) is reused as is; its one-layer host cache is only allocated, never written.
-  KvCache cache(c, batch.batch, batch.seq, true);
+  std::optional<KvCache> local;
+  KvCache& host_cache = cache ? cache->host() : local.emplace(c, batch.batch, batch.seq, true);
   ForwardState state;
-  model_.begin_forward(batch, cache, state);
+  model_.begin_forward(batch, host_cache, state);
   int32_t* positions = ensure<int32_t>(positions_, M);
   cuda::copy_to_device(positions, state.positions.data(), size_t(M) * sizeof(int32_t));
-  uint8_t* key_valid = ensure<uint8_t>(key_valid_, M);
-  cuda::copy_to_device(key_valid, state.key_valid.data(), size_t(M));
+  const int64_t key_count = int64_t(state.key_valid.size());  // [batch, kv_len]
+  uint8_t* key_valid = ensure<uint8_t>(key_valid_, key_count);
+  cuda::copy_to_device(key_valid, state.key_valid.data(), size_t(key_count));
 
   float* h = ensure<float>(hidden_, M * H);
   embed(state, h);
-  for (int64_t i = 0; i < c.num_layers; ++i) layer(i, state, positions, key_valid, h);
+  for (int64_t i = 0; i < c.num_layers; ++i) layer(i, state, positions, key_valid, cache, h);
   float* x = ensure<float>(normed_, M * H);
   norm(final_norm_, h, x, M, H);
+  if (cache) model_.end_forward(state);  // the batch is in the cache: advance its length
   return x;
 }
 
@@ -292,6 +331,23 @@ void DeviceDecoder::token_losses(const TokenBatch& batch, const int32_t* targets
     cuda::cross_entropy(logits, device_targets + begin, n, V, device_loss + begin);
   }
   cuda::copy_to_host(loss, device_loss, size_t(M) * sizeof(float));
+}
+
+void DeviceDecoder::forward_cached(const TokenBatch& batch, DeviceKvCache& cache,
+                                   const std::vector<int64_t>& rows, float* out) {
+  const int64_t H = config().hidden_size, V = config().vocab_size, n = int64_t(rows.size());
+  for (int64_t row : rows)  // the CPU decoder's check and message, before any work
+    ZOFT_CHECK(row >= 0 && row < batch.rows(), "row {} outside the batch", row);
+  const float* hidden = forward_hidden(batch, &cache);
+  float* picked = ensure<float>(picked_, n * H);
+  for (int64_t i = 0; i < n; ++i) copy_floats(picked + i * H, hidden + rows[size_t(i)] * H, H);
+  const int64_t chunk = head_chunk_rows(n);
+  float* logits = ensure<float>(logits_, chunk * V);
+  for (int64_t begin = 0; begin < n; begin += chunk) {
+    int64_t count = std::min(chunk, n - begin);
+    head(picked + begin * H, count, logits);
+    cuda::copy_to_host(out + begin * V, logits, size_t(count * V) * sizeof(float));
+  }
 }
 
 }  // namespace zoft

@@ -1,0 +1,155 @@
+// ZO training on the GPU (train/cuda/device_zo_step.h) against the CPU stepper on golden
+// models: the same z (ids, seed, step, sample) and the same update rule, so only the forward's
+// rounding separates the runs. 50 steps must track: every step's losses and the final weights
+// within the forward's tolerance. Skipped without a device.
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "gpu_test_util.h"
+#include "model/golden_util.h"
+#include "train/cuda/device_zo_step.h"
+#include "train/zo_step.h"
+
+namespace zoft::testing {
+namespace {
+
+using zoft::test::golden_dir;
+using zoft::test::GoldenCase;
+using zoft::test::load_golden;
+
+struct TrainCase {
+  std::string model;
+  DType dtype;
+  int samples;
+};
+
+struct TrainRun {
+  std::vector<double> losses;               // loss_plus, loss_minus of every sample, every step
+  std::vector<std::vector<float>> weights;  // every parameter after finish(), as f32
+};
+
+std::vector<float> as_f32(const Tensor& t) {
+  std::vector<float> out(size_t(t.numel()));
+  convert_to_f32(t.data, t.dtype, out.data(), out.size());
+  return out;
+}
+
+zo::MezoOptions options(int samples) {
+  zo::MezoOptions o;
+  o.lr = 1e-3;  // large enough that 50 steps move the weights visibly
+  o.eps = 1e-3;
+  o.samples = samples;
+  o.weight_decay = 0.1;
+  o.seed = 1234;
+  return o;
+}
+
+TrainRun train(const TrainCase& c, bool on_gpu, int steps) {
+  Decoder model = Decoder::load(golden_dir(c.model), c.dtype);
+  zo::MezoSgd optimizer(options(c.samples));
+  ZoStepper stepper(model, optimizer, ZoOrder::Plain);
+  std::unique_ptr<DeviceZoStepper> gpu;
+  if (on_gpu) gpu = std::make_unique<DeviceZoStepper>(model, stepper.parameters(), optimizer);
+  GoldenCase g = load_golden(c.model, "left");
+  std::vector<int32_t> targets = Decoder::next_token_targets(g.batch);
+  auto mean_loss = [&](const std::vector<float>& loss) {
+    double s = 0;
+    int n = 0;
+    for (size_t i = 0; i < loss.size(); ++i)
+      if (targets[i] >= 0) s += loss[i], ++n;
+    return s / n;
+  };
+  TrainRun run;
+  for (int t = 0; t < steps; ++t) {
+    ZoStepResult r = gpu ? gpu->forward_passes(g.batch, targets, mean_loss)
+                         : stepper.forward_passes(g.batch, targets, mean_loss);
+    EXPECT_TRUE(r.finite());
+    for (int j = 0; j < c.samples; ++j) {
+      run.losses.push_back(r.loss_plus[size_t(j)]);
+      run.losses.push_back(r.loss_minus[size_t(j)]);
+    }
+    optimizer.end_step();
+  }
+  if (gpu)
+    gpu->finish();  // copies the device weights back into the host tensors
+  else
+    stepper.finish();
+  for (const ParameterRef& p : stepper.parameters()) run.weights.push_back(as_f32(p.tensor));
+  return run;
+}
+
+class DeviceTraining : public ::testing::TestWithParam<TrainCase> {};
+
+TEST_P(DeviceTraining, FiftyStepsTrackTheCpuRun) {
+  ZOFT_REQUIRE_GPU();
+  const TrainCase& c = GetParam();
+  const int steps = 50;
+  TrainRun cpu = train(c, false, steps);
+  TrainRun gpu = train(c, true, steps);
+  // The forward's bounds (decoder_gpu_test.cc), with room for 50 steps of drift.
+  const bool bf16 = c.dtype == DType::BF16;
+  const double loss_tol = bf16 ? 2e-2 : 1e-3, weight_tol = bf16 ? 2e-2 : 1e-3;
+
+  ASSERT_EQ(cpu.losses.size(), gpu.losses.size());
+  for (size_t i = 0; i < cpu.losses.size(); ++i)
+    EXPECT_LE(std::abs(gpu.losses[i] - cpu.losses[i]), loss_tol * std::abs(cpu.losses[i]))
+        << "step " << i / size_t(2 * c.samples) << " forward " << i % size_t(2 * c.samples)
+        << ": GPU " << gpu.losses[i] << ", CPU " << cpu.losses[i];
+
+  // Final weights: relative L2 error over all parameters, and how far training moved them (the
+  // error must be small against the move, not only against the weights).
+  Decoder initial = Decoder::load(golden_dir(c.model), c.dtype);
+  make_trainable(initial);
+  std::vector<ParameterRef> start = list_parameters(initial);
+  ASSERT_EQ(cpu.weights.size(), gpu.weights.size());
+  ASSERT_EQ(cpu.weights.size(), start.size());
+  double diff = 0, norm = 0, moved = 0;
+  for (size_t p = 0; p < cpu.weights.size(); ++p) {
+    std::vector<float> w0 = as_f32(start[p].tensor);
+    for (size_t i = 0; i < w0.size(); ++i) {
+      double d = double(gpu.weights[p][i]) - cpu.weights[p][i];
+      double m = double(cpu.weights[p][i]) - w0[i];
+      diff += d * d;
+      norm += double(cpu.weights[p][i]) * cpu.weights[p][i];
+      moved += m * m;
+    }
+  }
+  EXPECT_GT(moved, 0.0) << "training did not change any weight";
+  EXPECT_LE(std::sqrt(diff / norm), weight_tol) << "final weights, relative to the weights";
+  if (!bf16)  // bf16 storage can round one ulp apart; f32 must follow the CPU's update closely
+    EXPECT_LE(std::sqrt(diff / moved), 5e-2) << "final weights, relative to the training update";
+}
+
+std::vector<TrainCase> train_cases() {
+  // Tied (gemma3, gpt2) and untied (llama, opt) embeddings, learned positions (opt, gpt2),
+  // sliding windows (gemma3), two samples per step.
+  return {{"llama", DType::F32, 1},  {"llama", DType::BF16, 1}, {"gemma3", DType::BF16, 1},
+          {"gemma3", DType::F32, 2}, {"gpt2", DType::F32, 1},   {"opt", DType::F32, 2},
+          {"qwen3", DType::BF16, 1}};
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, DeviceTraining, ::testing::ValuesIn(train_cases()),
+                         [](const ::testing::TestParamInfo<TrainCase>& info) {
+                           return info.param.model + "_" + dtype_name(info.param.dtype) + "_n" +
+                                  std::to_string(info.param.samples);
+                         });
+
+TEST(DeviceTraining, NoDeviceIsOneClearError) {
+  if (cuda::device_available()) GTEST_SKIP() << "a GPU is present";
+  Decoder model = Decoder::load(golden_dir("llama"), DType::F32);
+  zo::MezoSgd optimizer(options(1));
+  ZoStepper stepper(model, optimizer, ZoOrder::Plain);
+  try {
+    DeviceZoStepper gpu(model, stepper.parameters(), optimizer);
+    FAIL() << "expected an error without a GPU";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no CUDA device"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace zoft::testing
