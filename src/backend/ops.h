@@ -33,6 +33,10 @@ struct AttentionShape {
   int64_t head_dim = 1;
 };
 
+// Throws Error unless the heads group evenly and q_len <= kv_len <= kv_capacity (every backend's
+// attention checks its shape with this).
+void check_attention_shape(const AttentionShape& shape);
+
 namespace cpu {
 
 // y[M,N] = x[M,K] . W^T + bias. W is [N,K] (nn.Linear), or [K,N] when weight_is_kn (GPT-2 Conv1D).

@@ -343,12 +343,7 @@ void run(const Problem& pr) {
 
 void attention(const float* q, const float* k, const float* v, const uint8_t* key_valid, float* out,
                const AttentionShape& shape, float scale, int64_t window, float softcap) {
-  ZOFT_CHECK(shape.kv_heads > 0 && shape.q_heads % shape.kv_heads == 0,
-             "attention: {} query heads cannot share {} key/value heads", shape.q_heads,
-             shape.kv_heads);
-  ZOFT_CHECK(shape.q_len <= shape.kv_len && shape.kv_len <= shape.kv_capacity,
-             "attention: need q_len ({}) <= kv_len ({}) <= kv_capacity ({})", shape.q_len,
-             shape.kv_len, shape.kv_capacity);
+  check_attention_shape(shape);
   if (shape.batch == 0 || shape.q_len == 0 || shape.q_heads == 0 || shape.head_dim == 0) return;
   Problem pr{q, k, v, key_valid, out, shape, scale, window, softcap, shape.kv_len - shape.q_len};
   run(pr);

@@ -82,12 +82,7 @@ void rope(float* x, const int32_t* positions, int64_t rows, int64_t heads, int64
 
 void attention(const float* q, const float* k, const float* v, const uint8_t* key_valid, float* out,
                const AttentionShape& shape, float scale, int64_t window, float softcap) {
-  ZOFT_CHECK(shape.kv_heads > 0 && shape.q_heads % shape.kv_heads == 0,
-             "attention: {} query heads cannot share {} key/value heads", shape.q_heads,
-             shape.kv_heads);
-  ZOFT_CHECK(shape.q_len <= shape.kv_len && shape.kv_len <= shape.kv_capacity,
-             "attention: need q_len ({}) <= kv_len ({}) <= kv_capacity ({})", shape.q_len,
-             shape.kv_len, shape.kv_capacity);
+  check_attention_shape(shape);
   ZOFT_CHECK(shape.head_dim <= kernels::kMaxHeadDim,
              "attention: head_dim {} is above the CUDA kernel's limit of {}", shape.head_dim,
              kernels::kMaxHeadDim);
