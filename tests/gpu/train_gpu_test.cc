@@ -56,13 +56,7 @@ TrainRun train(const TrainCase& c, bool on_gpu, int steps) {
   if (on_gpu) gpu = std::make_unique<DeviceZoStepper>(model, stepper.parameters(), optimizer);
   GoldenCase g = load_golden(c.model, "left");
   std::vector<int32_t> targets = Decoder::next_token_targets(g.batch);
-  auto mean_loss = [&](const std::vector<float>& loss) {
-    double s = 0;
-    int n = 0;
-    for (size_t i = 0; i < loss.size(); ++i)
-      if (targets[i] >= 0) s += loss[i], ++n;
-    return s / n;
-  };
+  auto mean_loss = test::mean_loss_over(targets);
   TrainRun run;
   for (int t = 0; t < steps; ++t) {
     ZoStepResult r = gpu ? gpu->forward_passes(g.batch, targets, mean_loss)
@@ -120,8 +114,10 @@ TEST_P(DeviceTraining, FiftyStepsTrackTheCpuRun) {
   }
   EXPECT_GT(moved, 0.0) << "training did not change any weight";
   EXPECT_LE(std::sqrt(diff / norm), weight_tol) << "final weights, relative to the weights";
-  if (!bf16)  // bf16 storage can round one ulp apart; f32 must follow the CPU's update closely
+  // bf16 storage can round one ulp apart; f32 must follow the CPU's update closely.
+  if (!bf16) {
     EXPECT_LE(std::sqrt(diff / moved), 5e-2) << "final weights, relative to the training update";
+  }
 }
 
 std::vector<TrainCase> train_cases() {

@@ -63,4 +63,15 @@ inline double masked_relative_error(const std::vector<float>& ours, const std::v
   return std::sqrt(diff / norm);
 }
 
+// The LM objective of the ZO tests: mean per-token loss over the positions with a target.
+inline auto mean_loss_over(const std::vector<int32_t>& targets) {
+  return [&targets](const std::vector<float>& loss) {
+    double sum = 0;
+    int count = 0;
+    for (size_t i = 0; i < loss.size(); ++i)
+      if (targets[i] >= 0) sum += loss[i], ++count;
+    return sum / count;
+  };
+}
+
 }  // namespace zoft::test

@@ -89,13 +89,7 @@ TrainedRun train(const std::string& model_dir, const std::string& golden, DType 
   ZoStepper stepper(model, optimizer, ZoOrder::Zo2);
   GoldenCase g = load_golden(golden, "left");
   std::vector<int32_t> targets = Decoder::next_token_targets(g.batch);
-  auto mean_loss = [&](const std::vector<float>& loss) {
-    double s = 0;
-    int n = 0;
-    for (size_t i = 0; i < loss.size(); ++i)
-      if (targets[i] >= 0) s += loss[i], ++n;
-    return s / n;
-  };
+  auto mean_loss = mean_loss_over(targets);
   TrainedRun run;
   for (int t = 0; t < steps; ++t) {
     ZoStepResult r = stepper.forward_passes(g.batch, targets, mean_loss);

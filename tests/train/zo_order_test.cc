@@ -35,13 +35,7 @@ std::vector<std::vector<uint8_t>> train_and_snapshot(const OrderCase& c, ZoOrder
   ZoStepper stepper(model, optimizer, order);
   GoldenCase g = load_golden(c.model, "left");
   std::vector<int32_t> targets = Decoder::next_token_targets(g.batch);
-  auto mean_loss = [&](const std::vector<float>& loss) {
-    double s = 0;
-    int n = 0;
-    for (size_t i = 0; i < loss.size(); ++i)
-      if (targets[i] >= 0) s += loss[i], ++n;
-    return s / n;
-  };
+  auto mean_loss = mean_loss_over(targets);
   for (int t = 0; t < steps; ++t) {
     ZoStepResult r = stepper.forward_passes(g.batch, targets, mean_loss);
     EXPECT_TRUE(r.finite());
@@ -98,13 +92,7 @@ TEST(ZoTraining, LossDecreasesOnAFixedBatch) {
   ZoStepper stepper(model, optimizer, ZoOrder::Zo2);
   GoldenCase g = load_golden("llama", "nopad");
   std::vector<int32_t> targets = Decoder::next_token_targets(g.batch);
-  auto mean_loss = [&](const std::vector<float>& loss) {
-    double s = 0;
-    int n = 0;
-    for (size_t i = 0; i < loss.size(); ++i)
-      if (targets[i] >= 0) s += loss[i], ++n;
-    return s / n;
-  };
+  auto mean_loss = mean_loss_over(targets);
   double first = 0, last = 0;
   for (int t = 0; t < 100; ++t) {
     ZoStepResult r = stepper.forward_passes(g.batch, targets, mean_loss);
