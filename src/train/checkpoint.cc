@@ -43,7 +43,8 @@ std::vector<std::pair<int64_t, fs::path>> complete_checkpoints(const std::string
   if (!fs::is_directory(output_dir, ec)) return out;
   for (const auto& entry : fs::directory_iterator(output_dir, ec)) {
     int64_t step = step_of(entry.path());
-    if (step >= 0 && fs::exists(entry.path() / "trainer_state.json")) out.emplace_back(step, entry.path());
+    if (step >= 0 && fs::exists(entry.path() / "trainer_state.json"))
+      out.emplace_back(step, entry.path());
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -54,7 +55,8 @@ std::vector<std::pair<int64_t, fs::path>> complete_checkpoints(const std::string
 std::string save_checkpoint(const std::string& output_dir, int64_t step,
                             const CheckpointContents& contents) {
   fs::path final_dir = fs::path(output_dir) / (kPrefix + std::to_string(step));
-  fs::path tmp = fs::path(output_dir) / (".tmp-" + final_dir.filename().string() + "-" + std::to_string(getpid()));
+  fs::path tmp = fs::path(output_dir) /
+                 (".tmp-" + final_dir.filename().string() + "-" + std::to_string(getpid()));
   std::error_code ec;
   fs::create_directories(output_dir, ec);
   if (ec) fail("{}: cannot create the output directory: {}", output_dir, ec.message());
@@ -70,7 +72,9 @@ std::string save_checkpoint(const std::string& output_dir, int64_t step,
     write_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
   fault_point("save", step);
   write_file_atomic((tmp / "config.json").string(), contents.config_json);
-  for (const auto& [name, bytes] : contents.extra_files) write_file_atomic((tmp / name).string(), bytes);
+  for (const auto& [name, bytes] : contents.extra_files)
+    write_file_atomic((tmp / name).string(), bytes);
+  if (contents.write_extra) contents.write_extra(tmp.string());  // e.g. optimizer state
   write_file_atomic((tmp / "recipe.yaml").string(), contents.recipe_yaml);
   // trainer_state.json last: its presence marks a complete checkpoint.
   write_json_file((tmp / "trainer_state.json").string(), contents.trainer_state);

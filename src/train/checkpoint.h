@@ -19,8 +19,9 @@ namespace zoft {
 
 struct CheckpointContents {
   const std::vector<ParameterRef>* parameters = nullptr;
-  std::string config_json;       // the model's config.json text ("dtype" is set to the storage)
-  std::vector<std::pair<std::string, std::string>> extra_files;  // name -> bytes (tokenizer.json...)
+  std::string config_json;  // the model's config.json text ("dtype" is set to the storage)
+  std::vector<std::pair<std::string, std::string>>
+      extra_files;               // name -> bytes (tokenizer.json...)
   nlohmann::json trainer_state;  // must hold "step"
   std::string recipe_yaml;
   // Offload (runtime/): writes model.safetensors instead of io's write_safetensors, with the
@@ -28,6 +29,9 @@ struct CheckpointContents {
   std::function<void(const std::string& path, const std::vector<NamedTensor>& tensors,
                      const std::map<std::string, std::string>& metadata)>
       write_weights;
+  // Writes further files (a training method's optimizer state) into the checkpoint's
+  // directory before it is renamed into place. Null: none.
+  std::function<void(const std::string& dir)> write_extra;
 };
 
 // Writes OUTPUT/checkpoint-<step> atomically and returns its path.

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,16 +26,11 @@
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/fault.h"
+#include "train/method.h"
 #include "train/metrics.h"
 #include "train/objective.h"
 #include "train/scoring.h"
-#include "train/zo_step.h"
-
-#ifdef ZOFT_CUDA
-#include "backend/ops.h"
-#include "train/cuda/device_zo_step.h"
-#include "zo/cuda/perturb.h"
-#endif
+#include "train/train_data.h"
 
 namespace zoft {
 
@@ -42,9 +38,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr uint64_t kEvalSubsetSeed = 1234;
-
 using Clock = std::chrono::steady_clock;
+
+// Checkpoint metrics: higher is better (accuracy, or minus the eval loss). A save without an
+// evaluation has no metric; before any evaluation there is no best.
+constexpr double kNotMeasured = std::numeric_limits<double>::quiet_NaN();
+constexpr double kNoBest = -1e300;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -52,24 +51,6 @@ std::string read_file(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-// Examples of a task from a data file, optionally a seeded subset of `limit` of them.
-std::vector<data::EncodedExample> load_examples(const data::Task& task, const std::string& path,
-                                                int64_t limit, int64_t k_shot, uint64_t seed,
-                                                const text::Tokenizer& tokenizer,
-                                                const data::EncodeOptions& encode) {
-  std::vector<data::TaskExample> examples = task.make_examples(data::read_records(path));
-  if (examples.empty()) fail("{}: no examples", path);
-  std::vector<size_t> pick;
-  if (k_shot > 0) {
-    pick = data::k_shot_indices(examples, size_t(k_shot), seed);
-  } else if (limit > 0 && size_t(limit) < examples.size()) {
-    pick = data::permutation(examples.size(), seed);
-    pick.resize(size_t(limit));
-  }
-  if (!pick.empty()) examples = data::select(examples, pick);
-  return data::encode_examples(examples, tokenizer, encode);
 }
 
 // Rows [begin, end) of a batch (all by default), with the batch's seq.
@@ -95,21 +76,6 @@ std::vector<int64_t> shard_rows(const data::Batch& b, int ranks) {
   }
   rows.back() = b.rows;
   return rows;
-}
-
-// Accuracy by candidate scoring (train/scoring.h). dist: each rank scores a contiguous share
-// of the examples and the counts are summed, so every rank returns the same value.
-double accuracy(Decoder& model, const std::vector<data::EncodedExample>& examples,
-                int64_t batch_size, int32_t pad_id, const char* label,
-                dist::Communicator* comm = nullptr) {
-  const size_t n = examples.size();
-  const size_t ranks = comm ? size_t(comm->size()) : 1, rank = comm ? size_t(comm->rank()) : 0;
-  std::vector<data::EncodedExample> mine(examples.begin() + long(n * rank / ranks),
-                                         examples.begin() + long(n * (rank + 1) / ranks));
-  int64_t counts[2] = {count_correct(model, mine, batch_size, pad_id, rank == 0 ? label : nullptr),
-                       int64_t(mine.size())};
-  if (comm && ranks > 1) comm->all_reduce_sum(counts, 2);
-  return counts[1] ? double(counts[0]) / double(counts[1]) : 0.0;
 }
 
 // config.json of the trained model: the source's, with the storage dtype recorded.
@@ -140,322 +106,333 @@ void recover_checkpoints(const std::string& output_dir) {
   }
 }
 
-zo::MezoOptions mezo_options(const Recipe& r) {
-  zo::MezoOptions o;
-  o.lr = r.optim.lr;
-  o.eps = r.optim.eps;
-  o.samples = int(r.optim.samples);
-  o.weight_decay = r.optim.weight_decay;
-  o.schedule.kind = zo::parse_schedule_kind(r.optim.schedule);
-  o.schedule.warmup_steps = r.optim.warmup_steps;
-  o.schedule.total_steps = r.trainer.steps;
-  o.seed = uint64_t(r.trainer.seed);
-  return o;
+double metric_or(const std::map<std::string, double>& metrics, const std::string& name,
+                 double otherwise) {
+  auto it = metrics.find(name);
+  return it == metrics.end() ? otherwise : it->second;
 }
+
+// rank 0's metrics files (metrics.jsonl, TensorBoard); other ranks log nothing.
+class MetricsLog {
+ public:
+  MetricsLog(const Recipe& r, const dist::Communicator& comm) {
+    if (!comm.is_root()) return;
+    const std::string& out = r.trainer.output_dir;
+    if (r.logging.jsonl) jsonl_ = std::make_unique<JsonlWriter>(out + "/metrics.jsonl");
+    if (r.logging.tensorboard)
+      tensorboard_ = std::make_unique<TensorBoardWriter>(out + "/tensorboard");
+  }
+  void write(int64_t step, const std::map<std::string, double>& values) {
+    if (jsonl_) jsonl_->write(step, values);
+    if (!tensorboard_) return;
+    for (const auto& [tag, v] : values) tensorboard_->scalar(tag, step, v);
+    tensorboard_->flush();
+  }
+
+ private:
+  std::unique_ptr<JsonlWriter> jsonl_;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;
+};
+
+// The step's batch as this rank sees it. dist: this rank forwards its rows only; the batch
+// objective comes from every rank's per-token losses gathered in rank order, computed exactly
+// as one process computes it.
+StepBatch rank_step_batch(const data::Batch& b, data::LossMode mode, dist::Communicator& comm,
+                          std::vector<float>& gathered) {
+  const std::vector<int64_t> shard = shard_rows(b, comm.size());
+  const int64_t row0 = shard[size_t(comm.rank())], row1 = shard[size_t(comm.rank()) + 1];
+  StepBatch s;
+  s.global = &b;
+  s.tokens = token_batch(b, row0, row1);
+  s.targets.assign(b.targets.begin() + row0 * b.seq, b.targets.begin() + row1 * b.seq);
+  s.global_scored_tokens = b.scored_tokens();
+  s.objective = [&b, mode, shard, &comm, &gathered](const std::vector<float>& loss) {
+    if (comm.size() == 1) return batch_loss(b, loss, mode);
+    dist::all_gather_rows(comm, loss, shard, b.seq, gathered);
+    return batch_loss(b, gathered, mode);
+  };
+  return s;
+}
+
+// Tokenizer files of the model, read now: pruning may delete the checkpoint a run resumed from.
+std::vector<std::pair<std::string, std::string>> read_tokenizer_files(const std::string& dir) {
+  std::vector<std::pair<std::string, std::string>> files;
+  for (const char* name :
+       {"tokenizer.json", "tokenizer.json.xz", "tokenizer_config.json", "generation_config.json",
+        "special_tokens_map.json", "vocab.json", "merges.txt"})
+    if (fs::exists(fs::path(dir) / name))
+      files.emplace_back(name, read_file((fs::path(dir) / name).string()));
+  return files;
+}
+
+void print_offload_stats(const runtime::Offload& offload) {
+  runtime::ExecutorStats st = offload.stats();
+  std::fprintf(stderr,
+               "zoft: offload: read %.1f MB in %lld reads (%.0f MB/s), wrote %.1f MB in %lld "
+               "writes (%.0f MB/s), compute waited %.2fs\n",
+               double(st.bytes_read) / 1e6, (long long)st.reads,
+               double(st.bytes_read) / 1e6 / std::max(st.read_seconds, 1e-9),
+               double(st.bytes_written) / 1e6, (long long)st.writes,
+               double(st.bytes_written) / 1e6 / std::max(st.write_seconds, 1e-9), st.stall_seconds);
+}
+
+// One training run on one rank: the loop every method shares (data order, evaluation,
+// checkpoints, metrics, resume, NaN guard); the method (train/method.h) owns the step.
+class Run {
+ public:
+  Run(const Recipe& r, dist::Communicator& comm, dist::Startup& startup)
+      : r_(r), comm_(comm), startup_(startup) {}
+
+  TrainSummary train() {
+    // dist: ranks on one node share its cores.
+    ThreadPool::set_global_threads(dist::threads_per_rank(comm_, int(r_.placement.threads)));
+    start_ = Clock::now();
+    summary_.rank = comm_.rank();
+    check_batch_split();
+    find_checkpoint();
+    load_model_and_data();
+    make_method();
+    check_ranks_agree();
+    if (comm_.is_root()) fs::create_directories(r_.trainer.output_dir);  // rank 0 writes files
+    log_ = std::make_unique<MetricsLog>(r_, comm_);
+    if (!resume_ && r_.trainer.eval_before && data_->has_eval())
+      summary_.eval_before = evaluate(0, "eval (before)").metrics;
+    loop();
+    method_->finish();
+    summary_.steps = method_->steps_done();
+    summary_.accuracy_before = metric_or(summary_.eval_before, "eval/accuracy", -1);
+    summary_.accuracy_after = metric_or(summary_.eval_after, "eval/accuracy", -1);
+    summary_.seconds = std::chrono::duration<double>(Clock::now() - start_).count();
+    if (offload_) print_offload_stats(*offload_);
+    return summary_;
+  }
+
+ private:
+  // dist: each rank runs batch_size / ranks examples of every global batch.
+  void check_batch_split() const {
+    if (r_.trainer.batch_size % comm_.size() != 0)
+      fail(
+          "{}: trainer.batch_size {} does not divide among {} ranks: use a multiple of {} (the "
+          "global batch is split evenly)",
+          r_.source, r_.trainer.batch_size, comm_.size(), comm_.size());
+  }
+
+  // dist: rank 0 alone tidies the output directory and picks the checkpoint that every rank
+  // resumes from; the check makes sure that every rank runs the same recipe.
+  void find_checkpoint() {
+    std::string latest;
+    if (comm_.is_root()) {
+      recover_checkpoints(r_.trainer.output_dir);
+      latest = latest_checkpoint(r_.trainer.output_dir).value_or("");
+    }
+    recipe_yaml_ = recipe_to_yaml(r_);
+    latest = startup_.check("recipe", dist::Fingerprint().add(recipe_yaml_).value(), latest);
+    if (latest.empty()) return;
+    resume_ = latest;
+    state_ = read_json_file(*resume_ + "/trainer_state.json");
+    summary_.resumed_from = state_.at("step").get<int64_t>();
+    if (comm_.is_root())
+      std::fprintf(stderr, "zoft: resuming from %s (step %lld)\n", resume_->c_str(),
+                   (long long)summary_.resumed_from);
+  }
+
+  void load_model_and_data() {
+    model_path_ = resume_ ? *resume_ : r_.model.path;
+    if (!fs::is_directory(model_path_))
+      fail(
+          "{}: model.path must be an HF model directory to train (convert a .gguf with zoft "
+          "convert)",
+          r_.source);
+    dtype_ = parse_dtype(r_.model.dtype);
+    tokenizer_ = std::make_unique<text::Tokenizer>(text::Tokenizer::from_file(model_path_));
+    // A resumed run reads the checkpoint it saved, random_init or not.
+    model_ = std::make_unique<Decoder>(
+        r_.model.random_init && !resume_
+            ? Decoder::random_init(model_path_, dtype_, uint64_t(r_.trainer.seed))
+            : Decoder::load(model_path_, dtype_));
+    data_ = load_train_data(r_, *tokenizer_, model_->config());
+    order_ = std::make_unique<data::DataOrder>(data_->train_size(), uint64_t(r_.trainer.seed));
+    config_text_ = checkpoint_config(model_path_, dtype_);
+    tokenizer_files_ = read_tokenizer_files(model_path_);
+  }
+
+  // Offload (runtime/): with placement.max_memory the layers that do not fit stream from disk;
+  // it attaches before the method makes the weights trainable. Null: all resident.
+  void make_method() {
+    runtime::OffloadOptions o;
+    o.max_memory = r_.placement.max_memory;
+    o.offload_dir = r_.placement.offload_dir;
+    o.prefetch = r_.placement.prefetch;
+    o.trainable = true;
+    const int64_t rows =
+        r_.trainer.batch_size * std::min(r_.data.max_seq_length, model_->config().max_positions);
+    o.activation_bytes =
+        runtime::activation_bytes(model_->config(), rows, 2 * int(r_.optim.samples), rows);
+    offload_ = runtime::Offload::attach(*model_, model_path_, o);
+    method_ = make_training_method(r_, *model_, comm_);
+    if (!resume_) return;
+    order_->restore(state_.at("data_order"));
+    method_->restore(state_, *resume_);
+  }
+
+  // dist: the last start-up check: every rank loaded the same data and trainer state.
+  void check_ranks_agree() {
+    dist::Fingerprint inputs;
+    data_->fingerprint(inputs);
+    inputs.add(method_->steps_done());
+    startup_.check("data and trainer state", inputs.value(), {}, true);
+    if (comm_.size() > 1 && comm_.is_root())
+      std::fprintf(stderr,
+                   "zoft: %d ranks (%s), %lld examples per rank per step, %d threads per rank\n",
+                   comm_.size(), comm_.backend().c_str(),
+                   (long long)(r_.trainer.batch_size / comm_.size()), ThreadPool::global().size());
+  }
+
+  EvalResult evaluate(int64_t step, const char* label) {
+    method_->finish();
+    EvalResult e = data_->evaluate(*model_, r_.trainer.batch_size, label, comm_);
+    log_->write(step, e.metrics);
+    if (comm_.is_root())
+      std::fprintf(stderr, "zoft: step %lld %s\n", (long long)step, e.summary.c_str());
+    return e;
+  }
+
+  nlohmann::json trainer_state(int64_t step, double metric) const {
+    nlohmann::json s = method_->state();
+    s["step"] = step;
+    s["seed"] = r_.trainer.seed;
+    s["method"] = method_->name();
+    s["data_order"] = order_->state();
+    s["best_metric"] = best_;
+    s["best_checkpoint"] = best_checkpoint_;
+    s["last_metric"] = std::isnan(metric) ? nlohmann::json() : nlohmann::json(metric);
+    return s;
+  }
+
+  std::string save(int64_t step, double metric) {
+    method_->finish();
+    CheckpointContents c;
+    c.parameters = &method_->parameters();
+    c.config_json = config_text_;
+    c.extra_files = tokenizer_files_;
+    c.trainer_state = trainer_state(step, metric);
+    c.recipe_yaml = recipe_yaml_;
+    c.write_extra = [this](const std::string& dir) { method_->write_state_files(dir); };
+    if (offload_)  // same bytes as a resident run's checkpoint, streamed from the offload file
+      c.write_weights = [this](const std::string& path, const std::vector<NamedTensor>& tensors,
+                               const std::map<std::string, std::string>& metadata) {
+        offload_->write_safetensors(path, tensors, metadata);
+      };
+    // dist: rank 0 writes; the others wait for it (every rank has applied the same update).
+    const std::string& out = r_.trainer.output_dir;
+    std::string path = (fs::path(out) / ("checkpoint-" + std::to_string(step))).string();
+    if (comm_.is_root()) {
+      path = save_checkpoint(out, step, c);
+      prune_checkpoints(out, r_.trainer.save_total_limit, best_checkpoint_);
+    }
+    comm_.barrier();
+    summary_.final_checkpoint = path;
+    return path;
+  }
+
+  // The NaN guard: the method has left the weights as they were; stop or go on.
+  void on_non_finite(int64_t step) {
+    if (r_.trainer.nan_policy == "stop")
+      throw dist::CollectiveError(fmt::format(  // dist: every rank sees the same loss
+          "non-finite loss at step {}: stopping (checkpoints written so far are intact; try a "
+          "smaller optim.lr or optim.eps)",
+          step));
+    ++summary_.skipped_steps;
+    if (comm_.is_root())
+      std::fprintf(stderr, "zoft: step %lld: non-finite loss, step skipped\n", (long long)step);
+  }
+
+  void log_step(int64_t step, const StepReport& report) {
+    if (r_.logging.log_interval <= 0 ||
+        (step % r_.logging.log_interval != 0 && step != r_.trainer.steps))
+      return;
+    const double seconds = std::chrono::duration<double>(Clock::now() - loop_start_).count();
+    std::map<std::string, double> values = report.metrics;
+    values["train/loss"] = report.loss;
+    values["train/lr"] = method_->lr_at(step - 1);
+    values["train/steps_per_s"] = double(step - first_step_) / seconds;
+    if (comm_.size() > 1)  // dist: time in collectives, waiting for slower ranks included
+      values["dist/comm_s_per_step"] =
+          (comm_.comm_seconds() - comm_start_) / double(step - first_step_);
+    log_->write(step, values);
+  }
+
+  // Evaluation at eval_interval and at the end; checkpoints at save_interval and at the end.
+  void evaluate_and_save(int64_t step) {
+    double metric = kNotMeasured;
+    const bool last = step == r_.trainer.steps;
+    if (r_.trainer.eval_interval > 0 && step % r_.trainer.eval_interval == 0 && !last &&
+        data_->has_eval()) {
+      metric = evaluate(step, "eval").score;
+      best_ = std::max(best_, metric);
+    }
+    if (!(r_.trainer.save_interval > 0 && step % r_.trainer.save_interval == 0) && !last) return;
+    if (last && data_->has_eval()) {
+      EvalResult e = evaluate(step, "eval (after)");
+      summary_.eval_after = e.metrics;
+      metric = e.score;
+      best_ = std::max(best_, metric);
+    }
+    std::string path = save(step, metric);
+    if (!std::isnan(metric) && metric >= best_) best_checkpoint_ = path;
+  }
+
+  void loop() {
+    best_ = state_.value("best_metric", kNoBest);
+    best_checkpoint_ = state_.value("best_checkpoint", std::string());
+    std::optional<Progress> progress;
+    if (comm_.is_root()) progress.emplace("train", r_.trainer.steps, "steps");
+    comm_start_ = comm_.comm_seconds();
+    loop_start_ = Clock::now();
+    first_step_ = method_->steps_done();
+    std::vector<float> gathered;
+    while (method_->steps_done() < r_.trainer.steps) {
+      const int64_t step = method_->steps_done() + 1;
+      data::Batch b = data_->batch(order_->next(size_t(r_.trainer.batch_size)));
+      StepReport report =
+          method_->step(rank_step_batch(b, data_->batch_options().mode, comm_, gathered));
+      fault_point("step", step);
+      if (!report.finite) on_non_finite(step);
+      summary_.final_train_loss = report.loss;
+      if (progress) progress->update(step, fmt::format("loss {:.4f}", report.loss));
+      log_step(step, report);
+      evaluate_and_save(step);
+    }
+    if (progress) progress->finish();
+  }
+
+  const Recipe& r_;
+  dist::Communicator& comm_;
+  dist::Startup& startup_;
+  TrainSummary summary_;
+  Clock::time_point start_, loop_start_;
+  double comm_start_ = 0;
+  int64_t first_step_ = 0;
+  std::string recipe_yaml_, model_path_, config_text_;
+  std::optional<std::string> resume_;
+  nlohmann::json state_ = nlohmann::json::object();
+  DType dtype_ = DType::F32;
+  std::unique_ptr<text::Tokenizer> tokenizer_;
+  std::unique_ptr<Decoder> model_;
+  std::unique_ptr<TrainData> data_;
+  std::unique_ptr<data::DataOrder> order_;
+  std::unique_ptr<runtime::Offload> offload_;
+  std::unique_ptr<TrainingMethod> method_;
+  std::unique_ptr<MetricsLog> log_;
+  std::vector<std::pair<std::string, std::string>> tokenizer_files_;
+  double best_ = kNoBest;
+  std::string best_checkpoint_;
+};
 
 // Runs on every rank of the job (one process: comm has one rank). dist: start-up ends at
 // startup.check(..., last = true); before it, a failure on any rank stops every rank cleanly.
 TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startup& startup) {
-  const bool on_gpu = r.placement.device == "cuda";
-#ifdef ZOFT_CUDA
-  if (on_gpu && !cuda::device_available())
-    fail(
-        "{}: placement.device cuda: no CUDA device found (cudaGetDeviceCount reports none); "
-        "use placement.device cpu",
-        r.source);
-  if (on_gpu && !r.placement.max_memory.empty())
-    fail(
-        "{}: placement.device cuda: placement.max_memory (offload) is not supported on the GPU "
-        "yet",
-        r.source);
-  if (on_gpu && comm.size() > 1)
-    fail("{}: placement.device cuda: one process only (no multi-GPU training yet)", r.source);
-  if (on_gpu && r.optim.samples >= zo::cuda::kMaxDeviceTerms)
-    fail("{}: placement.device cuda: optim.samples must be < {} on the GPU", r.source,
-         zo::cuda::kMaxDeviceTerms);
-#else
-  if (on_gpu)
-    fail("{}: placement.device {}: this build trains on the cpu only", r.source,
-         r.placement.device);
-#endif
-  // dist: ranks on one node share its cores.
-  ThreadPool::set_global_threads(dist::threads_per_rank(comm, int(r.placement.threads)));
-  auto start = Clock::now();
-  TrainSummary summary;
-  summary.rank = comm.rank();
-  const std::string& out = r.trainer.output_dir;
-  // dist: each rank runs batch_size / ranks examples of every global batch.
-  if (r.trainer.batch_size % comm.size() != 0)
-    fail(
-        "{}: trainer.batch_size {} does not divide among {} ranks: use a multiple of {} (the "
-        "global batch is split evenly)",
-        r.source, r.trainer.batch_size, comm.size(), comm.size());
-  // dist: rank 0 alone tidies the output directory and picks the checkpoint that every rank
-  // resumes from; the check makes sure that every rank runs the same recipe.
-  std::string latest;
-  if (comm.is_root()) {
-    recover_checkpoints(out);
-    latest = latest_checkpoint(out).value_or("");
-  }
-  const std::string recipe_yaml = recipe_to_yaml(r);
-  latest = startup.check("recipe", dist::Fingerprint().add(recipe_yaml).value(), latest);
-  std::optional<std::string> resume;
-  if (!latest.empty()) resume = latest;
-  nlohmann::json state = nlohmann::json::object();
-  if (resume) {
-    state = read_json_file(*resume + "/trainer_state.json");
-    summary.resumed_from = state.at("step").get<int64_t>();
-    if (comm.is_root())
-      std::fprintf(stderr, "zoft: resuming from %s (step %lld)\n", resume->c_str(),
-                   (long long)summary.resumed_from);
-  }
-  const std::string model_path = resume ? *resume : r.model.path;
-  if (!fs::is_directory(model_path))
-    fail(
-        "{}: model.path must be an HF model directory to train (convert a .gguf with zoft convert)",
-        r.source);
-
-  const DType dtype = parse_dtype(r.model.dtype);
-  text::Tokenizer tokenizer = text::Tokenizer::from_file(model_path);
-  // A resumed run reads the checkpoint it saved, random_init or not.
-  Decoder model = r.model.random_init && !resume
-                      ? Decoder::random_init(model_path, dtype, uint64_t(r.trainer.seed))
-                      : Decoder::load(model_path, dtype);
-  data::Task task = data::Task::load(r.task.file.empty() ? r.task.name : r.task.file);
-  data::EncodeOptions encode;
-  encode.max_length = std::min(r.data.max_seq_length, model.config().max_positions);
-  encode.truncate = r.data.truncate;
-  const uint64_t seed = uint64_t(r.trainer.seed);
-  auto train_set = load_examples(task, r.data.train, r.data.train_samples, r.task.k_shot, seed,
-                                 tokenizer, encode);
-  std::vector<data::EncodedExample> eval_set;
-  if (!r.data.eval.empty())
-    // A fixed sampling seed: runs with different training seeds are scored on the same examples.
-    eval_set = load_examples(task, r.data.eval, r.data.eval_samples, 0, kEvalSubsetSeed, tokenizer,
-                             encode);
-
-  const int32_t pad_id = data::pad_token_for(tokenizer);
-  data::BatchOptions batch_options;
-  batch_options.mode = r.task.train_as_classification ? data::LossMode::kClassification
-                                                      : data::LossMode::kAnswerOnly;
-  batch_options.pad_id = pad_id;
-  data::DataOrder order(train_set.size(), seed);
-  zo::MezoState mezo_state;
-  if (resume) {
-    order.restore(state.at("data_order"));
-    mezo_state.step = state.at("mezo").at("step").get<uint64_t>();
-    mezo_state.pending_grad = state.at("mezo").at("pending_grad").get<std::vector<float>>();
-  }
-  // Offload (runtime/): with placement.max_memory, the layers that do not fit stream from disk;
-  // it must attach before the stepper makes the weights trainable. Null: all resident.
-  runtime::OffloadOptions offload_options;
-  offload_options.max_memory = r.placement.max_memory;
-  offload_options.offload_dir = r.placement.offload_dir;
-  offload_options.prefetch = r.placement.prefetch;
-  offload_options.trainable = true;
-  const int64_t rows = r.trainer.batch_size * encode.max_length;
-  offload_options.activation_bytes =
-      runtime::activation_bytes(model.config(), rows, 2 * int(r.optim.samples), rows);
-  std::unique_ptr<runtime::Offload> offload =
-      runtime::Offload::attach(model, model_path, offload_options);
-  zo::MezoSgd optimizer(mezo_options(r), mezo_state);
-  ZoStepper stepper(model, optimizer,
-                    r.trainer.schedule == "plain" ? ZoOrder::Plain : ZoOrder::Zo2);
-  // placement.device cuda: the steps run on device copies of the weights, in the plain order
-  // (its weights are bit-identical to zo2's on the CPU); the host model is brought up to date
-  // by finish() before every evaluation and checkpoint, which then run as on the CPU.
-#ifdef ZOFT_CUDA
-  std::unique_ptr<DeviceZoStepper> gpu;
-  if (on_gpu) gpu = std::make_unique<DeviceZoStepper>(model, stepper.parameters(), optimizer);
-  auto forward_passes = [&](const TokenBatch& batch, const std::vector<int32_t>& targets,
-                            const LossOfTokens& loss_of) {
-    return gpu ? gpu->forward_passes(batch, targets, loss_of)
-               : stepper.forward_passes(batch, targets, loss_of);
-  };
-  auto finish = [&] { gpu ? gpu->finish() : stepper.finish(); };
-#else
-  auto forward_passes = [&](const TokenBatch& batch, const std::vector<int32_t>& targets,
-                            const LossOfTokens& loss_of) {
-    return stepper.forward_passes(batch, targets, loss_of);
-  };
-  auto finish = [&] { stepper.finish(); };
-#endif
-
-  // dist: the last start-up check: every rank loaded the same examples and trainer state.
-  dist::Fingerprint inputs;
-  inputs.add(int64_t(train_set.size()))
-      .add(int64_t(eval_set.size()))
-      .add(int64_t(optimizer.step()));
-  for (const auto* set : {&train_set, &eval_set})
-    for (const data::EncodedExample& e : *set) {
-      inputs.add(e.context_ids.data(), e.context_ids.size() * sizeof(int32_t))
-          .add(int64_t(e.label));
-      for (const auto& c : e.candidate_ids) inputs.add(c.data(), c.size() * sizeof(int32_t));
-    }
-  startup.check("data and trainer state", inputs.value(), {}, true);
-  if (comm.size() > 1 && comm.is_root())
-    std::fprintf(stderr,
-                 "zoft: %d ranks (%s), %lld examples per rank per step, %d threads per rank\n",
-                 comm.size(), comm.backend().c_str(),
-                 (long long)(r.trainer.batch_size / comm.size()), ThreadPool::global().size());
-
-  if (comm.is_root()) fs::create_directories(out);  // dist: rank 0 writes all files
-  std::unique_ptr<JsonlWriter> jsonl;
-  std::unique_ptr<TensorBoardWriter> tensorboard;
-  if (r.logging.jsonl && comm.is_root())
-    jsonl = std::make_unique<JsonlWriter>(out + "/metrics.jsonl");
-  if (r.logging.tensorboard && comm.is_root())
-    tensorboard = std::make_unique<TensorBoardWriter>(out + "/tensorboard");
-  auto log = [&](int64_t step, const std::map<std::string, double>& values) {
-    if (jsonl) jsonl->write(step, values);
-    if (tensorboard) {
-      for (const auto& [tag, v] : values) tensorboard->scalar(tag, step, v);
-      tensorboard->flush();
-    }
-  };
-  double best = state.value("best_metric", -1.0);
-  std::string best_checkpoint = state.value("best_checkpoint", std::string());
-  auto evaluate = [&](int64_t step, const char* label) {
-    finish();
-    double acc = accuracy(model, eval_set, r.trainer.batch_size, pad_id, label, &comm);
-    log(step, {{"eval/accuracy", acc}});
-    if (comm.is_root())
-      std::fprintf(stderr, "zoft: step %lld eval accuracy %.4f on %zu examples\n", (long long)step,
-                   acc, eval_set.size());
-    return acc;
-  };
-  if (!resume && r.trainer.eval_before && !eval_set.empty())
-    summary.accuracy_before = evaluate(0, "eval (before)");
-
-  const std::string config_text = checkpoint_config(model_path, dtype);
-  // Tokenizer files are read now: pruning may delete the checkpoint this run resumed from.
-  std::vector<std::pair<std::string, std::string>> tokenizer_files;
-  for (const char* name :
-       {"tokenizer.json", "tokenizer.json.xz", "tokenizer_config.json", "generation_config.json",
-        "special_tokens_map.json", "vocab.json", "merges.txt"})
-    if (fs::exists(fs::path(model_path) / name))
-      tokenizer_files.emplace_back(name, read_file((fs::path(model_path) / name).string()));
-  auto save = [&](int64_t step, double metric) {
-    finish();
-    nlohmann::json s = {
-        {"step", step},
-        {"seed", r.trainer.seed},
-        {"mezo",
-         {{"step", optimizer.state().step}, {"pending_grad", optimizer.state().pending_grad}}},
-        {"data_order", order.state()},
-        {"best_metric", best},
-        {"best_checkpoint", best_checkpoint},
-        {"last_metric", metric}};
-    CheckpointContents c;
-    c.parameters = &stepper.parameters();
-    c.config_json = config_text;
-    c.extra_files = tokenizer_files;
-    c.trainer_state = s;
-    c.recipe_yaml = recipe_yaml;
-    if (offload)  // same bytes as a resident run's checkpoint, streamed from the offload file
-      c.write_weights = [&](const std::string& path, const std::vector<NamedTensor>& tensors,
-                            const std::map<std::string, std::string>& metadata) {
-        offload->write_safetensors(path, tensors, metadata);
-      };
-    // dist: rank 0 writes; the others wait for it (every rank has applied the same update).
-    std::string path = (fs::path(out) / ("checkpoint-" + std::to_string(step))).string();
-    if (comm.is_root()) {
-      path = save_checkpoint(out, step, c);
-      prune_checkpoints(out, r.trainer.save_total_limit, best_checkpoint);
-    }
-    comm.barrier();
-    summary.final_checkpoint = path;
-    return path;
-  };
-
-  std::optional<Progress> progress;
-  if (comm.is_root()) progress.emplace("train", r.trainer.steps, "steps");
-  const double comm_start = comm.comm_seconds();
-  auto loop_start = Clock::now();
-  int64_t first_step = int64_t(optimizer.step());
-  double last_loss = 0;
-  while (int64_t(optimizer.step()) < r.trainer.steps) {
-    int64_t t = int64_t(optimizer.step());
-    data::Batch b =
-        data::make_batch(train_set, order.next(size_t(r.trainer.batch_size)), batch_options);
-    // dist: this rank forwards its rows only; the batch loss comes from every rank's per-token
-    // losses gathered in rank order, computed exactly as one process computes it.
-    const std::vector<int64_t> shard = shard_rows(b, comm.size());
-    const int64_t row0 = shard[size_t(comm.rank())], row1 = shard[size_t(comm.rank()) + 1];
-    TokenBatch tb = token_batch(b, row0, row1);
-    const std::vector<int32_t> targets(b.targets.begin() + row0 * b.seq,
-                                       b.targets.begin() + row1 * b.seq);
-    std::vector<float> all_loss;
-    ZoStepResult result = forward_passes(tb, targets, [&](const std::vector<float>& loss) {
-      if (comm.size() == 1) return batch_loss(b, loss, batch_options.mode);
-      dist::all_gather_rows(comm, loss, shard, b.seq, all_loss);
-      return batch_loss(b, all_loss, batch_options.mode);
-    });
-    fault_point("step", t + 1);
-    if (!result.finite()) {
-      if (r.trainer.nan_policy == "stop")
-        throw dist::CollectiveError(fmt::format(  // dist: every rank sees the same loss
-            "non-finite loss at step {}: stopping (checkpoints written so far are intact; try a "
-            "smaller optim.lr or optim.eps)",
-            t + 1));
-      for (int j = 0; j < r.optim.samples; ++j) optimizer.set_grad(j, 0.0f);
-      ++summary.skipped_steps;
-      if (comm.is_root())
-        std::fprintf(stderr, "zoft: step %lld: non-finite loss, step skipped\n", (long long)t + 1);
-    }
-    stepper.end_step();
-    int64_t step = t + 1;
-    last_loss = result.mean_loss();
-    double rate = double(step - first_step) /
-                  std::chrono::duration<double>(Clock::now() - loop_start).count();
-    if (progress) progress->update(step, fmt::format("loss {:.4f}", last_loss));
-    if (r.logging.log_interval > 0 &&
-        (step % r.logging.log_interval == 0 || step == r.trainer.steps)) {
-      double g = optimizer.state().pending_grad.empty() ? 0.0 : optimizer.state().pending_grad[0];
-      std::map<std::string, double> values = {{"train/loss", last_loss},
-                                              {"train/lr", optimizer.lr_at(uint64_t(t))},
-                                              {"train/projected_grad", g},
-                                              {"train/steps_per_s", rate}};
-      if (comm.size() > 1)  // dist: time in collectives, waiting for slower ranks included
-        values["dist/comm_s_per_step"] =
-            (comm.comm_seconds() - comm_start) / double(step - first_step);
-      log(step, values);
-    }
-    double metric = -1;
-    if (r.trainer.eval_interval > 0 && step % r.trainer.eval_interval == 0 &&
-        step < r.trainer.steps && !eval_set.empty()) {
-      metric = evaluate(step, "eval");
-      if (metric > best) best = metric;
-    }
-    bool last = step == r.trainer.steps;
-    if ((r.trainer.save_interval > 0 && step % r.trainer.save_interval == 0) || last) {
-      if (last && !eval_set.empty()) {
-        metric = summary.accuracy_after = evaluate(step, "eval (after)");
-        if (metric > best) best = metric;
-      }
-      std::string path = save(step, metric);
-      if (metric >= 0 && metric >= best) {
-        best_checkpoint = path;
-      }
-    }
-  }
-  if (progress) progress->finish();
-  finish();
-  summary.steps = int64_t(optimizer.step());
-  summary.final_train_loss = last_loss;
-  summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  if (offload) {
-    runtime::ExecutorStats st = offload->stats();
-    std::fprintf(stderr,
-                 "zoft: offload: read %.1f MB in %lld reads (%.0f MB/s), wrote %.1f MB in %lld "
-                 "writes (%.0f MB/s), compute waited %.2fs\n",
-                 double(st.bytes_read) / 1e6, (long long)st.reads,
-                 double(st.bytes_read) / 1e6 / std::max(st.read_seconds, 1e-9),
-                 double(st.bytes_written) / 1e6, (long long)st.writes,
-                 double(st.bytes_written) / 1e6 / std::max(st.write_seconds, 1e-9),
-                 st.stall_seconds);
-  }
-  return summary;
+  return Run(r, comm, startup).train();
 }
 
 }  // namespace
@@ -475,8 +452,10 @@ double evaluate_task_accuracy(const std::string& model_path, const std::string& 
   data::Task task = data::Task::load(task_name);
   data::EncodeOptions encode;
   encode.max_length = std::min(max_seq_length, model.config().max_positions);
-  auto examples = load_examples(task, data_path, max_examples, 0, 1, tokenizer, encode);
-  return accuracy(model, examples, batch_size, data::pad_token_for(tokenizer), "eval");
+  auto examples = load_task_examples(task, data_path, max_examples, 0, 1, tokenizer, encode);
+  int64_t correct =
+      count_correct(model, examples, batch_size, data::pad_token_for(tokenizer), "eval");
+  return examples.empty() ? 0.0 : double(correct) / double(examples.size());
 }
 
 }  // namespace zoft

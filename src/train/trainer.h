@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "train/recipe.h"
@@ -14,6 +15,7 @@ struct TrainSummary {
   int64_t resumed_from = -1;    // checkpoint step, or -1
   double accuracy_before = -1;  // eval accuracy before training (-1: not measured)
   double accuracy_after = -1;
+  std::map<std::string, double> eval_before, eval_after;  // every eval metric (empty: none)
   double final_train_loss = 0;
   double seconds = 0;
   int64_t skipped_steps = 0;  // non-finite losses skipped (nan_policy: skip)

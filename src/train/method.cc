@@ -1,0 +1,20 @@
+#include "train/method.h"
+
+#include "core/error.h"
+#include "train/mezo_method.h"
+
+namespace zoft {
+
+const char* training_method_names() {
+  return "mezo-sgd";
+}
+
+std::unique_ptr<TrainingMethod> make_training_method(const Recipe& recipe, Decoder& model,
+                                                     dist::Communicator& comm) {
+  const std::string& m = recipe.optim.method;
+  if (m == "mezo-sgd") return std::make_unique<MezoMethod>(recipe, model, comm);
+  fail("{}: optim.method '{}' is not a training method: use one of {}", recipe.source, m,
+       training_method_names());
+}
+
+}  // namespace zoft

@@ -1,0 +1,204 @@
+#include "train/train_data.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "data/encode.h"
+#include "data/lm_chunks.h"
+#include "data/records.h"
+#include "data/sampling.h"
+#include "data/task.h"
+#include "train/scoring.h"
+
+namespace zoft {
+
+namespace {
+
+// A fixed sampling seed: runs with different training seeds are scored on the same examples.
+constexpr uint64_t kEvalSubsetSeed = 1234;
+
+}  // namespace
+
+std::vector<data::EncodedExample> load_task_examples(const data::Task& task,
+                                                     const std::string& path, int64_t limit,
+                                                     int64_t k_shot, uint64_t seed,
+                                                     const text::Tokenizer& tokenizer,
+                                                     const data::EncodeOptions& encode) {
+  std::vector<data::TaskExample> examples = task.make_examples(data::read_records(path));
+  if (examples.empty()) fail("{}: no examples", path);
+  std::vector<size_t> pick;
+  if (k_shot > 0) {
+    pick = data::k_shot_indices(examples, size_t(k_shot), seed);
+  } else if (limit > 0 && size_t(limit) < examples.size()) {
+    pick = data::permutation(examples.size(), seed);
+    pick.resize(size_t(limit));
+  }
+  if (!pick.empty()) examples = data::select(examples, pick);
+  return data::encode_examples(examples, tokenizer, encode);
+}
+
+namespace {
+
+// dist: each rank's contiguous share [begin, end) of n items.
+std::pair<size_t, size_t> my_share(size_t n, const dist::Communicator& comm) {
+  const size_t ranks = size_t(comm.size()), rank = size_t(comm.rank());
+  return {n * rank / ranks, n * (rank + 1) / ranks};
+}
+
+// Sums per-rank doubles in rank order, so every rank gets the same bits.
+std::vector<double> sum_over_ranks(dist::Communicator& comm, const std::vector<double>& mine) {
+  if (comm.size() == 1) return mine;
+  std::vector<double> all(mine.size() * size_t(comm.size()));
+  comm.all_gather(mine.data(), all.data(),
+                  std::vector<size_t>(size_t(comm.size()), mine.size() * sizeof(double)));
+  std::vector<double> sum(mine.size(), 0.0);
+  for (int r = 0; r < comm.size(); ++r)
+    for (size_t i = 0; i < mine.size(); ++i) sum[i] += all[size_t(r) * mine.size() + i];
+  return sum;
+}
+
+class TaskData : public TrainData {
+ public:
+  TaskData(const Recipe& r, const text::Tokenizer& tokenizer, const ModelConfig& config) {
+    data::Task task = data::Task::load(r.task.file.empty() ? r.task.name : r.task.file);
+    data::EncodeOptions encode;
+    encode.max_length = std::min(r.data.max_seq_length, config.max_positions);
+    encode.truncate = r.data.truncate;
+    const uint64_t seed = uint64_t(r.trainer.seed);
+    train_ = load_task_examples(task, r.data.train, r.data.train_samples, r.task.k_shot, seed,
+                                tokenizer, encode);
+    if (!r.data.eval.empty())
+      eval_ = load_task_examples(task, r.data.eval, r.data.eval_samples, 0, kEvalSubsetSeed,
+                                 tokenizer, encode);
+    pad_id_ = data::pad_token_for(tokenizer);
+    options_.mode = r.task.train_as_classification ? data::LossMode::kClassification
+                                                   : data::LossMode::kAnswerOnly;
+    options_.pad_id = pad_id_;
+  }
+
+  size_t train_size() const override { return train_.size(); }
+  bool has_eval() const override { return !eval_.empty(); }
+  const data::BatchOptions& batch_options() const override { return options_; }
+  data::Batch batch(const std::vector<size_t>& indices) const override {
+    return data::make_batch(train_, indices, options_);
+  }
+
+  // Accuracy by candidate scoring (train/scoring.h); dist: each rank scores a contiguous share
+  // of the examples and the counts are summed.
+  EvalResult evaluate(Decoder& model, int64_t batch_size, const char* label,
+                      dist::Communicator& comm) const override {
+    auto [begin, end] = my_share(eval_.size(), comm);
+    std::vector<data::EncodedExample> mine(eval_.begin() + long(begin), eval_.begin() + long(end));
+    int64_t counts[2] = {
+        count_correct(model, mine, batch_size, pad_id_, comm.is_root() ? label : nullptr),
+        int64_t(mine.size())};
+    if (comm.size() > 1) comm.all_reduce_sum(counts, 2);
+    double accuracy = counts[1] ? double(counts[0]) / double(counts[1]) : 0.0;
+    EvalResult result;
+    result.metrics["eval/accuracy"] = accuracy;
+    result.score = accuracy;
+    result.summary = fmt::format("eval accuracy {:.4f} on {} examples", accuracy, eval_.size());
+    return result;
+  }
+
+  void fingerprint(dist::Fingerprint& f) const override {
+    f.add(int64_t(train_.size())).add(int64_t(eval_.size()));
+    for (const auto* set : {&train_, &eval_})
+      for (const data::EncodedExample& e : *set) {
+        f.add(e.context_ids.data(), e.context_ids.size() * sizeof(int32_t)).add(int64_t(e.label));
+        for (const auto& c : e.candidate_ids) f.add(c.data(), c.size() * sizeof(int32_t));
+      }
+  }
+
+ private:
+  std::vector<data::EncodedExample> train_, eval_;
+  int32_t pad_id_ = 0;
+  data::BatchOptions options_;
+};
+
+// A causal-LM corpus: blocks of max_seq_length tokens, every next token scored.
+class CorpusData : public TrainData {
+ public:
+  CorpusData(const Recipe& r, const text::Tokenizer& tokenizer, const ModelConfig& config) {
+    data::LmChunkOptions chunk;
+    chunk.field = r.data.text_field;
+    chunk.max_seq_length = std::min(r.data.max_seq_length, config.max_positions);
+    if (chunk.max_seq_length < 2)
+      fail("{}: data.max_seq_length {} leaves no next token to predict: use at least 2", r.source,
+           r.data.max_seq_length);
+    train_ = load_blocks(r.data.train, r.data.train_samples, tokenizer, chunk);
+    if (!r.data.eval.empty())
+      eval_ = load_blocks(r.data.eval, r.data.eval_samples, tokenizer, chunk);
+    options_.mode = data::LossMode::kFullSequence;
+    options_.padding = data::Padding::kRight;
+    options_.pad_id = data::pad_token_for(tokenizer);
+  }
+
+  size_t train_size() const override { return train_.size(); }
+  bool has_eval() const override { return !eval_.empty(); }
+  const data::BatchOptions& batch_options() const override { return options_; }
+  data::Batch batch(const std::vector<size_t>& indices) const override {
+    return data::make_lm_batch(train_, indices, options_);
+  }
+
+  // Mean next-token loss over the eval blocks and its exponential; dist: blocks split among
+  // ranks, the summed loss and token counts added in rank order.
+  EvalResult evaluate(Decoder& model, int64_t batch_size, const char*,
+                      dist::Communicator& comm) const override {
+    auto [begin, end] = my_share(eval_.size(), comm);
+    double nll = 0, tokens = 0;
+    for (size_t b = begin; b < end; b += size_t(batch_size)) {
+      std::vector<size_t> indices;
+      for (size_t i = b; i < std::min(end, b + size_t(batch_size)); ++i) indices.push_back(i);
+      data::Batch batch = data::make_lm_batch(eval_, indices, options_);
+      TokenBatch tb{batch.rows, batch.seq, batch.ids, batch.mask};
+      std::vector<float> loss(size_t(batch.rows * batch.seq));
+      model.token_losses(tb, batch.targets.data(), loss.data());
+      for (size_t i = 0; i < loss.size(); ++i)
+        if (batch.targets[i] >= 0) nll += loss[i], tokens += 1;
+    }
+    std::vector<double> sum = sum_over_ranks(comm, {nll, tokens});
+    const double mean = sum[1] > 0 ? sum[0] / sum[1] : 0.0;
+    EvalResult result;
+    result.metrics["eval/loss"] = mean;
+    result.metrics["eval/perplexity"] = std::exp(mean);
+    result.score = -mean;
+    result.summary = fmt::format("eval loss {:.4f}, perplexity {:.3f} on {} blocks", mean,
+                                 std::exp(mean), eval_.size());
+    return result;
+  }
+
+  void fingerprint(dist::Fingerprint& f) const override {
+    f.add(int64_t(train_.size())).add(int64_t(eval_.size()));
+    for (const auto* set : {&train_, &eval_})
+      for (const std::vector<int32_t>& block : *set)
+        f.add(block.data(), block.size() * sizeof(int32_t));
+  }
+
+ private:
+  static std::vector<std::vector<int32_t>> load_blocks(const std::string& path, int64_t limit,
+                                                       const text::Tokenizer& tokenizer,
+                                                       const data::LmChunkOptions& chunk) {
+    data::ReadOptions read;
+    read.txt_field = chunk.field;
+    std::vector<std::vector<int32_t>> blocks =
+        data::lm_chunks(data::read_records(path, read), tokenizer, chunk);
+    if (limit > 0 && size_t(limit) < blocks.size()) blocks.resize(size_t(limit));
+    return blocks;
+  }
+
+  std::vector<std::vector<int32_t>> train_, eval_;
+  data::BatchOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<TrainData> load_train_data(const Recipe& r, const text::Tokenizer& tokenizer,
+                                           const ModelConfig& config) {
+  if (r.task.name.empty() && r.task.file.empty())
+    return std::make_unique<CorpusData>(r, tokenizer, config);
+  return std::make_unique<TaskData>(r, tokenizer, config);
+}
+
+}  // namespace zoft
