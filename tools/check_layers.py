@@ -4,7 +4,7 @@ import pathlib
 import re
 import sys
 
-ORDER = ["core", "io", "text", "backend", "model", "runtime", "zo", "data", "dist", "train", "cli"]
+ORDER = ["core", "io", "text", "backend", "model", "runtime", "optim", "zo", "data", "dist", "train", "cli"]
 ALLOWED = {
     "core": set(),
     "io": {"core"},
@@ -12,10 +12,11 @@ ALLOWED = {
     "backend": {"core"},
     "model": {"core", "io", "backend"},
     "runtime": {"core", "io", "backend", "model"},
-    "zo": {"core", "backend", "model", "runtime"},
+    "optim": {"core", "io", "backend", "model"},
+    "zo": {"core", "backend", "model", "runtime", "optim"},
     "data": {"core", "io", "text"},
     "dist": {"core"},
-    "train": {"core", "io", "text", "backend", "model", "runtime", "zo", "data", "dist"},
+    "train": {"core", "io", "text", "backend", "model", "runtime", "optim", "zo", "data", "dist"},
     "cli": set(ORDER),
 }
 

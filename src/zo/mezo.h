@@ -20,16 +20,20 @@
 
 #include "core/tensor.h"
 #include "zo/perturb.h"
-#include "zo/schedule.h"
+#include "optim/schedule.h"
 
 namespace zoft::zo {
+
+// train/trainer.cc still names the schedule parser zo::parse_schedule_kind; drop this once it
+// says optim:: (the schedules moved to optim/, issue 13).
+using optim::parse_schedule_kind;
 
 struct MezoOptions {
   double lr = 1e-6;           // base learning rate, times schedule.factor(t)
   double eps = 1e-3;          // perturbation scale
   int samples = 1;            // n: perturbation directions per step (the update averages them)
   double weight_decay = 0.0;  // decoupled: theta *= 1 - lr_t wd, for decayable parameters only
-  Schedule schedule;
+  optim::Schedule schedule;
   uint64_t seed = 0;  // run seed: the Philox key of every z and rounding bit
 };
 

@@ -124,7 +124,7 @@ MezoOptions toy_options(int samples) {
   o.eps = 1e-3;
   o.samples = samples;
   o.weight_decay = 0.1;
-  o.schedule = {ScheduleKind::Linear, 3, 20};
+  o.schedule = {optim::ScheduleKind::Linear, 3, 20};
   o.seed = 0x0123456789abcdefull;
   return o;
 }

@@ -1,4 +1,4 @@
-#include "zo/schedule.h"
+#include "optim/schedule.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 
-namespace zoft::zo {
+namespace zoft::optim {
 namespace {
 
 // Values worked out by hand from transformers.optimization's lr_lambda functions.
@@ -58,4 +58,4 @@ TEST(Schedule, NamesAndErrors) {
 }
 
 }  // namespace
-}  // namespace zoft::zo
+}  // namespace zoft::optim

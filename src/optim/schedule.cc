@@ -1,4 +1,4 @@
-#include "zo/schedule.h"
+#include "optim/schedule.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 
-namespace zoft::zo {
+namespace zoft::optim {
 
 double Schedule::factor(int64_t step) const {
   ZOFT_CHECK(step >= 0, "learning-rate schedule: negative step {}", step);
@@ -40,4 +40,4 @@ const char* schedule_kind_name(ScheduleKind kind) {
   return "?";
 }
 
-}  // namespace zoft::zo
+}  // namespace zoft::optim

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
-namespace zoft::zo {
+namespace zoft::optim {
 
 enum class ScheduleKind : uint8_t {
   Constant,  // HF get_constant_schedule_with_warmup ("constant" when warmup_steps = 0)
@@ -28,4 +28,4 @@ struct Schedule {
 ScheduleKind parse_schedule_kind(std::string_view name);
 const char* schedule_kind_name(ScheduleKind kind);
 
-}  // namespace zoft::zo
+}  // namespace zoft::optim
