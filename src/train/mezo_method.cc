@@ -20,7 +20,7 @@ zo::MezoOptions mezo_options(const Recipe& r) {
   o.eps = r.optim.eps;
   o.samples = int(r.optim.samples);
   o.weight_decay = r.optim.weight_decay;
-  o.schedule.kind = zo::parse_schedule_kind(r.optim.schedule);
+  o.schedule.kind = optim::parse_schedule_kind(r.optim.schedule);
   o.schedule.warmup_steps = r.optim.warmup_steps;
   o.schedule.total_steps = r.trainer.steps;
   o.seed = uint64_t(r.trainer.seed);

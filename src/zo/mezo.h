@@ -19,14 +19,10 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "zo/perturb.h"
 #include "optim/schedule.h"
+#include "zo/perturb.h"
 
 namespace zoft::zo {
-
-// train/trainer.cc still names the schedule parser zo::parse_schedule_kind; drop this once it
-// says optim:: (the schedules moved to optim/, issue 13).
-using optim::parse_schedule_kind;
 
 struct MezoOptions {
   double lr = 1e-6;           // base learning rate, times schedule.factor(t)
