@@ -87,6 +87,9 @@ std::vector<int64_t> even_split(int64_t n, int parts);
 // rank's rows in order, i.e. exactly the array one process would have computed.
 void all_gather_rows(Communicator& comm, const std::vector<float>& mine,
                      const std::vector<int64_t>& bounds, int64_t row_len, std::vector<float>& all);
+// data[i] = the sum over ranks of every rank's data[i], added in rank order (0 + 1 + 2 ...), so
+// every rank gets the same bits and a rerun with the same ranks the same result.
+void all_reduce_sum_in_rank_order(Communicator& comm, float* data, size_t n);
 // Threads for this rank: `requested` when set, else the node's cores shared by its ranks.
 int threads_per_rank(const Communicator& comm, int requested);
 

@@ -118,6 +118,11 @@ std::vector<std::pair<std::string, Field>> schema(Recipe& r) {
       {"optim.weight_decay", float_field(r.optim.weight_decay)},
       {"optim.schedule", string_field(r.optim.schedule)},
       {"optim.warmup_steps", int_field(r.optim.warmup_steps)},
+      {"optim.adam_beta1", float_field(r.optim.adam_beta1)},
+      {"optim.adam_beta2", float_field(r.optim.adam_beta2)},
+      {"optim.adam_epsilon", float_field(r.optim.adam_epsilon)},
+      {"optim.momentum", float_field(r.optim.momentum)},
+      {"optim.max_grad_norm", float_field(r.optim.max_grad_norm)},
       {"trainer.steps", int_field(r.trainer.steps)},
       {"trainer.batch_size", int_field(r.trainer.batch_size)},
       {"trainer.eval_interval", int_field(r.trainer.eval_interval)},
@@ -128,6 +133,8 @@ std::vector<std::pair<std::string, Field>> schema(Recipe& r) {
       {"trainer.nan_policy", string_field(r.trainer.nan_policy)},
       {"trainer.eval_before", bool_field(r.trainer.eval_before)},
       {"trainer.schedule", string_field(r.trainer.schedule)},
+      {"trainer.gradient_accumulation_steps", int_field(r.trainer.gradient_accumulation_steps)},
+      {"trainer.gradient_checkpointing", bool_field(r.trainer.gradient_checkpointing)},
       {"placement.device", string_field(r.placement.device)},
       {"placement.threads", int_field(r.placement.threads)},
       {"placement.max_memory", string_field(r.placement.max_memory)},
@@ -159,15 +166,13 @@ void validate(const Recipe& r) {
         "{}: model.random_init has no checkpoint to stream layers from: drop "
         "placement.max_memory",
         f);
-  check_one_of(f + ": optim.method", r.optim.method, {"mezo-sgd"});
+  check_one_of(f + ": optim.method", r.optim.method, {"mezo-sgd", "adamw", "sgd"});
   check_one_of(f + ": optim.schedule", r.optim.schedule, {"constant", "linear", "cosine"});
   check_one_of(f + ": trainer.nan_policy", r.trainer.nan_policy, {"skip", "stop"});
   check_one_of(f + ": trainer.schedule", r.trainer.schedule, {"zo2", "plain"});
   check_one_of(f + ": placement.device", r.placement.device, {"cpu", "cuda"});
   check_one_of(f + ": dist.backend", r.dist.backend, {"none", "mpi"});
   if (r.data.train.empty()) fail("{}: data.train is required", f);
-  if (r.task.name.empty() && r.task.file.empty())
-    fail("{}: give task.name (a built-in task) or task.file (a YAML task)", f);
   auto positive = [&](const char* key, double v) {
     if (!(v > 0)) fail("{}: {} must be positive, got {}", f, key, v);
   };
@@ -178,6 +183,15 @@ void validate(const Recipe& r) {
   positive("trainer.batch_size", double(r.trainer.batch_size));
   positive("data.max_seq_length", double(r.data.max_seq_length));
   if (r.optim.weight_decay < 0) fail("{}: optim.weight_decay must be >= 0", f);
+  if (!(r.optim.max_grad_norm >= 0))
+    fail("{}: optim.max_grad_norm must be >= 0 (0 = no clipping), got {}", f,
+         r.optim.max_grad_norm);
+  if (!(r.optim.adam_beta1 >= 0 && r.optim.adam_beta1 < 1 && r.optim.adam_beta2 >= 0 &&
+        r.optim.adam_beta2 < 1))
+    fail("{}: optim.adam_beta1 and optim.adam_beta2 must be in [0, 1)", f);
+  positive("optim.adam_epsilon", r.optim.adam_epsilon);
+  if (!(r.optim.momentum >= 0)) fail("{}: optim.momentum must be >= 0", f);
+  positive("trainer.gradient_accumulation_steps", double(r.trainer.gradient_accumulation_steps));
   if (r.placement.prefetch < 0) fail("{}: placement.prefetch must be >= 0", f);
   if (!r.placement.max_memory.empty())  // early and clear, not after loading the model
     runtime::parse_max_memory(r.placement.max_memory);

@@ -40,6 +40,10 @@ struct Recipe {
     double weight_decay = 0.0;
     std::string schedule = "constant";
     int64_t warmup_steps = 0;
+    // First-order methods (adamw, sgd); names and defaults as HF TrainingArguments.
+    double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
+    double momentum = 0.0;       // sgd
+    double max_grad_norm = 1.0;  // clip the global gradient norm; 0 = no clipping
   } optim;
   struct Trainer {
     int64_t steps = 100;
@@ -52,6 +56,10 @@ struct Recipe {
     std::string nan_policy = "skip";  // skip | stop
     bool eval_before = true;
     std::string schedule = "zo2";  // zo2 (block by block) | plain (perturb all, forward)
+    // First-order methods: each rank's rows of a batch in this many micro-batches (memory),
+    // and activation checkpointing per decoder block (memory: one block's activations).
+    int64_t gradient_accumulation_steps = 1;
+    bool gradient_checkpointing = false;
   } trainer;
   struct Placement {
     std::string device = "cpu";
