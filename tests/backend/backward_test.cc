@@ -17,7 +17,7 @@
 #include "reference.h"
 
 namespace zoft::testing {
-namespace {
+namespace backward_test {  // named: unity builds share one anonymous namespace
 
 using namespace zoft::backward_reference;
 
@@ -364,5 +364,5 @@ TEST_F(BackwardTest, CrossEntropyBackwardRejectsOutOfRangeTarget) {
                Error);
 }
 
-}  // namespace
+}  // namespace backward_test
 }  // namespace zoft::testing
