@@ -16,6 +16,8 @@
 namespace zoft::cpu {
 
 // y = x . W^T + b (cpu::linear).  dx[M,K] = dy[M,N] . W   (W f32 or bf16, products in f32).
+// It is cpu::linear with the layout flipped, so bf16 weights round dy to bf16 as the forward
+// rounds x (the gradient of a bf16 GEMM, as torch's bf16 autocast computes it).
 void linear_backward_input(const float* dy, int64_t M, int64_t N, const Tensor& weight,
                            bool weight_is_kn, float* dx);
 

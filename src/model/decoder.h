@@ -76,6 +76,14 @@ struct ForwardState {
   float* h() const { return hidden.as<float>(); }
 };
 
+// First-order training (Decoder::loss_and_grad, model/decoder_backward.cc).
+struct BackwardOptions {
+  // Activation checkpointing: keep only each block's input during the forward and recompute a
+  // layer's internals during its backward (less memory, one more forward). Gradients are
+  // bit-identical either way.
+  bool checkpoint_blocks = false;
+};
+
 class Decoder {
  public:
   // path: an HF directory (config.json + safetensors) or a .gguf file (dequantised to f32 in
@@ -124,6 +132,12 @@ class Decoder {
                         const std::vector<int32_t>& ids, float* out) const;
   // Per-token losses from final hidden states [rows, hidden] (LM head + chunked cross-entropy).
   void losses_from_hidden(const float* hidden, int64_t rows, const int32_t* targets, float* loss);
+  // First-order training: returns the summed loss over the rows with a target >= 0 (the sum of
+  // token_losses) and ACCUMULATES loss_scale * d(summed loss)/d(parameter) into grads, f32, one
+  // buffer per list_parameters(*this) entry in that order (made and zeroed when grads is
+  // empty). Accumulating lets a caller sum micro-batches and choose the normalisation.
+  double loss_and_grad(const TokenBatch& batch, const int32_t* targets, float loss_scale,
+                       std::vector<Buffer>& grads, const BackwardOptions& options = {});
   // Mutable access for trainers: the weights are owned copies after make_trainable().
   ModelWeights& mutable_weights() { return weights_; }
   // Offload: every whole forward (logits, losses, cached decoding) then acquires each block
@@ -134,6 +148,7 @@ class Decoder {
   BlockResidency* residency() const { return residency_; }
 
  private:
+  friend class Backprop;  // model/backprop.h: the training forward and the backward
   struct Scratch {
     Buffer normed, q, k, v, qkv, attn, tmp, gate, up, logits;
   };

@@ -218,8 +218,8 @@ static void pack_panel(const typename Kernel::W* w, bool kn, int64_t N, int64_t 
 template <class Kernel>
 static void gemm_block(typename Kernel::A* a, int64_t lda, const float* x_f32,
                        const typename Kernel::W* w, bool kn, int64_t N, int64_t K,
-                       const float* bias, float* y, int64_t m0, int64_t m1, int64_t p0,
-                       int64_t p1) {
+                       const float* bias, bool accumulate, float* y, int64_t m0, int64_t m1,
+                       int64_t p0, int64_t p1) {
   constexpr int64_t MR = Kernel::kMR, NR = 16 * Kernel::kNV;
   const int64_t S = Kernel::steps(K);
   auto* packed = static_cast<uint32_t*>(thread_scratch(Kernel::kNCP * Kernel::kKC * NR * 4, 0));
@@ -239,7 +239,7 @@ static void gemm_block(typename Kernel::A* a, int64_t lda, const float* x_f32,
         for (int64_t p = nb; p < nbe; ++p)
           micro_kernel<Kernel>(a + i * lda + s0, lda, rows, packed + (p - nb) * ns * NR, ns,
                                y + i * N + p * NR, N, std::min(NR, N - p * NR),
-                               bias ? bias + p * NR : nullptr, s0 > 0);
+                               bias ? bias + p * NR : nullptr, accumulate || s0 > 0);
       }
     }
   }
@@ -252,7 +252,7 @@ static void gemm_block(typename Kernel::A* a, int64_t lda, const float* x_f32,
 template <class Kernel>
 static void packed_gemm(typename Kernel::A* a, int64_t lda, const float* x_f32, int64_t M,
                         int64_t K, const typename Kernel::W* w, bool kn, int64_t N,
-                        const float* bias, float* y) {
+                        const float* bias, bool accumulate, float* y) {
   constexpr int64_t MR = Kernel::kMR, NR = 16 * Kernel::kNV;
   int64_t threads = ThreadPool::global().size();
   int64_t panels = (N + NR - 1) / NR, row_tiles = (M + MR - 1) / MR;
@@ -270,7 +270,7 @@ static void packed_gemm(typename Kernel::A* a, int64_t lda, const float* x_f32, 
       int64_t p0 = panels * tn / parts_n, p1 = panels * (tn + 1) / parts_n;
       int64_t m0 = row_tiles * tm / parts_m * MR,
               m1 = std::min(M, row_tiles * (tm + 1) / parts_m * MR);
-      gemm_block<Kernel>(a, lda, x_f32, w, kn, N, K, bias, y, m0, m1, p0, p1);
+      gemm_block<Kernel>(a, lda, x_f32, w, kn, N, K, bias, accumulate, y, m0, m1, p0, p1);
     }
   });
 }
@@ -281,7 +281,14 @@ bool have_packed_f32() {
 
 void packed_gemm_f32(const float* x, int64_t M, int64_t K, const float* w, bool weight_is_kn,
                      int64_t N, const float* bias, float* y) {
-  packed_gemm<F32Kernel>(const_cast<float*>(x), K, nullptr, M, K, w, weight_is_kn, N, bias, y);
+  packed_gemm<F32Kernel>(const_cast<float*>(x), K, nullptr, M, K, w, weight_is_kn, N, bias, false,
+                         y);
+}
+
+void packed_gemm_f32_accumulate(const float* x, int64_t M, int64_t K, const float* w,
+                                bool weight_is_kn, int64_t N, float* y) {
+  packed_gemm<F32Kernel>(const_cast<float*>(x), K, nullptr, M, K, w, weight_is_kn, N, nullptr, true,
+                         y);
 }
 
 #if defined(__AVX512BF16__)
@@ -297,13 +304,13 @@ void packed_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, b
   auto* xb = static_cast<uint32_t*>(thread_scratch(size_t(M * S) * 4, 1));
   const int64_t threads = ThreadPool::global().size();
   if (M >= 4 * Bf16Kernel::kMR * threads) {
-    packed_gemm<Bf16Kernel>(xb, S, x, M, K, w, weight_is_kn, N, bias, y);
+    packed_gemm<Bf16Kernel>(xb, S, x, M, K, w, weight_is_kn, N, bias, false, y);
     return;
   }
   parallel_items(M, K, [&](int64_t begin, int64_t end) {
     for (int64_t m = begin; m < end; ++m) Bf16Kernel::round_pairs(x + m * K, K, S, xb + m * S);
   });
-  packed_gemm<Bf16Kernel>(xb, S, nullptr, M, K, w, weight_is_kn, N, bias, y);
+  packed_gemm<Bf16Kernel>(xb, S, nullptr, M, K, w, weight_is_kn, N, bias, false, y);
 }
 #else
 bool have_packed_bf16() {
@@ -323,6 +330,8 @@ bool have_packed_bf16() {
 }
 void packed_gemm_f32(const float*, int64_t, int64_t, const float*, bool, int64_t, const float*,
                      float*) {}
+void packed_gemm_f32_accumulate(const float*, int64_t, int64_t, const float*, bool, int64_t,
+                                float*) {}
 void packed_gemm_bf16(const float*, int64_t, int64_t, const uint16_t*, bool, int64_t, const float*,
                       float*) {}
 

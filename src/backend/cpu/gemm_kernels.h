@@ -15,7 +15,10 @@ bool have_packed_bf16();
 // Runs on the global thread pool; must not be called from inside a parallel_for body.
 void packed_gemm_f32(const float* x, int64_t M, int64_t K, const float* w, bool weight_is_kn,
                      int64_t N, const float* bias, float* y);
-// Same with bf16 weights: x is rounded to bf16, products are accumulated in f32.
+// y[M,N] += x[M,K] . W^T (no bias): the weight gradient of linear_backward_weight.
+void packed_gemm_f32_accumulate(const float* x, int64_t M, int64_t K, const float* w,
+                                bool weight_is_kn, int64_t N, float* y);
+// Same as packed_gemm_f32 with bf16 weights: x is rounded to bf16, products are accumulated in f32.
 void packed_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool weight_is_kn,
                       int64_t N, const float* bias, float* y);
 

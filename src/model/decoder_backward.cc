@@ -1,0 +1,232 @@
+// Decoder::loss_and_grad: the training forward, the LM head + cross-entropy backward (chunked
+// by rows), the final norm and the embeddings. The layers are in model/layer_backward.cc.
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+
+#include "backend/ops_backward.h"
+#include "core/error.h"
+#include "model/backprop.h"
+#include "model/parameters.h"
+#include "model/scratch.h"
+
+namespace zoft {
+
+namespace {
+
+using GradMap = std::unordered_map<const void*, float*>;
+
+// The gradient buffer of the parameter stored at `weight` (null when the model has none).
+float* grad_of(const GradMap& map, const void* weight, const char* what) {
+  if (!weight) return nullptr;
+  auto it = map.find(weight);
+  ZOFT_CHECK(it != map.end(), "loss_and_grad: the model's {} is not in its parameter list", what);
+  return it->second;
+}
+
+LinearGrads linear_grads(const GradMap& map, const LinearWeights& w) {
+  return {grad_of(map, w.weight.data, "projection"), grad_of(map, w.bias, "bias")};
+}
+
+NormGrads norm_grads(const GradMap& map, const NormWeights& w) {
+  return {grad_of(map, w.weight, "norm weight"), grad_of(map, w.bias, "norm bias")};
+}
+
+LayerGrads layer_grads(const GradMap& map, const LayerWeights& w) {
+  LayerGrads g;
+  g.attn_norm = norm_grads(map, w.attn_norm);
+  g.q_norm = norm_grads(map, w.q_norm);
+  g.k_norm = norm_grads(map, w.k_norm);
+  g.post_attn_norm = norm_grads(map, w.post_attn_norm);
+  g.ffn_norm = norm_grads(map, w.ffn_norm);
+  g.post_ffn_norm = norm_grads(map, w.post_ffn_norm);
+  g.q = linear_grads(map, w.q);
+  g.k = linear_grads(map, w.k);
+  g.v = linear_grads(map, w.v);
+  g.qkv = linear_grads(map, w.qkv);
+  g.o = linear_grads(map, w.o);
+  g.gate = linear_grads(map, w.gate);
+  g.up = linear_grads(map, w.up);
+  g.down = linear_grads(map, w.down);
+  return g;
+}
+
+// The rows with a target, checked against the vocabulary before anything is computed.
+std::vector<int64_t> target_rows(const int32_t* targets, int64_t rows, int64_t vocab) {
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < rows; ++i) {
+    if (targets[i] < 0) continue;
+    if (targets[i] >= vocab)
+      fail("target id {} is outside the vocabulary of {} tokens", targets[i], vocab);
+    out.push_back(i);
+  }
+  return out;
+}
+
+}  // namespace
+
+double Decoder::loss_and_grad(const TokenBatch& batch, const int32_t* targets, float loss_scale,
+                              std::vector<Buffer>& grads, const BackwardOptions& options) {
+  ZOFT_CHECK(
+      int64_t(batch.ids.size()) == batch.rows() && int64_t(batch.mask.size()) == batch.rows(),
+      "token batch holds {} ids and {} mask entries for {} x {}", batch.ids.size(),
+      batch.mask.size(), batch.batch, batch.seq);
+  ZOFT_CHECK(!residency_, "first-order training needs every weight resident (no offload)");
+  Backprop backprop(*this, batch, grads, options);
+  return backprop.run(targets, loss_scale);
+}
+
+Backprop::Backprop(Decoder& model, const TokenBatch& batch, std::vector<Buffer>& grads,
+                   const BackwardOptions& options)
+    : model_(model),
+      c_(model.config_),
+      w_(model.weights_),
+      batch_(batch),
+      options_(options),
+      rows_(batch.rows()),
+      cache_(model.config_, batch.batch, batch.seq, true) {
+  model_.begin_forward(batch, cache_, state_);
+  bind_gradients(grads);
+}
+
+void Backprop::bind_gradients(std::vector<Buffer>& grads) {
+  std::vector<ParameterRef> params = list_parameters(model_);
+  if (grads.empty())
+    for (const ParameterRef& p : params) {
+      size_t bytes = size_t(p.tensor.numel()) * sizeof(float);
+      grads.emplace_back(bytes);
+      std::memset(grads.back().data(), 0, bytes);
+    }
+  ZOFT_CHECK(grads.size() == params.size(), "loss_and_grad: {} gradient buffers for {} parameters",
+             grads.size(), params.size());
+  GradMap map;
+  for (size_t i = 0; i < params.size(); ++i) {
+    size_t need = size_t(params[i].tensor.numel()) * sizeof(float);
+    ZOFT_CHECK(grads[i].size() >= need,
+               "loss_and_grad: gradient buffer of {} holds {} bytes, needs {}", params[i].name,
+               grads[i].size(), need);
+    map.emplace(params[i].tensor.data, grads[i].as<float>());
+  }
+  g_.embed_tokens = grad_of(map, w_.embed_tokens.data, "embedding table");
+  if (c_.positions == PositionKind::Learned)
+    g_.embed_positions = grad_of(map, w_.embed_positions.data, "position table");
+  g_.final_norm = norm_grads(map, w_.final_norm);
+  // A tied head may be a converted copy of the table (not yet trainable): same gradient.
+  g_.lm_head =
+      c_.tie_embeddings ? g_.embed_tokens : grad_of(map, w_.lm_head.weight.data, "LM head");
+  for (const LayerWeights& lw : w_.layers) g_.layers.push_back(layer_grads(map, lw));
+}
+
+double Backprop::run(const int32_t* targets, float loss_scale) {
+  const int64_t H = c_.hidden_size, L = c_.num_layers;
+  std::vector<int64_t> rows = target_rows(targets, rows_, c_.vocab_size);
+  forward();
+  Buffer d_final_buffer, dh_buffer, recompute_buffer;
+  float* d_final = ensure_floats(d_final_buffer, rows_ * H);
+  double loss = head_backward(targets, rows, loss_scale, d_final);
+  float* dh = ensure_floats(dh_buffer, rows_ * H);
+  norm_backward(w_.final_norm, g_.final_norm, block_inputs_[size_t(L)].as<float>(), d_final, dh,
+                rows_, H);
+  d_final_buffer = Buffer();
+  for (int64_t layer = L - 1; layer >= 0; --layer) {
+    const float* input = block_inputs_[size_t(layer)].as<float>();
+    LayerActs& acts = acts_[options_.checkpoint_blocks ? 0 : size_t(layer)];
+    if (options_.checkpoint_blocks)
+      layer_forward(layer, input, ensure_floats(recompute_buffer, rows_ * H), acts);
+    layer_backward(layer, input, acts, dh);
+    if (!options_.checkpoint_blocks) acts = LayerActs();  // done with it
+    block_inputs_[size_t(layer) + 1] = Buffer();
+  }
+  embeddings_backward(dh);
+  return loss;
+}
+
+// Embeddings (block 0, Decoder::embed_forward), then every layer keeping its internals (or,
+// with checkpointing, only its input), then the final norm.
+void Backprop::forward() {
+  const int64_t H = c_.hidden_size, L = c_.num_layers;
+  model_.run_block(0, state_);
+  block_inputs_.resize(size_t(L) + 1);
+  std::swap(block_inputs_[0], state_.hidden);
+  acts_.resize(options_.checkpoint_blocks ? 1 : size_t(L));
+  for (int64_t layer = 0; layer < L; ++layer) {
+    float* output = ensure_floats(block_inputs_[size_t(layer) + 1], rows_ * H);
+    LayerActs& acts = acts_[options_.checkpoint_blocks ? 0 : size_t(layer)];
+    layer_forward(layer, block_inputs_[size_t(layer)].as<float>(), output, acts);
+  }
+  float* out = ensure_floats(final_hidden_, rows_ * H);
+  model_.norm(w_.final_norm, block_inputs_[size_t(L)].as<float>(), out, rows_, H);
+}
+
+// Decoder::losses_from_hidden's chunks (same logits, same losses) followed by their backward:
+// the [rows, vocab] logits never exist in full. d_hidden: [rows, hidden], zero on rows without
+// a target.
+double Backprop::head_backward(const int32_t* targets, const std::vector<int64_t>& rows,
+                               float loss_scale, float* d_hidden) {
+  const int64_t H = c_.hidden_size, V = c_.vocab_size, n_rows = int64_t(rows.size());
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>((int64_t(8) << 20) / V, n_rows));
+  std::memset(d_hidden, 0, size_t(rows_ * H) * sizeof(float));
+  std::vector<float> logits(size_t(chunk * V)), d_logits(size_t(chunk * V));
+  std::vector<float> picked(size_t(chunk * H)), d_picked(size_t(chunk * H));
+  std::vector<int32_t> chunk_targets(static_cast<size_t>(chunk));
+  std::vector<float> chunk_loss(static_cast<size_t>(chunk)), d_loss(size_t(chunk), loss_scale);
+  const float* hidden = final_hidden_.as<float>();
+  double loss = 0;
+  for (int64_t begin = 0; begin < n_rows; begin += chunk) {
+    const int64_t n = std::min(chunk, n_rows - begin);
+    for (int64_t j = 0; j < n; ++j) {
+      int64_t r = rows[size_t(begin + j)];
+      std::memcpy(picked.data() + j * H, hidden + r * H, size_t(H) * sizeof(float));
+      chunk_targets[size_t(j)] = targets[r];
+    }
+    model_.head_logits(picked.data(), n, logits.data());
+    cpu::cross_entropy(logits.data(), chunk_targets.data(), n, V, chunk_loss.data());
+    for (int64_t j = 0; j < n; ++j) loss += chunk_loss[size_t(j)];
+
+    cpu::cross_entropy_backward(logits.data(), chunk_targets.data(), d_loss.data(), n, V,
+                                d_logits.data());
+    if (c_.final_softcap > 0)  // logits hold the capped values the backward needs
+      cpu::softcap_backward(logits.data(), d_logits.data(), d_logits.data(), n * V,
+                            c_.final_softcap);
+    cpu::linear_backward_input(d_logits.data(), n, V, w_.lm_head.weight, false, d_picked.data());
+    cpu::linear_backward_weight(d_logits.data(), picked.data(), n, V, H, false, g_.lm_head,
+                                nullptr);
+    for (int64_t j = 0; j < n; ++j)
+      std::memcpy(d_hidden + rows[size_t(begin + j)] * H, d_picked.data() + j * H,
+                  size_t(H) * sizeof(float));
+  }
+  return loss;
+}
+
+// Pad rows are skipped (id -1): they were embedded as token 0 but feed no loss.
+void Backprop::embeddings_backward(const float* dh) {
+  const int64_t H = c_.hidden_size;
+  std::vector<int32_t> ids(size_t(rows_), -1);
+  for (int64_t i = 0; i < rows_; ++i)
+    if (batch_.mask[size_t(i)]) ids[size_t(i)] = state_.embed_ids[size_t(i)];
+  cpu::embedding_backward(dh, ids.data(), rows_, H, c_.embedding_scale, g_.embed_tokens);
+  if (c_.positions != PositionKind::Learned) return;
+  for (int64_t i = 0; i < rows_; ++i)
+    if (batch_.mask[size_t(i)])
+      ids[size_t(i)] = state_.positions[size_t(i)] + int32_t(c_.position_offset);
+  cpu::embedding_backward(dh, ids.data(), rows_, H, 1.0f, g_.embed_positions);
+}
+
+void Backprop::norm_backward(const NormWeights& w, const NormGrads& g, const float* x,
+                             const float* dy, float* dx, int64_t rows, int64_t dim) const {
+  if (c_.norm == NormKind::LayerNorm)
+    cpu::layer_norm_backward(x, w.weight, dy, dx, g.weight, g.bias, rows, dim, c_.norm_eps);
+  else
+    cpu::rms_norm_backward(x, w.weight, dy, dx, g.weight, rows, dim, c_.norm_eps,
+                           c_.norm_unit_offset);
+}
+
+// dx = dy . W (overwritten); W's and b's gradients accumulate.
+void Backprop::linear_backward(const LinearWeights& w, const LinearGrads& g, const float* x,
+                               const float* dy, int64_t rows, float* dx) const {
+  const bool kn = w_.weights_are_kn;
+  cpu::linear_backward_input(dy, rows, w.out_features, w.weight, kn, dx);
+  cpu::linear_backward_weight(dy, x, rows, w.out_features, w.in_features, kn, g.weight, g.bias);
+}
+
+}  // namespace zoft
