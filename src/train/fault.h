@@ -1,7 +1,7 @@
 // Fault injection for the crash-and-resume tests: with ZOFT_FAULT=<point>:<step> in the
 // environment the process kills itself (SIGKILL, as a crash or an OOM kill would) when it
-// reaches that point of that step. Points: "step" (after the forward passes, before the update
-// is recorded) and "save" (midway through writing a checkpoint).
+// reaches that point of that step. Points: "step" (when a training method's step has run, before
+// the trainer logs, evaluates or saves it) and "save" (midway through writing a checkpoint).
 #pragma once
 
 #include <csignal>

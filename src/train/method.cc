@@ -1,6 +1,7 @@
 #include "train/method.h"
 
 #include "core/error.h"
+#include "train/first_order_method.h"
 #include "train/mezo_method.h"
 
 namespace zoft {
@@ -13,6 +14,7 @@ std::unique_ptr<TrainingMethod> make_training_method(const Recipe& recipe, Decod
                                                      dist::Communicator& comm) {
   const std::string& m = recipe.optim.method;
   if (m == "mezo-sgd") return std::make_unique<MezoMethod>(recipe, model, comm);
+  if (m == "adamw" || m == "sgd") return std::make_unique<FirstOrderMethod>(recipe, model, comm);
   fail("{}: optim.method '{}' is not a training method: use one of {}", recipe.source, m,
        training_method_names());
 }

@@ -67,6 +67,15 @@ class CorpusTrain : public testing::Test {
     return values;
   }
 
+  // Like run(), with ZOFT_FAULT set: the trainer kills itself at that point (train/fault.h).
+  static int run_with_fault(const std::string& recipe_path, const std::string& out,
+                            const std::string& fault) {
+    std::string cmd = "ZOFT_FAULT=" + fault + " " + ZOFT_BINARY + " train " + recipe_path +
+                      " --trainer.output_dir " + out + " > " + out + ".killed.log 2>&1";
+    int status = std::system(cmd.c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
   static std::string bytes(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);
     std::ostringstream s;
@@ -90,6 +99,42 @@ TEST_F(CorpusTrain, MezoReportsEvalLossAndPerplexity) {
     EXPECT_NEAR(ppl[i], std::exp(loss[i]), 1e-6 * ppl[i]);  // metrics.jsonl rounds
   }
   EXPECT_TRUE(fs::exists(fs::path(out) / "checkpoint-6" / "model.safetensors"));
+}
+
+constexpr const char* kAdamw = "  lr: 3.0e-3\n  weight_decay: 0.01\n  schedule: linear\n";
+
+TEST_F(CorpusTrain, AdamwLowersTheEvalLoss) {
+  std::string out = (root_ / "adamw").string();
+  ASSERT_EQ(run(recipe("adamw", kAdamw), out), 0) << bytes(out + ".log");
+  std::vector<double> eval = metric(out, "eval/loss"), norm = metric(out, "train/grad_norm");
+  ASSERT_EQ(eval.size(), 2u);
+  EXPECT_LT(eval[1], eval[0] - 0.5) << "before " << eval[0] << ", after " << eval[1];
+  ASSERT_EQ(norm.size(), 6u);
+  for (double n : norm) EXPECT_TRUE(std::isfinite(n) && n > 0);
+  EXPECT_TRUE(fs::exists(fs::path(out) / "checkpoint-6" / "optimizer.safetensors"));
+}
+
+TEST_F(CorpusTrain, AdamwKilledMidRunResumesBitExactly) {
+  std::string reference = (root_ / "adamw_ref").string(), killed = (root_ / "adamw_kill").string();
+  std::string r = recipe("adamw", kAdamw);
+  ASSERT_EQ(run(r, reference), 0) << bytes(reference + ".log");
+  EXPECT_NE(run_with_fault(r, killed, "step:5"), 0);  // SIGKILL after step 5, checkpoint-3 kept
+  ASSERT_TRUE(fs::exists(fs::path(killed) / "checkpoint-3"));
+  ASSERT_FALSE(fs::exists(fs::path(killed) / "checkpoint-6"));
+  ASSERT_EQ(run(r, killed), 0) << bytes(killed + ".log");
+  for (const char* file : {"model.safetensors", "optimizer.safetensors"})
+    EXPECT_EQ(bytes(fs::path(reference) / "checkpoint-6" / file),
+              bytes(fs::path(killed) / "checkpoint-6" / file))
+        << file;
+}
+
+TEST_F(CorpusTrain, GradientCheckpointingGivesTheSameWeights) {
+  std::string plain = (root_ / "sgd_plain").string(), ckpt = (root_ / "sgd_ckpt").string();
+  std::string r = recipe("sgd", "  lr: 1.0e-2\n  momentum: 0.9\n");
+  ASSERT_EQ(run(r, plain), 0) << bytes(plain + ".log");
+  ASSERT_EQ(run(r, ckpt, "--trainer.gradient_checkpointing true"), 0) << bytes(ckpt + ".log");
+  EXPECT_EQ(bytes(fs::path(plain) / "checkpoint-6" / "model.safetensors"),
+            bytes(fs::path(ckpt) / "checkpoint-6" / "model.safetensors"));
 }
 
 TEST_F(CorpusTrain, CorpusShorterThanOneBlockIsOneClearError) {
