@@ -159,7 +159,8 @@ void add_eval_command(CLI::App& app) {
   auto opt = std::make_shared<EvalOptions>();
   CLI::App* cmd = app.add_subcommand("eval", "perplexity of a text (or, later, task accuracy)");
   cmd->add_option("--model", opt->model, "HF model directory")->required();
-  cmd->add_option("--data", opt->data, ".txt or .jsonl file, optionally .xz ('-' = stdin)")->required();
+  cmd->add_option("--data", opt->data, ".txt or .jsonl file, optionally .xz ('-' = stdin)")
+      ->required();
   cmd->add_option("--task", opt->task, "task accuracy: a built-in task name or a task YAML");
   cmd->add_option("--max-examples", opt->max_examples, "task: a seeded subset of N examples");
   cmd->add_option("--batch-size", opt->batch_size, "task: examples per forward");

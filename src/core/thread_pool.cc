@@ -110,7 +110,9 @@ int available_cores() {
   return int(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-int max_threads() { return 4 * available_cores(); }
+int max_threads() {
+  return 4 * available_cores();
+}
 
 void check_thread_count(int64_t threads, const std::string& what) {
   if (threads < 0) fail("{}: threads must be >= 0 (0 = all cores), got {}", what, threads);

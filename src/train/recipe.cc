@@ -172,8 +172,7 @@ void validate(const Recipe& r) {
   if (r.task.name.empty() && r.task.file.empty())
     fail("{}: give task.name (a built-in task) or task.file (a YAML task)", f);
   if (!r.task.name.empty() && !r.task.file.empty())
-    fail("{}: task.name '{}' and task.file '{}' both given: keep one", f, r.task.name,
-         r.task.file);
+    fail("{}: task.name '{}' and task.file '{}' both given: keep one", f, r.task.name, r.task.file);
   auto positive = [&](const char* key, double v) {
     if (!(v > 0)) fail("{}: {} must be positive, got {}", f, key, v);
   };

@@ -81,8 +81,9 @@ TEST_F(EvalCli, PerplexityReadsXzLikeThePlainFile) {
   fs::copy_file(fs::path(ZOFT_SOURCE_DIR) / "README.md", plain);
   ASSERT_EQ(std::system(fmt::format("xz -k '{}'", plain.string()).c_str()), 0) << "xz failed";
   auto args = [&](const fs::path& data) {
-    return fmt::format("eval --model '{}' --random-init --data '{}' --max-tokens 200 --window 64 --json",
-                       dir_.string(), data.string());
+    return fmt::format(
+        "eval --model '{}' --random-init --data '{}' --max-tokens 200 --window 64 --json",
+        dir_.string(), data.string());
   };
   ZoftRun a = run_zoft(args(plain));
   ZoftRun b = run_zoft(args(dir_ / "text.txt.xz"));

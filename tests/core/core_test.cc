@@ -118,10 +118,11 @@ TEST(ThreadPool, RefusesCountsBeyondFourPerCoreAndNegative) {
     check_thread_count(100000, "--threads");
     ADD_FAILURE();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(fmt::format(
-                  "--threads: 100000 threads is more than 4 x the {} cores available: use at most {}",
-                  available_cores(), max_threads())),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(e.what()).find(fmt::format(
+            "--threads: 100000 threads is more than 4 x the {} cores available: use at most {}",
+            available_cores(), max_threads())),
+        std::string::npos)
         << e.what();
   }
   check_thread_count(max_threads(), "--threads");  // the cap itself is allowed

@@ -265,9 +265,13 @@ TEST(YamlTask, DuplicateKeysAreRefused) {
                   "template: \"{other}\"\n");
       },
       {"tasks/t.yaml:5: key 'template' is given twice"});
-  expect_error([&] { yaml_task("name: t\ntemplate: \"{text}\"\nlabel_field: label\n"
-                               "label_words: {a: \" A\", a: \" B\"}\n"); },
-               {"key 'label_words' names label 'a' twice"});
+  expect_error(
+      [&] {
+        yaml_task(
+            "name: t\ntemplate: \"{text}\"\nlabel_field: label\n"
+            "label_words: {a: \" A\", a: \" B\"}\n");
+      },
+      {"key 'label_words' names label 'a' twice"});
 }
 
 }  // namespace

@@ -3,7 +3,6 @@
 #include "model/gguf_import.h"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cmath>
@@ -140,8 +139,8 @@ std::string patched_fixture(const std::string& name, const std::string& key, uin
   std::memcpy(&type, bytes.data() + at + key.size(), 4);
   EXPECT_EQ(type, 4u) << key << " is not a u32";
   std::memcpy(bytes.data() + at + key.size() + 4, &value, 4);
-  std::string path = ::testing::TempDir() + "zoft_patched_" + std::to_string(getpid()) + "_" +
-                     key + "_" + name;
+  std::string path =
+      ::testing::TempDir() + "zoft_patched_" + std::to_string(getpid()) + "_" + key + "_" + name;
   std::ofstream(path, std::ios::binary) << bytes;
   return path;
 }

@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <limits>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -150,8 +150,9 @@ TEST_F(BrokenModel, EverySizeIsBounded) {
                                                    {"vocab_size", int64_t(1) << 40},
                                                    {"max_position_embeddings", int64_t(1) << 40},
                                                    {"num_attention_heads", -4}};
+  const nlohmann::json original = config();
   for (auto [key, value] : cases) {
-    auto j = config();
+    auto j = original;
     j[key] = value;
     write_config(j);
     std::string e = load_error();
@@ -175,7 +176,8 @@ TEST_F(BrokenModel, ConfigLargerThanTheCheckpoint) {
 // hidden_size 7 over 64-wide tensors is an error, not a summary.
 TEST_F(BrokenModel, InspectChecksTheCheckpointAgainstTheConfig) {
   EXPECT_EQ(summarize_model(dir_.string()).config.hidden_size, 64);
-  auto j = config();
+  const nlohmann::json original = config();
+  auto j = original;
   j["hidden_size"] = 7;
   write_config(j);
   try {
@@ -185,7 +187,7 @@ TEST_F(BrokenModel, InspectChecksTheCheckpointAgainstTheConfig) {
     EXPECT_NE(std::string(e.what()).find("but config.json implies [128, 7]"), std::string::npos)
         << e.what();
   }
-  write_config(config());
+  write_config(original);
   rewrite_weights([](std::vector<NamedTensor>& t) {
     t.erase(std::find_if(t.begin(), t.end(), [](const NamedTensor& n) {
       return n.name == "model.layers.1.mlp.down_proj.weight";
