@@ -1,13 +1,13 @@
 #include "cli/common.h"
 
 #include <CLI/CLI.hpp>
-#include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "backend/ops.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "text/file_text.h"
 
 namespace zoft::cli {
 
@@ -44,7 +44,7 @@ DType apply_placement(const PlacementOptions& options, bool cuda_ok) {
   } else if (options.device != "cpu") {
     fail("--device '{}' is not known: use cpu or cuda", options.device);
   }
-  if (options.threads < 0) fail("--threads must be >= 0, got {}", options.threads);
+  check_thread_count(options.threads, "--threads");
   if (options.prefetch < 0) fail("--prefetch must be >= 0, got {}", options.prefetch);
   if (!options.max_memory.empty()) runtime::parse_max_memory(options.max_memory);  // fail early
   ThreadPool::set_global_threads(options.threads);
@@ -68,11 +68,7 @@ std::string read_text_file(const std::string& path) {
     out << std::cin.rdbuf();
     return out.str();
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open for reading", path);
-  out << in.rdbuf();
-  if (in.bad()) fail("{}: read error", path);
-  return out.str();
+  return text::read_text_file(path);  // decompresses .xz, as the data readers do
 }
 
 }  // namespace zoft::cli

@@ -34,7 +34,7 @@ DType apply_placement(const PlacementOptions& options, bool cuda_ok = false);
 std::unique_ptr<runtime::Offload> attach_offload(Decoder& model, const std::string& path,
                                                  const PlacementOptions& options);
 
-// Reads a whole file ("-" = stdin); errors name the path.
+// Reads a whole file ("-" = stdin), decompressing a .xz file; errors name the path.
 std::string read_text_file(const std::string& path);
 
 }  // namespace zoft::cli

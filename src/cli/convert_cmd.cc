@@ -85,11 +85,11 @@ json generation_config(const json& config) {
 }
 
 // Checks that the imported model loads as zoft would load it: names and shapes against the
-// config. Costs nothing: every tensor is already f32, so the loader takes views.
+// config, copying nothing.
 void check_loads(const json& config, const std::shared_ptr<const TensorStore>& tensors,
                  const std::string& origin) {
   LoadedConfig loaded = read_model_config_json(JsonConfig::from_value(config, origin));
-  load_weights(tensors, *loaded.arch, loaded.config, DType::F32);
+  check_weights(tensors, *loaded.arch, loaded.config);
 }
 
 Converted from_gguf(const std::string& path) {
@@ -115,7 +115,10 @@ Converted from_hf_dir(const std::string& dir) {
   if (!c.config.is_object()) fail("{}/config.json: expected a JSON object", dir);
   c.tensors =
       std::make_shared<TensorStore>(std::make_shared<const Checkpoint>(Checkpoint::open(dir)));
-  read_model_config(dir);  // refuses what zoft cannot run, before anything is written
+  // Refuses what zoft cannot run (a missing, transposed or mis-sized tensor), before anything
+  // is written, as the loader would.
+  LoadedConfig loaded = read_model_config(dir);
+  check_weights(c.tensors, *loaded.arch, loaded.config);
   for (const char* name :
        {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
         "vocab.json", "merges.txt", "generation_config.json", "chat_template.jinja"}) {
@@ -149,7 +152,7 @@ size_t write_weights(const TensorStore& store, DType dtype, const std::string& p
 }
 
 void run_convert(const ConvertOptions& opt) {
-  if (opt.threads < 0) fail("--threads must be >= 0, got {}", opt.threads);
+  check_thread_count(opt.threads, "--threads");
   ThreadPool::set_global_threads(opt.threads);
   DType dtype = parse_dtype(opt.dtype);
   check_paths(opt);

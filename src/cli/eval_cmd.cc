@@ -55,7 +55,18 @@ std::string jsonl_text(const std::string& path, const std::string& raw, const st
   return out;
 }
 
+// Counts from the command line, checked before anything is loaded.
+void check_counts(const EvalOptions& opt) {
+  if (opt.batch_size <= 0) fail("--batch-size must be positive, got {}", opt.batch_size);
+  for (auto [flag, value] : {std::pair{"--max-examples", opt.max_examples},
+                             {"--window", opt.window},
+                             {"--stride", opt.stride},
+                             {"--max-tokens", opt.max_tokens}})
+    if (value < 0) fail("{} must be >= 0 (0 = the default), got {}", flag, value);
+}
+
 void run_eval(const EvalOptions& opt) {
+  check_counts(opt);
   DType dtype = apply_placement(opt.placement, /*cuda_ok=*/true);
   const bool cuda = opt.placement.device == "cuda";
   if (!opt.task.empty()) {
@@ -82,8 +93,8 @@ void run_eval(const EvalOptions& opt) {
     return;
   }
   std::string raw = read_text_file(opt.data);
-  std::string body =
-      ends_with(opt.data, ".jsonl") ? jsonl_text(opt.data, raw, opt.text_field) : raw;
+  bool jsonl = ends_with(opt.data, ".jsonl") || ends_with(opt.data, ".jsonl.xz");
+  std::string body = jsonl ? jsonl_text(opt.data, raw, opt.text_field) : raw;
   text::Tokenizer tokenizer = text::Tokenizer::from_file(opt.model);
   Decoder model =
       opt.random_init ? Decoder::random_init(opt.model, dtype) : Decoder::load(opt.model, dtype);
@@ -106,6 +117,9 @@ void run_eval(const EvalOptions& opt) {
   if (opt.max_tokens > 0 && int64_t(ids.size()) > opt.max_tokens)
     ids.resize(size_t(opt.max_tokens));
   if (ids.size() < 2) fail("{}: the text has fewer than 2 tokens", opt.data);
+  if (opt.window > model.config().max_positions)
+    fail("--window {} exceeds the model's max_position_embeddings {}: use at most {}", opt.window,
+         model.config().max_positions, model.config().max_positions);
   int64_t window =
       opt.window > 0 ? opt.window : std::min<int64_t>(model.config().max_positions, 1024);
   int64_t stride = opt.stride > 0 ? opt.stride : std::max<int64_t>(1, window / 2);
@@ -145,7 +159,8 @@ void add_eval_command(CLI::App& app) {
   auto opt = std::make_shared<EvalOptions>();
   CLI::App* cmd = app.add_subcommand("eval", "perplexity of a text (or, later, task accuracy)");
   cmd->add_option("--model", opt->model, "HF model directory")->required();
-  cmd->add_option("--data", opt->data, ".txt or .jsonl file ('-' = stdin)")->required();
+  cmd->add_option("--data", opt->data, ".txt or .jsonl file, optionally .xz ('-' = stdin)")
+      ->required();
   cmd->add_option("--task", opt->task, "task accuracy: a built-in task name or a task YAML");
   cmd->add_option("--max-examples", opt->max_examples, "task: a seeded subset of N examples");
   cmd->add_option("--batch-size", opt->batch_size, "task: examples per forward");

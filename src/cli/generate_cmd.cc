@@ -22,13 +22,23 @@ namespace {
 struct GenerateOptions {
   std::string model, prompt;
   SamplingOptions sampling;
+  int64_t seed = 0;  // parsed signed, so that -1 is refused rather than wrapped
   PlacementOptions placement;
   bool json = false;
   bool no_special = false;
   bool ignore_eos = false;  // benchmarks: always produce max_new_tokens
 };
 
+// The most new tokens --max-new-tokens accepts before the model is read (the model's
+// max_position_embeddings bounds it further: generation_capacity).
+constexpr int64_t kMaxNewTokens = int64_t(1) << 24;
+
 void run_generate(GenerateOptions& opt) {
+  if (opt.seed < 0) fail("--seed must be >= 0, got {}", opt.seed);
+  opt.sampling.seed = uint64_t(opt.seed);
+  if (opt.sampling.max_new_tokens < 0 || opt.sampling.max_new_tokens > kMaxNewTokens)
+    fail("--max-new-tokens must be between 0 and {}, got {}", kMaxNewTokens,
+         opt.sampling.max_new_tokens);
   DType dtype = apply_placement(opt.placement, /*cuda_ok=*/true);
   text::Tokenizer tokenizer = text::Tokenizer::from_file(opt.model);
   Decoder model = Decoder::load(opt.model, dtype);
@@ -106,7 +116,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--top-k", opt->sampling.top_k, "keep the k most likely tokens (0 = off)");
   cmd->add_option("--top-p", opt->sampling.top_p, "nucleus sampling mass (1 = off)");
   cmd->add_option("--repetition-penalty", opt->sampling.repetition_penalty, "1 = off");
-  cmd->add_option("--seed", opt->sampling.seed, "sampling seed");
+  cmd->add_option("--seed", opt->seed, "sampling seed (>= 0)");
   cmd->add_flag("--no-special", opt->no_special, "do not add BOS/EOS to the prompt");
   cmd->add_flag("--ignore-eos", opt->ignore_eos,
                 "do not stop at end-of-sequence: always --max-new-tokens (benchmarks)");

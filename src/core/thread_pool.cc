@@ -3,6 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+
+#include "core/error.h"
+#if defined(__linux__)
+#include <sched.h>
+#endif
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -97,8 +102,28 @@ static std::unique_ptr<ThreadPool>& global_slot() {
   return pool;
 }
 
+int available_cores() {
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
+  return int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+int max_threads() {
+  return 4 * available_cores();
+}
+
+void check_thread_count(int64_t threads, const std::string& what) {
+  if (threads < 0) fail("{}: threads must be >= 0 (0 = all cores), got {}", what, threads);
+  if (threads > max_threads())
+    fail("{}: {} threads is more than 4 x the {} cores available: use at most {} (0 = all cores)",
+         what, threads, available_cores(), max_threads());
+}
+
 void ThreadPool::set_global_threads(int threads) {
-  if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  check_thread_count(threads, "threads");
+  if (threads == 0) threads = available_cores();
   global_slot() = std::make_unique<ThreadPool>(threads);
   openblas_set_num_threads(threads);
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -25,6 +26,7 @@ class ThreadPool {
   void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& body);
 
   // The process-wide pool; threads = 0 means all cores. Also sets the BLAS thread count.
+  // Checks the count first (check_thread_count), so a mistyped 100000 never starts a thread.
   static ThreadPool& global();
   static void set_global_threads(int threads);
 
@@ -43,6 +45,15 @@ class ThreadPool {
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
 };
+
+// Cores this process may run on: its affinity mask (taskset, cgroup cpusets), else
+// std::thread::hardware_concurrency; at least 1.
+int available_cores();
+// More threads than a few per core only add switching; a count beyond this is a mistake.
+int max_threads();  // 4 x available_cores()
+// Throws Error unless 0 <= threads <= max_threads(); `what` names the setting in the message
+// (e.g. "--threads" or "recipe.yaml: placement.threads").
+void check_thread_count(int64_t threads, const std::string& what);
 
 // Shorthand for ThreadPool::global().parallel_for.
 void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& body);

@@ -122,8 +122,11 @@ YAML::Node parse_yaml(std::string_view yaml, const std::string& origin) {
 void check_keys(const YAML::Node& root, const std::string& origin) {
   std::string known;
   for (const char* key : kKeys) known += (known.empty() ? "" : ", ") + std::string(key);
+  std::set<std::string> seen;  // yaml-cpp would keep a repeated key's last value silently
   for (const auto& entry : root) {
     std::string key = scalar(entry.first, origin, "(a key)");
+    if (!seen.insert(key).second)
+      fail("{}: key '{}' is given twice: keep one", where(origin, entry.first), key);
     bool ok = false;
     for (const char* k : kKeys) ok |= key == k;
     if (!ok) fail("{}: unknown key '{}' (known: {})", where(origin, entry.first), key, known);

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 
 namespace zoft::dist {
 
@@ -160,8 +161,7 @@ void all_reduce_sum_in_rank_order(Communicator& comm, float* data, size_t n) {
 
 int threads_per_rank(const Communicator& comm, int requested) {
   if (requested > 0) return requested;
-  int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  return std::max(1, cores / std::max(1, comm.local_size()));
+  return std::max(1, available_cores() / std::max(1, comm.local_size()));
 }
 
 }  // namespace zoft::dist

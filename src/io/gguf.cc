@@ -1,6 +1,7 @@
 // GGUF parsing and validation, tensor access (metadata getters: gguf_metadata.cc).
 #include "io/gguf.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -23,6 +24,24 @@ constexpr uint64_t kMaxNestedArrays = uint64_t(1) << 20;
 // anything is allocated for them.
 constexpr uint64_t kMinKvBytes = 8 + 4 + 1;              // empty key, type, one-byte value
 constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 4 + 8;  // empty name, n_dims 0, type, offset
+
+// Two tensors whose bytes overlap would alias each other's weights (a write through one view
+// changes the other); llama.cpp never writes such a file, so it is refused.
+void check_no_overlap(const std::string& path, const std::vector<GgufTensorInfo>& tensors) {
+  std::vector<const GgufTensorInfo*> by_offset;
+  for (const GgufTensorInfo& t : tensors)
+    if (t.nbytes > 0) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const GgufTensorInfo* a, const GgufTensorInfo* b) { return a->offset < b->offset; });
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    const GgufTensorInfo& a = *by_offset[i - 1];
+    const GgufTensorInfo& b = *by_offset[i];
+    if (a.offset + a.nbytes > b.offset)
+      fail("{}: tensors '{}' (bytes {}..{}) and '{}' (from byte {}) overlap in the data section",
+           path, gguf_printable(a.name), a.offset, a.offset + a.nbytes, gguf_printable(b.name),
+           b.offset);
+  }
+}
 
 // Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
 bool valid_utf8(std::string_view s) {
@@ -345,6 +364,7 @@ void GgufFile::parse() {
           p, gguf_printable(t.name), t.nbytes, t.offset, data_offset_, r.size);
     t.data = r.base + data_offset_ + t.offset;
   }
+  check_no_overlap(p, tensors_);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -33,22 +33,24 @@ std::string layer_tensor_name(const char* pattern, int64_t layer) {
   return name;
 }
 
-static void check_positive(const std::string& path, const char* what, int64_t value) {
-  if (value <= 0) fail("{}: {} must be positive, got {}", path, what, value);
+static void check_size(const std::string& path, const char* what, int64_t value, int64_t cap) {
+  if (value <= 0 || value > cap)
+    fail("{}: {} must be between 1 and {}, got {}", path, what, cap, value);
+}
+
+void check_config_sizes(const std::string& path, const ModelConfig& c) {
+  check_size(path, "vocab_size", c.vocab_size, int64_t(1) << 24);
+  check_size(path, "hidden_size", c.hidden_size, int64_t(1) << 20);
+  check_size(path, "the number of layers (num_hidden_layers)", c.num_layers, kMaxLayers);
+  check_size(path, "the number of attention heads", c.num_heads, int64_t(1) << 14);
+  check_size(path, "the number of key/value heads", c.num_kv_heads, int64_t(1) << 14);
+  check_size(path, "head_dim", c.head_dim, int64_t(1) << 14);
+  check_size(path, "the intermediate size", c.intermediate_size, int64_t(1) << 22);
+  check_size(path, "max_position_embeddings", c.max_positions, int64_t(1) << 24);
 }
 
 static void validate(const std::string& path, const ModelConfig& c) {
-  check_positive(path, "vocab_size", c.vocab_size);
-  check_positive(path, "hidden_size", c.hidden_size);
-  check_positive(path, "number of layers", c.num_layers);
-  check_positive(path, "number of attention heads", c.num_heads);
-  check_positive(path, "number of key/value heads", c.num_kv_heads);
-  check_positive(path, "head_dim", c.head_dim);
-  check_positive(path, "intermediate size", c.intermediate_size);
-  check_positive(path, "max_position_embeddings", c.max_positions);
-  if (c.num_layers > 100000 || c.hidden_size > (1 << 20) || c.vocab_size > (1 << 24))
-    fail("{}: sizes are implausible (layers {}, hidden {}, vocab {})", path, c.num_layers,
-         c.hidden_size, c.vocab_size);
+  check_config_sizes(path, c);
   if (c.num_heads % c.num_kv_heads != 0)
     fail("{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", path,
          c.num_heads, c.num_kv_heads);

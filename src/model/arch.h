@@ -56,6 +56,12 @@ LoadedConfig read_model_config(const std::string& model_dir);
 // The same from a config already in memory (e.g. made from a GGUF file's metadata).
 LoadedConfig read_model_config_json(const JsonConfig& json);
 
+// Checks the sizes of a config before anything is sized by them (the per-layer tables): each
+// positive and within a cap far above any real model (layers 10000, hidden 2^20, vocab 2^24,
+// heads 2^14, head_dim 2^14, intermediate 2^22, positions 2^24). `origin` names the file.
+void check_config_sizes(const std::string& origin, const ModelConfig& config);
+constexpr int64_t kMaxLayers = 10000;
+
 // Expands "{}" in a table name with the layer index.
 std::string layer_tensor_name(const char* pattern, int64_t layer);
 

@@ -1,6 +1,7 @@
 #include "model/arch_common.h"
 
 #include "core/error.h"
+#include "model/arch.h"
 
 namespace zoft {
 
@@ -57,6 +58,7 @@ void read_special_ids(const JsonConfig& json, ModelConfig& config) {
 }
 
 void read_layer_windows(const JsonConfig& json, ModelConfig& config, bool uses_sliding_window) {
+  check_config_sizes(json.path(), config);  // before num_layers sizes anything
   config.layer_window.assign(size_t(config.num_layers), 0);
   if (!uses_sliding_window || !json.has("sliding_window")) return;
   int64_t window = json.get_int("sliding_window");

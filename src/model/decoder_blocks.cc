@@ -60,11 +60,12 @@ void Decoder::begin_forward(const TokenBatch& batch, KvCache& cache, ForwardStat
       fail("token id {} is outside the vocabulary of {} tokens", id, c.vocab_size);
     state.embed_ids[size_t(i)] = id;
   }
-  if (c.positions == PositionKind::Learned)
-    for (int64_t i = 0; i < M; ++i)
-      if (state.positions[size_t(i)] + c.position_offset >= weights_.embed_positions.dim(0))
-        fail("position {} is beyond max_position_embeddings {}", state.positions[size_t(i)],
-             c.max_positions);
+  // Every architecture, not only learned positions: RoPE past the trained context computes
+  // something the model never saw (HF's rope scaling, if any, is already in max_positions).
+  int32_t last = M > 0 ? *std::max_element(state.positions.begin(), state.positions.end()) : 0;
+  if (last >= c.max_positions)
+    fail("{} tokens exceed the model's max_position_embeddings {}: use at most {} tokens", last + 1,
+         c.max_positions, c.max_positions);
 }
 
 void Decoder::end_forward(ForwardState& state) const {

@@ -62,11 +62,24 @@ int64_t generation_capacity(const ModelConfig& config, const std::vector<int32_t
                             const SamplingOptions& options) {
   ZOFT_CHECK(!prompt.empty(), "the prompt is empty: give at least one token");
   ZOFT_CHECK(options.max_new_tokens >= 0, "max new tokens must be >= 0");
-  int64_t capacity = int64_t(prompt.size()) + options.max_new_tokens;
-  if (config.positions == PositionKind::Learned && capacity > config.max_positions)
-    fail("prompt ({} tokens) + max new tokens ({}) exceed the model's {} positions", prompt.size(),
-         options.max_new_tokens, config.max_positions);
-  return capacity;
+  // Compared before adding, so that a huge max_new_tokens cannot overflow.
+  if (options.max_new_tokens > config.max_positions - int64_t(prompt.size()))
+    fail(
+        "prompt ({} tokens) + max new tokens ({}) exceed the model's max_position_embeddings {}: "
+        "lower --max-new-tokens",
+        prompt.size(), options.max_new_tokens, config.max_positions);
+  return int64_t(prompt.size()) + options.max_new_tokens;
+}
+
+// A NaN or infinite logit (e.g. from a NaN weight) would make every token look equally likely
+// or pick token 0 forever; a scan of one row costs nothing next to the forward that made it.
+static void check_finite_logits(const std::vector<float>& logits, int64_t new_tokens) {
+  for (size_t i = 0; i < logits.size(); ++i)
+    if (!std::isfinite(logits[i]))
+      fail(
+          "the model produced a non-finite logit ({} for token {}) after {} new tokens: its "
+          "weights or inputs hold NaN or Inf; generation stopped",
+          logits[i], i, new_tokens);
 }
 
 std::vector<int32_t> generate(const ModelConfig& config, const CachedStepFn& forward,
@@ -80,6 +93,7 @@ std::vector<int32_t> generate(const ModelConfig& config, const CachedStepFn& for
   TokenBatch step = TokenBatch::from_sequences({prompt}, 0, false);
   for (int64_t n = 0; n < options.max_new_tokens; ++n) {
     forward(step, logits.data());
+    check_finite_logits(logits, int64_t(produced.size()));
     int32_t id = sampler.next(logits.data(), V, history);
     produced.push_back(id);
     history.push_back(id);

@@ -66,7 +66,13 @@ json common_config(const ArchKeys& k) {
   c["vocab_size"] = f.tensor("token_embd.weight").shape()[0];
   c["hidden_size"] = hidden;
   c["intermediate_size"] = k.get_int("feed_forward_length");
-  c["num_hidden_layers"] = k.get_int("block_count");
+  // Checked here: gemma3_config makes one layer_types entry per block before the config reader
+  // checks the other sizes.
+  int64_t layers = k.get_int("block_count");
+  if (layers <= 0 || layers > kMaxLayers)
+    fail("{}: {} must be between 1 and {}, got {}", f.path(), k.key("block_count"), kMaxLayers,
+         layers);
+  c["num_hidden_layers"] = layers;
   c["num_attention_heads"] = heads;
   c["num_key_value_heads"] = k.get_int("attention.head_count_kv", heads);
   c["head_dim"] = head_dim;
@@ -329,6 +335,17 @@ nlohmann::json gguf_model_config(const GgufFile& f) {
   return arch.config(ArchKeys{f, arch.name});
 }
 
+// The HF name of a weight, "" for a tensor the import turns into config; throws for others.
+std::string imported_name(const GgufArch& arch, const GgufFile& f, const GgufTensorInfo& info) {
+  if (std::find(arch.consumed.begin(), arch.consumed.end(), info.name) != arch.consumed.end())
+    return "";
+  std::string name = hf_name(arch, info.name);
+  if (name.empty())
+    fail("{}: tensor '{}' has no Hugging Face counterpart in zoft's {} table", f.path(),
+         gguf_printable(info.name), arch.name);
+  return name;
+}
+
 ImportedModel import_gguf(const GgufFile& f) {
   const GgufArch& arch = find_gguf_arch(f);
   ImportedModel model;
@@ -336,12 +353,8 @@ ImportedModel import_gguf(const GgufFile& f) {
   int64_t heads = model.config["num_attention_heads"],
           kv_heads = model.config["num_key_value_heads"];
   for (const GgufTensorInfo& info : f.tensors()) {
-    if (std::find(arch.consumed.begin(), arch.consumed.end(), info.name) != arch.consumed.end())
-      continue;
-    std::string name = hf_name(arch, info.name);
-    if (name.empty())
-      fail("{}: tensor '{}' has no Hugging Face counterpart in zoft's {} table", f.path(),
-           gguf_printable(info.name), arch.name);
+    std::string name = imported_name(arch, f, info);
+    if (name.empty()) continue;
     OwnedTensor t = f.to_f32(info.name);
     std::string where = f.path() + ": tensor '" + info.name + "'";
     if (arch.qk_rows_interleaved && info.name.find(".attn_q.") != std::string::npos)
@@ -352,6 +365,20 @@ ImportedModel import_gguf(const GgufFile& f) {
     model.tensors.push_back({std::move(name), std::move(t)});
   }
   return model;
+}
+
+std::vector<NamedOwnedTensor> gguf_tensor_shapes(const GgufFile& f) {
+  const GgufArch& arch = find_gguf_arch(f);
+  std::vector<NamedOwnedTensor> out;
+  for (const GgufTensorInfo& info : f.tensors()) {
+    std::string name = imported_name(arch, f, info);
+    if (name.empty()) continue;
+    std::vector<int64_t> shape = info.shape();
+    OwnedTensor t;
+    t.view = Tensor::with_shape(nullptr, DType::F32, shape.data(), info.n_dims);
+    out.push_back({std::move(name), std::move(t)});
+  }
+  return out;
 }
 
 bool is_gguf_file(const std::string& path) {

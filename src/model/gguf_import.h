@@ -29,6 +29,9 @@ struct ImportedModel {
 ImportedModel import_gguf(const GgufFile& gguf);
 // Only the config.json (reads no weights, except the tiny rope_freqs.weight of Llama 3 files).
 nlohmann::json gguf_model_config(const GgufFile& gguf);
+// The tensors import_gguf would make, by HF name and shape, with no data (null views): for
+// checking a file against its config without dequantising it.
+std::vector<NamedOwnedTensor> gguf_tensor_shapes(const GgufFile& gguf);
 std::string supported_gguf_architectures();  // "llama, gemma3"
 
 // A regular file that starts with the GGUF magic.

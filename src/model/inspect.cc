@@ -6,6 +6,7 @@
 #include "io/safetensors.h"
 #include "model/gguf_import.h"
 #include "model/json_config.h"
+#include "model/weights.h"
 
 namespace zoft {
 
@@ -17,6 +18,8 @@ static void summarize_gguf(const std::string& path, ModelSummary& s) {
       JsonConfig::from_value(gguf_model_config(*gguf), path + " (GGUF metadata)"));
   s.arch = loaded.arch->name;
   s.config = loaded.config;
+  check_weights(std::make_shared<TensorStore>(path, gguf_tensor_shapes(*gguf)), *loaded.arch,
+                loaded.config);
   std::set<std::string> types;
   for (const GgufTensorInfo& t : gguf->tensors()) {
     if (t.name == "rope_freqs.weight") continue;  // becomes config, not a parameter
@@ -35,7 +38,9 @@ static void summarize_checkpoint(const std::string& model_dir, ModelSummary& s) 
   LoadedConfig loaded = read_model_config(model_dir);
   s.arch = loaded.arch->name;
   s.config = loaded.config;
-  Checkpoint checkpoint = Checkpoint::open(model_dir);
+  auto opened = std::make_shared<const Checkpoint>(Checkpoint::open(model_dir));
+  check_weights(std::make_shared<TensorStore>(opened), *loaded.arch, loaded.config);
+  const Checkpoint& checkpoint = *opened;
   s.checkpoint_bytes = checkpoint.total_bytes();
   std::set<std::string> dtypes;
   // Layer 0's tensors share the prefix of its attention norm, e.g. "model.layers.0.".

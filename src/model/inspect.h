@@ -20,6 +20,8 @@ struct ModelSummary {
   uint64_t kv_bytes_per_token = 0;  // f32 keys + values, all layers
 };
 
+// Throws, as loading would, when the checkpoint disagrees with the config (a missing tensor, a
+// shape the config does not imply): a summary of a model that cannot load would mislead.
 ModelSummary summarize_model(const std::string& model_dir);
 
 }  // namespace zoft

@@ -14,8 +14,11 @@ class TensorSource {
  public:
   // make: null to read tensors from the store, else every tensor is made by it (and the store
   // is empty: it only names the model in messages).
-  TensorSource(const TensorStore& store, ModelWeights& weights, const TensorFactory* make)
-      : store_(store), weights_(weights), make_(make) {}
+  // check_only: views are shape-checked but never converted (load_weights's checks without
+  // its copies: check_weights).
+  TensorSource(const TensorStore& store, ModelWeights& weights, const TensorFactory* make,
+               bool check_only)
+      : store_(store), weights_(weights), make_(make), check_only_(check_only) {}
 
   std::string resolve(const std::string& name) const {
     if (make_) return name;
@@ -49,6 +52,7 @@ class TensorSource {
   // The view itself if it already has dtype `want`, else a converted copy owned by weights_.
   Tensor as_dtype(const Tensor& t, DType want) {
     if (t.dtype == want) return t;
+    if (check_only_) return Tensor::with_shape(nullptr, want, t.shape.data(), t.ndim);
     Buffer buffer(size_t(t.numel()) * dtype_size(want));
     Tensor out = Tensor::with_shape(buffer.data(), want, t.shape.data(), t.ndim);
     if (want == DType::F32) {
@@ -83,6 +87,7 @@ class TensorSource {
   const TensorStore& store_;
   ModelWeights& weights_;
   const TensorFactory* make_;
+  bool check_only_;
   std::set<std::string> used_;
   std::set<std::string> dtypes_;
 };
@@ -139,9 +144,31 @@ LayerWeights load_layer(TensorSource& src, const ArchTable& arch, const ModelCon
   return L;
 }
 
-// load_weights and make_weights: every tensor by role, from the store or the factory.
+// The parameters config.json implies at the least (the embedding and every layer's matrices),
+// in double: a hostile config's sizes would overflow int64 in the product.
+double implied_parameters(const ModelConfig& c) {
+  double H = double(c.hidden_size), I = double(c.intermediate_size);
+  double attention = H * double(c.q_dim() + 2 * c.kv_dim()) + double(c.q_dim()) * H;
+  double mlp = (c.gated_mlp ? 3 : 2) * H * I;
+  return double(c.vocab_size) * H + double(c.num_layers) * (attention + mlp);
+}
+
+// A config whose sizes the checkpoint cannot hold (even at 2 bytes a parameter) is refused
+// before a single layer is read: its first missing tensor could be thousands of layers in.
+void check_checkpoint_size(const TensorStore& store, const ModelConfig& c) {
+  double implied = implied_parameters(c);
+  if (implied * 2 > double(store.total_bytes()))
+    fail(
+        "{}: config.json implies at least {:.0f} parameters ({} layers, hidden {}), more than the "
+        "{} bytes of the checkpoint hold: the config does not belong to these weights",
+        store.origin(), implied, c.num_layers, c.hidden_size, store.total_bytes());
+}
+
+// load_weights, make_weights and check_weights: every tensor by role, from the store or the
+// factory.
 ModelWeights build_weights(std::shared_ptr<const TensorStore> store, const TensorFactory* make,
-                           const ArchTable& arch, const ModelConfig& c, DType compute_dtype) {
+                           const ArchTable& arch, const ModelConfig& c, DType compute_dtype,
+                           bool check_only = false) {
   if (compute_dtype == DType::F16)
     fail("compute dtype f16 is not supported on the CPU: use f32 or bf16");
   ModelWeights w;
@@ -149,7 +176,8 @@ ModelWeights build_weights(std::shared_ptr<const TensorStore> store, const Tenso
   w.weights_are_kn = arch.weights_are_kn;
   w.source = std::move(store);
   w.checkpoint_bytes = w.source->total_bytes();
-  TensorSource src(*w.source, w, make);
+  if (!make) check_checkpoint_size(*w.source, c);
+  TensorSource src(*w.source, w, make, check_only);
   const ArchTensorNames& n = arch.tensors;
 
   w.embed_tokens = src.view(std::string(n.embed_tokens) + ".weight", {c.vocab_size, c.hidden_size});
@@ -180,6 +208,11 @@ ModelWeights build_weights(std::shared_ptr<const TensorStore> store, const Tenso
 ModelWeights load_weights(std::shared_ptr<const TensorStore> store, const ArchTable& arch,
                           const ModelConfig& c, DType compute_dtype) {
   return build_weights(std::move(store), nullptr, arch, c, compute_dtype);
+}
+
+void check_weights(std::shared_ptr<const TensorStore> store, const ArchTable& arch,
+                   const ModelConfig& c) {
+  build_weights(std::move(store), nullptr, arch, c, DType::F32, /*check_only=*/true);
 }
 
 ModelWeights make_weights(const TensorFactory& make, const std::string& origin,

@@ -55,6 +55,12 @@ struct ModelWeights {
 ModelWeights load_weights(std::shared_ptr<const TensorStore> store, const ArchTable& arch,
                           const ModelConfig& config, DType compute_dtype);
 
+// The checks of load_weights (every tensor present, shapes as config.json implies, a
+// checkpoint large enough for the config) without converting or copying anything: for
+// `zoft inspect` and `zoft convert`, which read a model without loading it.
+void check_weights(std::shared_ptr<const TensorStore> store, const ArchTable& arch,
+                   const ModelConfig& config);
+
 // Makes one tensor the architecture needs when there is no checkpoint (model/random_init.h):
 // `name` is its HF name, the result an owned tensor of `shape` in any dtype.
 using TensorFactory =

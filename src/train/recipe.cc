@@ -2,11 +2,14 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <filesystem>
 #include <functional>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "runtime/plan.h"
 
 namespace zoft {
@@ -173,6 +176,8 @@ void validate(const Recipe& r) {
   check_one_of(f + ": placement.device", r.placement.device, {"cpu", "cuda"});
   check_one_of(f + ": dist.backend", r.dist.backend, {"none", "mpi"});
   if (r.data.train.empty()) fail("{}: data.train is required", f);
+  if (!r.task.name.empty() && !r.task.file.empty())
+    fail("{}: task.name '{}' and task.file '{}' both given: keep one", f, r.task.name, r.task.file);
   auto positive = [&](const char* key, double v) {
     if (!(v > 0)) fail("{}: {} must be positive, got {}", f, key, v);
   };
@@ -192,7 +197,16 @@ void validate(const Recipe& r) {
   positive("optim.adam_epsilon", r.optim.adam_epsilon);
   if (!(r.optim.momentum >= 0)) fail("{}: optim.momentum must be >= 0", f);
   positive("trainer.gradient_accumulation_steps", double(r.trainer.gradient_accumulation_steps));
-  if (r.placement.prefetch < 0) fail("{}: placement.prefetch must be >= 0", f);
+  auto not_negative = [&](const char* key, int64_t v) {
+    if (v < 0) fail("{}: {} must be >= 0, got {}", f, key, v);
+  };
+  not_negative("placement.prefetch", r.placement.prefetch);
+  not_negative("logging.log_interval", r.logging.log_interval);
+  not_negative("task.k_shot", r.task.k_shot);
+  not_negative("data.train_samples", r.data.train_samples);
+  not_negative("data.eval_samples", r.data.eval_samples);
+  not_negative("optim.warmup_steps", r.optim.warmup_steps);
+  check_thread_count(r.placement.threads, f + ": placement.threads");
   if (!r.placement.max_memory.empty())  // early and clear, not after loading the model
     runtime::parse_max_memory(r.placement.max_memory);
   if (r.trainer.eval_interval < 0 || r.trainer.save_interval < 0 || r.trainer.save_total_limit < 0)
@@ -209,6 +223,8 @@ Recipe load_recipe(const std::string& path,
   std::map<std::string, Field*> by_key;
   for (auto& [key, field] : fields) by_key[key] = &field;
 
+  if (std::filesystem::is_directory(path))
+    fail("{}: is a directory, expected a recipe YAML file (see recipes/)", path);
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
@@ -218,10 +234,17 @@ Recipe load_recipe(const std::string& path,
     fail("{}: line {}: invalid YAML: {}", path, e.mark.line + 1, e.msg);
   }
   if (!root.IsNull() && !root.IsMap()) fail("{}: a recipe is a mapping of sections", path);
+  // yaml-cpp keeps both entries of a repeated key and the last read would win silently.
+  std::set<std::string> seen;
+  auto first_time = [&](const std::string& key, const YAML::Node& at) {
+    if (!seen.insert(key).second)
+      fail("{}: line {}: '{}' is given twice: keep one", path, at.Mark().line + 1, key);
+  };
   for (const auto& section : root) {
     if (!section.first.IsScalar())
       fail("{}: line {}: a section name must be a plain word", path, section.first.Mark().line + 1);
     std::string name = section.first.Scalar();
+    first_time(name, section.first);
     if (!section.second.IsMap())
       fail("{}: line {}: section '{}' must be a mapping of keys", path,
            section.second.Mark().line + 1, name);
@@ -230,6 +253,7 @@ Recipe load_recipe(const std::string& path,
         fail("{}: line {}: a key in section '{}' must be a plain word", path,
              item.first.Mark().line + 1, name);
       std::string key = name + "." + item.first.Scalar();
+      first_time(key, item.first);
       auto it = by_key.find(key);
       if (it == by_key.end())
         fail("{}: line {}: unknown key '{}'", path, item.first.Mark().line + 1, key);

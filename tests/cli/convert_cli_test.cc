@@ -90,5 +90,37 @@ TEST_F(ConvertCli, Refusals) {
   EXPECT_EQ(zoft("convert '" + llama + "' '" + out("z") + "' --dtype f64"), 1);
 }
 
+// A source directory with a missing, a transposed or an empty tensor is refused as loading
+// would refuse it, and nothing is written (it used to be converted into a broken model).
+TEST_F(ConvertCli, BrokenSourceDirectoriesAreRefused) {
+  std::string llama = source_path("tests/fixtures/golden/llama");
+  SafetensorsFile original = SafetensorsFile::open(llama + "/model.safetensors");
+  std::vector<float> up_t(96 * 64), none;
+  auto broken = [&](const std::string& name, const std::string& tensor, const Tensor* replace) {
+    fs::path dir = dir_ / name;
+    fs::create_directories(dir);
+    fs::copy_file(llama + "/config.json", dir / "config.json");
+    std::vector<NamedTensor> tensors;
+    for (const auto& info : original.tensors()) {
+      if (info.name != tensor)
+        tensors.push_back({info.name, original.view(info)});
+      else if (replace)
+        tensors.push_back({info.name, *replace});
+    }
+    write_safetensors((dir / "model.safetensors").string(), tensors);
+    return dir.string();
+  };
+  Tensor transposed(up_t.data(), DType::F32, {64, 96});  // up_proj is [96, 64]
+  Tensor empty(none.data(), DType::F32, {0, 64});
+  const std::string cases[][2] = {
+      {broken("missing", "model.layers.1.mlp.down_proj.weight", nullptr), "missing"},
+      {broken("transposed", "model.layers.0.mlp.up_proj.weight", &transposed), "transposed"},
+      {broken("empty", "model.embed_tokens.weight", &empty), "empty"}};
+  for (const auto& [src, what] : cases) {
+    EXPECT_EQ(zoft("convert '" + src + "' '" + out("out_" + what) + "'"), 1) << what;
+    EXPECT_FALSE(fs::exists(dir_ / ("out_" + what))) << what << ": written on failure";
+  }
+}
+
 }  // namespace
 }  // namespace zoft

@@ -14,29 +14,12 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/ops.h"
+#include "cli/cli_test_util.h"
 
 namespace zoft {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct ZoftRun {
-  int status = -1;
-  std::string output;  // stdout and stderr
-};
-
-ZoftRun run_zoft(const std::string& args) {
-  std::string command = fmt::format("'{}' {} 2>&1", ZOFT_BINARY, args);
-  ZoftRun run;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return run;
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, pipe)) > 0) run.output.append(chunk, n);
-  int status = pclose(pipe);
-  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
 
 nlohmann::json last_json_line(const std::string& output) {
   size_t start = output.rfind('{');
@@ -89,6 +72,44 @@ TEST_F(EvalCli, RandomInitPerplexityIsAboutTheVocabularySize) {
   nlohmann::json j = last_json_line(cpu.output);
   EXPECT_NEAR(j.at("mean_nll").get<double>(), std::log(50272.0), 0.5) << cpu.output;
   EXPECT_EQ(j.at("scored_tokens").get<int64_t>(), 299);
+}
+
+// Perplexity used to score the compressed bytes of a .xz file; it reads .xz as the task
+// readers do, so the figures equal those of the plain file.
+TEST_F(EvalCli, PerplexityReadsXzLikeThePlainFile) {
+  fs::path plain = dir_ / "text.txt";
+  fs::copy_file(fs::path(ZOFT_SOURCE_DIR) / "README.md", plain);
+  ASSERT_EQ(std::system(fmt::format("xz -k '{}'", plain.string()).c_str()), 0) << "xz failed";
+  auto args = [&](const fs::path& data) {
+    return fmt::format(
+        "eval --model '{}' --random-init --data '{}' --max-tokens 200 --window 64 --json",
+        dir_.string(), data.string());
+  };
+  ZoftRun a = run_zoft(args(plain));
+  ZoftRun b = run_zoft(args(dir_ / "text.txt.xz"));
+  ASSERT_EQ(a.status, 0) << a.output;
+  ASSERT_EQ(b.status, 0) << b.output;
+  EXPECT_EQ(last_json_line(a.output).at("tokens"), last_json_line(b.output).at("tokens"));
+  EXPECT_EQ(last_json_line(a.output).at("mean_nll"), last_json_line(b.output).at("mean_nll"));
+}
+
+// Counts are checked before the model is read, each error naming its flag.
+TEST_F(EvalCli, BadCountsNameTheFlag) {
+  const std::string base = fmt::format("eval --model '{}' --random-init --data '{}/README.md' ",
+                                       dir_.string(), ZOFT_SOURCE_DIR);
+  const std::pair<const char*, const char*> cases[] = {
+      {"--batch-size -3", "--batch-size must be positive, got -3"},
+      {"--batch-size 0", "--batch-size must be positive, got 0"},
+      {"--max-examples -3", "--max-examples must be >= 0"},
+      {"--window -5", "--window must be >= 0"},
+      {"--window 100000", "--window 100000 exceeds the model's max_position_embeddings 256"},
+      {"--threads 100000", "--threads: 100000 threads is more than 4 x the"},
+      {"--threads -2", "--threads: threads must be >= 0"}};
+  for (auto [flag, want] : cases) {
+    ZoftRun run = run_zoft(base + flag);
+    EXPECT_EQ(run.status, 1) << flag << ": " << run.output;
+    EXPECT_NE(run.output.find(want), std::string::npos) << flag << ": " << run.output;
+  }
 }
 
 TEST_F(EvalCli, DeviceCuda) {

@@ -100,6 +100,35 @@ TEST(ThreadPool, CoversEveryIndexOnce) {
   }
 }
 
+// A mistyped thread count is refused before a single thread starts: the pool keeps its size.
+TEST(ThreadPool, RefusesCountsBeyondFourPerCoreAndNegative) {
+  ThreadPool::set_global_threads(1);
+  EXPECT_GE(available_cores(), 1);
+  EXPECT_EQ(max_threads(), 4 * available_cores());
+  for (int bad : {-1, max_threads() + 1, 100000}) {
+    try {
+      ThreadPool::set_global_threads(bad);
+      ADD_FAILURE() << bad << " threads accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("threads"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(ThreadPool::global().size(), 1);
+  }
+  try {
+    check_thread_count(100000, "--threads");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(
+        std::string(e.what()).find(fmt::format(
+            "--threads: 100000 threads is more than 4 x the {} cores available: use at most {}",
+            available_cores(), max_threads())),
+        std::string::npos)
+        << e.what();
+  }
+  check_thread_count(max_threads(), "--threads");  // the cap itself is allowed
+  ThreadPool::set_global_threads(0);
+}
+
 TEST(ThreadPool, ManyRoundsDoNotDeadlock) {
   ThreadPool pool(2);
   std::atomic<int64_t> sum = 0;

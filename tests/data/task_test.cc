@@ -256,5 +256,23 @@ TEST(YamlTask, FileErrorsNameTheKey) {
                {"/nonexistent/task.yaml: cannot open"});
 }
 
+// yaml-cpp keeps both entries of a repeated key; the task must not silently take one of them.
+TEST(YamlTask, DuplicateKeysAreRefused) {
+  const std::string words = "label_words: {a: \" A\", b: \" B\"}\n";
+  expect_error(
+      [&] {
+        yaml_task("name: t\ntemplate: \"{text}\"\nlabel_field: label\n" + words +
+                  "template: \"{other}\"\n");
+      },
+      {"tasks/t.yaml:5: key 'template' is given twice"});
+  expect_error(
+      [&] {
+        yaml_task(
+            "name: t\ntemplate: \"{text}\"\nlabel_field: label\n"
+            "label_words: {a: \" A\", a: \" B\"}\n");
+      },
+      {"key 'label_words' names label 'a' twice"});
+}
+
 }  // namespace
 }  // namespace zoft::data

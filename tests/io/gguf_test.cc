@@ -349,6 +349,22 @@ TEST_F(GgufHostile, TensorInfoErrors) {
   }
 }
 
+// Tensors whose bytes overlap would alias each other's weights: refused, whatever their order.
+TEST_F(GgufHostile, OverlappingTensorsFail) {
+  Bytes overlap;  // 'a' is 32 f32 = 128 bytes at 0; 'b' starts inside it, at 64
+  overlap.header(2, 0).tensor("a", {32}, 0, 0).tensor("b", {8}, 0, 64).pad().zeros(192);
+  expect_error(overlap, "tensors 'a' (bytes 0..128) and 'b' (from byte 64) overlap");
+  Bytes reversed;  // the same, listed the other way round
+  reversed.header(2, 0).tensor("b", {8}, 0, 64).tensor("a", {32}, 0, 0).pad().zeros(192);
+  expect_error(reversed, "overlap in the data section");
+  Bytes same;  // two names for one range
+  same.header(2, 0).tensor("a", {8}, 0, 0).tensor("b", {8}, 0, 0).pad().zeros(64);
+  expect_error(same, "overlap");
+  Bytes adjacent;  // touching is fine
+  adjacent.header(2, 0).tensor("a", {8}, 0, 0).tensor("b", {8}, 0, 32).pad().zeros(64);
+  EXPECT_EQ(GgufFile::open(write(adjacent.b))->tensors().size(), 2u);
+}
+
 // Every prefix of a valid file that cuts into what the tensors need must fail cleanly; the
 // trailing padding after the last tensor may go.
 TEST_F(GgufHostile, EveryTruncationFails) {

@@ -3,12 +3,18 @@
 #include "model/gguf_import.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
 
 #include "core/error.h"
 #include "io/gguf.h"
 #include "model/golden_util.h"
+#include "model/inspect.h"
 
 namespace zoft::test {
 namespace {
@@ -121,6 +127,57 @@ TEST(GgufImport, Gemma3Config) {
   for (size_t i = 0; i < 6; ++i)
     EXPECT_EQ(types[i], i == 5 ? "full_attention" : "sliding_attention") << "layer " << i;
   EXPECT_EQ(c["tie_word_embeddings"], true);
+}
+
+// A copy of a fixture with the u32 metadata value of `key` replaced (the file keeps its size).
+std::string patched_fixture(const std::string& name, const std::string& key, uint32_t value) {
+  std::ifstream in(gguf_fixture(name), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  size_t at = bytes.find(key);
+  EXPECT_NE(at, std::string::npos) << key;
+  uint32_t type = 0;
+  std::memcpy(&type, bytes.data() + at + key.size(), 4);
+  EXPECT_EQ(type, 4u) << key << " is not a u32";
+  std::memcpy(bytes.data() + at + key.size() + 4, &value, 4);
+  std::string path =
+      ::testing::TempDir() + "zoft_patched_" + std::to_string(getpid()) + "_" + key + "_" + name;
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path;
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// block_count sized one layer_types entry per block before anything checked it (2^31 took
+// 17 GB and 40 s); now it is refused from the metadata.
+TEST(GgufImport, BlockCountIsCheckedFirst) {
+  for (uint32_t blocks : {20000u, 1u << 31}) {
+    std::string path = patched_fixture("gemma3-tiny.gguf", "gemma3.block_count", blocks);
+    auto gguf = GgufFile::open(path);
+    std::string e = error_of([&] { gguf_model_config(*gguf); });
+    std::remove(path.c_str());
+    ASSERT_NE(e.find(fmt::format("gemma3.block_count must be between 1 and 10000, got {}", blocks)),
+              std::string::npos)
+        << e;
+  }
+}
+
+// inspect reads tensor infos only (no dequantising) but checks their shapes as loading would.
+TEST(GgufImport, InspectChecksShapesAgainstTheMetadata) {
+  EXPECT_EQ(summarize_model(gguf_fixture("gemma3-tiny.gguf")).config.intermediate_size, 64);
+  std::string path = patched_fixture("gemma3-tiny.gguf", "gemma3.feed_forward_length", 48);
+  std::string e = error_of([&] { summarize_model(path); });
+  std::remove(path.c_str());
+  EXPECT_NE(e.find("tensor 'model.layers.0.mlp.gate_proj.weight' has shape [64, 32] but "
+                   "config.json implies [48, 32]"),
+            std::string::npos)
+      << e;
 }
 
 TEST(GgufImport, UnknownArchitectureIsRefused) {

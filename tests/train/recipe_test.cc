@@ -93,6 +93,31 @@ TEST(Recipe, MissingAndMalformed) {
   EXPECT_THROW(parse_overrides({"stray"}), Error);
 }
 
+// yaml-cpp keeps both entries of a repeated key (the last would win): refused, naming the key.
+TEST(Recipe, DuplicateKeysAreRefused) {
+  std::string e = error_of(std::string(kGood) + "  steps: 20\n");
+  EXPECT_NE(e.find("line 11: 'trainer.steps' is given twice"), std::string::npos) << e;
+  e = error_of(std::string(kGood) + "trainer:\n  batch_size: 4\n");
+  EXPECT_NE(e.find("line 11: 'trainer' is given twice"), std::string::npos) << e;
+}
+
+TEST(Recipe, NegativeCountsAndConflictsAreRefused) {
+  auto expect = [](const std::vector<std::pair<std::string, std::string>>& o,
+                   const std::string& want) {
+    std::string e = error_of(kGood, o);
+    EXPECT_NE(e.find(want), std::string::npos) << "got: " << e;
+    EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  };
+  expect({{"task.file", "t.yaml"}}, "task.name 'sst2' and task.file 't.yaml' both given");
+  expect({{"placement.threads", "-2"}}, "placement.threads: threads must be >= 0");
+  expect({{"placement.threads", "100000"}},
+         "placement.threads: 100000 threads is more than 4 x the");
+  expect({{"logging.log_interval", "-1"}}, "logging.log_interval must be >= 0, got -1");
+  expect({{"task.k_shot", "-16"}}, "task.k_shot must be >= 0, got -16");
+  expect({{"data.train_samples", "-5"}}, "data.train_samples must be >= 0, got -5");
+  expect({{"optim.warmup_steps", "-3"}}, "optim.warmup_steps must be >= 0, got -3");
+}
+
 TEST(Metrics, Crc32cKnownAnswer) {
   // RFC 3720 test vector: 32 bytes of zeros.
   std::vector<uint8_t> zeros(32, 0);
