@@ -7,8 +7,12 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/error.h"
+#include "io/mapped_file.h"
 
 namespace zoft {
 
@@ -138,6 +142,29 @@ void JsonlWriter::write(int64_t step, const std::map<std::string, double>& value
   line += "}\n";
   std::fwrite(line.data(), 1, line.size(), file_);
   std::fflush(file_);
+}
+
+// The step of one metrics.jsonl line, or nullopt for a line that is not a whole row.
+static std::optional<int64_t> row_step(const std::string& line) {
+  nlohmann::json row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!row.is_object() || !row.contains("step") || !row["step"].is_number_integer())
+    return std::nullopt;
+  return row["step"].get<int64_t>();
+}
+
+void drop_rows_after(const std::string& path, int64_t step) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return;
+  std::string kept, line;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    std::optional<int64_t> s = in.eof() ? std::nullopt : row_step(line);  // eof: no '\n', torn
+    if (s && *s <= step)
+      kept += line + "\n";
+    else
+      dropped = true;
+  }
+  if (dropped) write_file_atomic(path, kept);
 }
 
 }  // namespace zoft

@@ -128,6 +128,7 @@ std::vector<std::pair<std::string, Field>> schema(Recipe& r) {
       {"trainer.nan_policy", string_field(r.trainer.nan_policy)},
       {"trainer.eval_before", bool_field(r.trainer.eval_before)},
       {"trainer.schedule", string_field(r.trainer.schedule)},
+      {"trainer.allow_changed_recipe", bool_field(r.trainer.allow_changed_recipe)},
       {"placement.device", string_field(r.placement.device)},
       {"placement.threads", int_field(r.placement.threads)},
       {"placement.max_memory", string_field(r.placement.max_memory)},

@@ -52,6 +52,9 @@ struct Recipe {
     std::string nan_policy = "skip";  // skip | stop
     bool eval_before = true;
     std::string schedule = "zo2";  // zo2 (block by block) | plain (perturb all, forward)
+    // Resume even though a training-relevant key differs from the checkpoint's recipe.yaml
+    // (train/recipe_changes.h says which keys are).
+    bool allow_changed_recipe = false;
   } trainer;
   struct Placement {
     std::string device = "cpu";

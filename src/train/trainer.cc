@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -21,12 +22,17 @@
 #include "dist/communicator.h"
 #include "dist/startup.h"
 #include "io/json_file.h"
+#include "model/parameters.h"
 #include "runtime/offload.h"
+#include "runtime/plan.h"
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/fault.h"
+#include "train/memory_check.h"
 #include "train/metrics.h"
 #include "train/objective.h"
+#include "train/output_lock.h"
+#include "train/recipe_changes.h"
 #include "train/scoring.h"
 #include "train/zo_step.h"
 
@@ -140,6 +146,67 @@ void recover_checkpoints(const std::string& output_dir) {
   }
 }
 
+// Every example must leave at least one token to score in each row it makes (its answer, or
+// each candidate): a row without one makes the batch loss non-finite, and every step that draws
+// it would be skipped. Truncation to data.max_seq_length is what takes them away.
+void check_every_row_scores(const std::vector<data::EncodedExample>& examples,
+                            const data::BatchOptions& options, const char* key, int64_t max_length,
+                            const std::string& source) {
+  for (size_t i = 0; i < examples.size(); ++i) {
+    data::Batch b = data::make_batch(examples, {i}, options);
+    for (int64_t row = 0; row < b.rows; ++row) {
+      auto begin = b.targets.begin() + row * b.seq;
+      if (std::none_of(begin, begin + b.seq, [](int32_t t) { return t >= 0; }))
+        fail(
+            "{}: {} example {} has no token left to score at {} tokens (the answer needs a token "
+            "before it): raise data.max_seq_length",
+            source, key, i + 1, max_length);
+    }
+  }
+}
+
+// A resumed run must train as the checkpoint's run did: refuse a changed training-relevant key
+// (train/recipe_changes.h) unless trainer.allow_changed_recipe. dist: every rank decides alike.
+void check_recipe_unchanged(const Recipe& r, const std::string& checkpoint,
+                            const std::string& recipe_yaml, bool report) {
+  const std::string saved_path = checkpoint + "/recipe.yaml";
+  if (!fs::exists(saved_path)) return;
+  std::vector<RecipeChange> changes = changed_training_keys(read_file(saved_path), recipe_yaml);
+  if (changes.empty()) return;
+  if (!r.trainer.allow_changed_recipe)
+    fail(
+        "{}: the recipe differs from the one {} was trained with: {}; resume anyway with "
+        "--trainer.allow_changed_recipe true, or start afresh in another trainer.output_dir",
+        r.source, checkpoint, describe_changes(changes));
+  if (report)
+    std::fprintf(stderr, "zoft: resuming with a changed recipe (allowed): %s\n",
+                 describe_changes(changes).c_str());
+}
+
+// Before the first step: the weights and one step's activations must fit in what was available
+// when the run started (measured before the model was loaded).
+void check_memory(const Recipe& r, Decoder& model, const std::vector<data::EncodedExample>& train,
+                  bool classification, const dist::Communicator& comm,
+                  const std::optional<AvailableMemory>& available) {
+  if (!available) return;
+  int64_t seq = 0, candidates = 1;
+  for (const data::EncodedExample& e : train) {
+    seq = std::max(seq, e.max_length());
+    if (classification) candidates = std::max(candidates, int64_t(e.candidate_ids.size()));
+  }
+  const DType compute = model.weights().compute_dtype;
+  double weights = 0;
+  for (const ParameterRef& p : list_parameters(model))
+    weights += double(std::max<uint64_t>(p.tensor.nbytes(), p.tensor.numel() * dtype_size(compute)));
+  if (!r.placement.max_memory.empty())  // offload: only the CPU budget's share is resident
+    weights = std::min(weights, double(runtime::parse_max_memory(r.placement.max_memory)
+                                           .cpu.value_or(uint64_t(weights))));
+  const int64_t global_rows = r.trainer.batch_size * candidates;
+  MemoryEstimate e = estimate_training_memory(model.config(), weights, global_rows / comm.size(),
+                                              global_rows, seq, 2 * int(r.optim.samples));
+  check_training_memory(e, *available, comm.local_size(), r.source);
+}
+
 zo::MezoOptions mezo_options(const Recipe& r) {
   zo::MezoOptions o;
   o.lr = r.optim.lr;
@@ -180,6 +247,7 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
 #endif
   // dist: ranks on one node share its cores.
   ThreadPool::set_global_threads(dist::threads_per_rank(comm, int(r.placement.threads)));
+  const std::optional<AvailableMemory> memory = available_memory();  // before loading anything
   auto start = Clock::now();
   TrainSummary summary;
   summary.rank = comm.rank();
@@ -192,8 +260,11 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
         r.source, r.trainer.batch_size, comm.size(), comm.size());
   // dist: rank 0 alone tidies the output directory and picks the checkpoint that every rank
   // resumes from; the check makes sure that every rank runs the same recipe.
+  // It first takes the output directory's lock: a second run on it stops here.
   std::string latest;
+  std::optional<OutputLock> lock;
   if (comm.is_root()) {
+    lock.emplace(out);
     recover_checkpoints(out);
     latest = latest_checkpoint(out).value_or("");
   }
@@ -208,6 +279,7 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
     if (comm.is_root())
       std::fprintf(stderr, "zoft: resuming from %s (step %lld)\n", resume->c_str(),
                    (long long)summary.resumed_from);
+    check_recipe_unchanged(r, *resume, recipe_yaml, comm.is_root());
   }
   const std::string model_path = resume ? *resume : r.model.path;
   if (!fs::is_directory(model_path))
@@ -239,6 +311,11 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
   batch_options.mode = r.task.train_as_classification ? data::LossMode::kClassification
                                                       : data::LossMode::kAnswerOnly;
   batch_options.pad_id = pad_id;
+  check_every_row_scores(train_set, batch_options, "data.train", encode.max_length, r.source);
+  data::BatchOptions eval_options = batch_options;  // evaluation scores every candidate
+  eval_options.mode = data::LossMode::kClassification;
+  check_every_row_scores(eval_set, eval_options, "data.eval", encode.max_length, r.source);
+  check_memory(r, model, train_set, r.task.train_as_classification, comm, memory);
   data::DataOrder order(train_set.size(), seed);
   zo::MezoState mezo_state;
   if (resume) {
@@ -299,7 +376,10 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
                  comm.size(), comm.backend().c_str(),
                  (long long)(r.trainer.batch_size / comm.size()), ThreadPool::global().size());
 
-  if (comm.is_root()) fs::create_directories(out);  // dist: rank 0 writes all files
+  // dist: rank 0 writes all files. On resume, the metrics of the steps after the checkpoint are
+  // logged again: drop the first run's rows of them (all rows when starting afresh).
+  if (comm.is_root() && r.logging.jsonl)
+    drop_rows_after(out + "/metrics.jsonl", summary.resumed_from);
   std::unique_ptr<JsonlWriter> jsonl;
   std::unique_ptr<TensorBoardWriter> tensorboard;
   if (r.logging.jsonl && comm.is_root())
@@ -328,12 +408,14 @@ TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startu
     summary.accuracy_before = evaluate(0, "eval (before)");
 
   const std::string config_text = checkpoint_config(model_path, dtype);
-  // Tokenizer files are read now: pruning may delete the checkpoint this run resumed from.
+  // Tokenizer files are read now: pruning may delete the checkpoint this run resumed from. Every
+  // file the tokenizer may load from, as it is (compressed or not), so that the checkpoint loads
+  // as a model directory, for resuming and for generate.
+  std::vector<std::string> names = text::tokenizer_file_names();
+  names.insert(names.end(), {"generation_config.json", "special_tokens_map.json"});
   std::vector<std::pair<std::string, std::string>> tokenizer_files;
-  for (const char* name :
-       {"tokenizer.json", "tokenizer.json.xz", "tokenizer_config.json", "generation_config.json",
-        "special_tokens_map.json", "vocab.json", "merges.txt"})
-    if (fs::exists(fs::path(model_path) / name))
+  for (const std::string& name : names)
+    if (fs::is_regular_file(fs::path(model_path) / name))
       tokenizer_files.emplace_back(name, read_file((fs::path(model_path) / name).string()));
   auto save = [&](int64_t step, double metric) {
     finish();
