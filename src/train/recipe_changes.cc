@@ -36,21 +36,22 @@ bool training_relevant(const std::string& key) {
                       [&](const char* k) { return key == k; });
 }
 
-// "section.key" -> scalar text of a recipe_to_yaml() text.
-std::map<std::string, std::string> flatten(const std::string& yaml, const char* which) {
+// ("section.key", scalar text) of a recipe_to_yaml() text, in its order.
+std::vector<std::pair<std::string, std::string>> flatten(const std::string& yaml,
+                                                         const char* which) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml);
   } catch (const YAML::Exception& e) {
     fail("the {} recipe: invalid YAML: {}", which, e.msg);
   }
-  std::map<std::string, std::string> out;
+  std::vector<std::pair<std::string, std::string>> out;
   if (!root.IsMap()) return out;
   for (const auto& section : root) {
     if (!section.second.IsMap()) continue;
     for (const auto& item : section.second)
       if (item.second.IsScalar())
-        out[section.first.Scalar() + "." + item.first.Scalar()] = item.second.Scalar();
+        out.emplace_back(section.first.Scalar() + "." + item.first.Scalar(), item.second.Scalar());
   }
   return out;
 }
@@ -59,16 +60,17 @@ std::map<std::string, std::string> flatten(const std::string& yaml, const char* 
 
 std::vector<RecipeChange> changed_training_keys(const std::string& saved_yaml,
                                                 const std::string& current_yaml) {
-  std::map<std::string, std::string> saved = flatten(saved_yaml, "saved");
-  std::map<std::string, std::string> current = flatten(current_yaml, "current");
+  const auto saved_keys = flatten(saved_yaml, "saved");
+  const std::map<std::string, std::string> saved(saved_keys.begin(), saved_keys.end());
+  const auto current = flatten(current_yaml, "current");
   // trainer.steps sets the total of linear and cosine decay, so changing it changes the learning
   // rate of every step (those already taken were computed with the old total). A constant
   // schedule never reads it: extending (or shortening) such a run is legitimate.
-  auto schedule = [](const std::map<std::string, std::string>& recipe) {
-    auto it = recipe.find("optim.schedule");
-    return it == recipe.end() ? std::string() : it->second;
-  };
-  const bool constant = schedule(saved) == "constant" && schedule(current) == "constant";
+  auto it = saved.find("optim.schedule");
+  auto now = std::find_if(current.begin(), current.end(),
+                          [](const auto& kv) { return kv.first == "optim.schedule"; });
+  const bool constant = it != saved.end() && it->second == "constant" && now != current.end() &&
+                        now->second == "constant";
   std::vector<RecipeChange> changes;
   for (const auto& [key, value] : current) {
     if (!training_relevant(key) || (constant && key == "trainer.steps")) continue;
@@ -78,11 +80,24 @@ std::vector<RecipeChange> changed_training_keys(const std::string& saved_yaml,
   return changes;
 }
 
+// A value as a person wrote it: numbers in their shortest form (recipe_to_yaml prints 17
+// digits: 1e-06, not 9.9999999999999995e-07), '' for an empty string.
+static std::string readable(const std::string& value) {
+  if (value.empty()) return "''";
+  try {
+    size_t used = 0;
+    double v = std::stod(value, &used);
+    if (used == value.size()) return fmt::format("{}", v);
+  } catch (const std::exception&) {
+  }
+  return value;
+}
+
 std::string describe_changes(const std::vector<RecipeChange>& changes) {
   std::string out;
   for (const RecipeChange& c : changes)
-    out += fmt::format("{}{} {} -> {}", out.empty() ? "" : ", ", c.key,
-                       c.saved.empty() ? "''" : c.saved, c.current.empty() ? "''" : c.current);
+    out += fmt::format("{}{} {} -> {}", out.empty() ? "" : ", ", c.key, readable(c.saved),
+                       readable(c.current));
   return out;
 }
 
