@@ -6,10 +6,10 @@
 #include <optional>
 
 #include "core/error.h"
-#include "io/json_file.h"
 #include "io/gguf.h"
-#include "text/gguf_tokenizer.h"
+#include "io/json_file.h"
 #include "text/file_text.h"
+#include "text/gguf_tokenizer.h"
 #include "text/tokenizer.h"
 #include "text/tokenizer_json.h"
 
@@ -218,7 +218,8 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
   if (is_directory(path)) {
     fs::path dir(path);
     std::optional<std::string> config = find_in(dir, {kConfigName});
-    if (auto json_path = find_in(dir, {kTokenizerJson})) return load_tokenizer_json(*json_path, config);
+    if (auto json_path = find_in(dir, {kTokenizerJson}))
+      return load_tokenizer_json(*json_path, config);
     auto vocab = find_in(dir, {kVocabNames[0], kVocabNames[1]});
     auto merges = find_in(dir, {kMergesNames[0], kMergesNames[1]});
     if (vocab && merges) return load_vocab_files(*vocab, *merges, config);

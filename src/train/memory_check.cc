@@ -49,7 +49,9 @@ std::optional<uint64_t> cgroup_headroom() {
   return *limit - std::min(*limit, usage.value_or(0));
 }
 
-std::string gib(double bytes) { return fmt::format("{:.1f} GiB", bytes / double(1 << 30)); }
+std::string gib(double bytes) {
+  return fmt::format("{:.1f} GiB", bytes / double(1 << 30));
+}
 
 }  // namespace
 
@@ -62,7 +64,8 @@ MemoryEstimate estimate_training_memory(const ModelConfig& config, double weight
   // size that cannot overflow and scale up.
   const double tokens = double(rank_rows) * double(seq);
   const int64_t at = int64_t(std::min(tokens, double(int64_t(1) << 24)));
-  e.activations = double(runtime::activation_bytes(config, at, forwards, at)) * (tokens / double(at));
+  e.activations =
+      double(runtime::activation_bytes(config, at, forwards, at)) * (tokens / double(at));
   e.batch = double(global_rows) * double(seq) * (4 + 1 + 4 + 4);
   return e;
 }

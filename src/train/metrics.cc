@@ -42,7 +42,9 @@ void put_varint(std::string& out, uint64_t v) {
   }
   out.push_back(char(v));
 }
-void put_tag(std::string& out, int field, int wire_type) { put_varint(out, uint64_t(field << 3 | wire_type)); }
+void put_tag(std::string& out, int field, int wire_type) {
+  put_varint(out, uint64_t(field << 3 | wire_type));
+}
 void put_bytes(std::string& out, int field, const std::string& bytes) {
   put_tag(out, field, 2);
   put_varint(out, bytes.size());
@@ -59,7 +61,8 @@ void put_fixed(std::string& out, int field, T value) {
 // Event { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
 std::string event_header(int64_t step) {
   std::string e;
-  double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   put_fixed(e, 1, now);
   put_tag(e, 2, 0);
   put_varint(e, uint64_t(step));
@@ -118,7 +121,9 @@ void TensorBoardWriter::scalar(const std::string& tag, int64_t step, double valu
   write_record(e);
 }
 
-void TensorBoardWriter::flush() { std::fflush(file_); }
+void TensorBoardWriter::flush() {
+  std::fflush(file_);
+}
 
 JsonlWriter::JsonlWriter(const std::string& path) {
   file_ = std::fopen(path.c_str(), "ab");

@@ -26,10 +26,10 @@ namespace {
 // and data.eval_samples too, since the best checkpoint is chosen by comparing eval metrics across
 // the resume. trainer.steps is relevant except under a constant schedule (see below).
 bool training_relevant(const std::string& key) {
-  static const char* kIrrelevant[] = {
-      "trainer.output_dir",   "trainer.eval_interval", "trainer.save_interval",
-      "trainer.save_total_limit", "trainer.eval_before", "trainer.nan_policy",
-      "trainer.schedule",     "trainer.allow_changed_recipe"};
+  static const char* kIrrelevant[] = {"trainer.output_dir",    "trainer.eval_interval",
+                                      "trainer.save_interval", "trainer.save_total_limit",
+                                      "trainer.eval_before",   "trainer.nan_policy",
+                                      "trainer.schedule",      "trainer.allow_changed_recipe"};
   for (const char* prefix : {"placement.", "dist.", "logging."})
     if (key.rfind(prefix, 0) == 0) return false;
   return std::none_of(std::begin(kIrrelevant), std::end(kIrrelevant),

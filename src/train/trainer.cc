@@ -152,17 +152,22 @@ void recover_checkpoints(const std::string& output_dir) {
 void check_every_row_scores(const std::vector<data::EncodedExample>& examples,
                             const data::BatchOptions& options, const char* key, int64_t max_length,
                             const std::string& source) {
+  size_t unscored = 0;
   for (size_t i = 0; i < examples.size(); ++i) {
     data::Batch b = data::make_batch(examples, {i}, options);
     for (int64_t row = 0; row < b.rows; ++row) {
       auto begin = b.targets.begin() + row * b.seq;
-      if (std::none_of(begin, begin + b.seq, [](int32_t t) { return t >= 0; }))
-        fail(
-            "{}: {} example {} has no token left to score at {} tokens (the answer needs a token "
-            "before it): raise data.max_seq_length",
-            source, key, i + 1, max_length);
+      if (std::none_of(begin, begin + b.seq, [](int32_t t) { return t >= 0; })) {
+        ++unscored;
+        break;
+      }
     }
   }
+  if (unscored > 0)
+    fail(
+        "{}: {} of {} {} examples have no token left to score at {} tokens (an answer token "
+        "needs a token before it): raise data.max_seq_length",
+        source, unscored, examples.size(), key, max_length);
 }
 
 // A resumed run must train as the checkpoint's run did: refuse a changed training-relevant key
@@ -197,10 +202,12 @@ void check_memory(const Recipe& r, Decoder& model, const std::vector<data::Encod
   const DType compute = model.weights().compute_dtype;
   double weights = 0;
   for (const ParameterRef& p : list_parameters(model))
-    weights += double(std::max<uint64_t>(p.tensor.nbytes(), p.tensor.numel() * dtype_size(compute)));
+    weights +=
+        double(std::max<uint64_t>(p.tensor.nbytes(), p.tensor.numel() * dtype_size(compute)));
   if (!r.placement.max_memory.empty())  // offload: only the CPU budget's share is resident
-    weights = std::min(weights, double(runtime::parse_max_memory(r.placement.max_memory)
-                                           .cpu.value_or(uint64_t(weights))));
+    weights = std::min(
+        weights,
+        double(runtime::parse_max_memory(r.placement.max_memory).cpu.value_or(uint64_t(weights))));
   const int64_t global_rows = r.trainer.batch_size * candidates;
   MemoryEstimate e = estimate_training_memory(model.config(), weights, global_rows / comm.size(),
                                               global_rows, seq, 2 * int(r.optim.samples));

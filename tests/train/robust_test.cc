@@ -68,7 +68,7 @@ class TrainRobust : public testing::Test {
 
   // `zoft train` on the suite's recipe into `out` with extra overrides, to completion.
   static Outcome train(const std::string& out, std::vector<std::string> args = {},
-                   const std::string& fault = "") {
+                       const std::string& fault = "") {
     const fs::path err = root_ / "stderr.txt";
     std::vector<std::string> words = {ZOFT_BINARY, "train", (root_ / "recipe.yaml").string(),
                                       "--trainer.output_dir", out};
@@ -133,8 +133,7 @@ TEST_F(TrainRobust, SecondRunOnOneOutputDirectoryRefusesNamingTheHolder) {
     OutputLock held(out);  // as a run in progress holds it
     Outcome second = train(out);
     EXPECT_EQ(second.status, 1);
-    EXPECT_NE(second.err.find("another training run uses this output directory"),
-              std::string::npos)
+    EXPECT_NE(second.err.find("another training run uses this output directory"), std::string::npos)
         << second.err;
     EXPECT_NE(second.err.find("pid " + std::to_string(getpid()) + " on host"), std::string::npos)
         << second.err;
@@ -156,9 +155,10 @@ TEST_F(TrainRobust, ResumeRefusesAChangedTrainingKeyUnlessAllowed) {
   EXPECT_EQ(steps.status, 1);
   EXPECT_NE(steps.err.find("trainer.steps 12 -> 13"), std::string::npos) << steps.err;
   // Keys that do not change what is trained pass.
-  Outcome harmless = train(out, {"--logging.log_interval", "5", "--trainer.save_total_limit", "3",
-                             "--placement.threads", "2", "--trainer.eval_interval", "4"},
-                       "step:5");
+  Outcome harmless = train(out,
+                           {"--logging.log_interval", "5", "--trainer.save_total_limit", "3",
+                            "--placement.threads", "2", "--trainer.eval_interval", "4"},
+                           "step:5");
   EXPECT_EQ(harmless.status, -SIGKILL) << harmless.err;  // it went past the check
   Outcome allowed = train(out, {"--optim.lr", "0.002", "--trainer.allow_changed_recipe", "true"});
   EXPECT_EQ(allowed.status, 0) << allowed.err;
@@ -180,13 +180,15 @@ TEST_F(TrainRobust, ResumedMetricsEqualAnUninterruptedRunsRowForRow) {
 
 TEST_F(TrainRobust, SaysWhenStepsAreSkippedAndFailsWhenAllAre) {
   // Perturbations of 1e38 overflow the weights (f32): every loss is non-finite.
-  Outcome all = train((root_ / "all_skipped").string(), {"--optim.eps", "1e38", "--trainer.steps", "4"});
+  Outcome all =
+      train((root_ / "all_skipped").string(), {"--optim.eps", "1e38", "--trainer.steps", "4"});
   EXPECT_EQ(all.status, 1);
   EXPECT_NE(all.err.find("all 4 steps were skipped (non-finite loss): nothing was trained"),
             std::string::npos)
       << all.err;
   // The first update of 1e38 overflows the weights: the steps after it are skipped.
-  Outcome some = train((root_ / "some_skipped").string(), {"--optim.lr", "1e38", "--trainer.steps", "4"});
+  Outcome some =
+      train((root_ / "some_skipped").string(), {"--optim.lr", "1e38", "--trainer.steps", "4"});
   EXPECT_EQ(some.status, 0) << some.err;
   EXPECT_NE(some.err.find("zoft: 3 of 4 steps skipped (non-finite loss)"), std::string::npos)
       << some.err;
@@ -197,7 +199,7 @@ TEST_F(TrainRobust, FailsBeforeTrainingWhenNoTokenIsLeftToScore) {
   // no token before it to be predicted from.
   Outcome r = train((root_ / "nothing_scored").string(), {"--data.max_seq_length", "1"});
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.err.find("data.train example 1 has no token left to score at 1 tokens"),
+  EXPECT_NE(r.err.find("16 of 16 data.train examples have no token left to score at 1 tokens"),
             std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("raise data.max_seq_length"), std::string::npos);
@@ -207,8 +209,7 @@ TEST_F(TrainRobust, FailsBeforeTrainingWhenNoTokenIsLeftToScore) {
 TEST_F(TrainRobust, HugeBatchFailsFastWithoutAllocating) {
   auto start = std::chrono::steady_clock::now();
   Outcome r = train((root_ / "huge_batch").string(), {"--trainer.batch_size", "1000000000"});
-  double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("training needs about"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("lower trainer.batch_size, data.max_seq_length or optim.samples"),
