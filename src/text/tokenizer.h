@@ -98,6 +98,11 @@ struct TokenizerSpec {
 std::vector<std::pair<std::string, std::string>> merges_from_scores(
     const std::vector<std::string>& vocab, const std::vector<float>& scores);
 
+// The files Tokenizer::from_file may read in a model directory (each name with or without
+// ".xz"), in the order it looks for them: a copy of the model (a training checkpoint) must carry
+// all that exist.
+std::vector<std::string> tokenizer_file_names();
+
 class Tokenizer {
  public:
   // PATH is a tokenizer.json (plain or .xz), a model directory holding tokenizer.json (with its

@@ -6,10 +6,10 @@
 #include <optional>
 
 #include "core/error.h"
-#include "io/json_file.h"
 #include "io/gguf.h"
-#include "text/gguf_tokenizer.h"
+#include "io/json_file.h"
 #include "text/file_text.h"
+#include "text/gguf_tokenizer.h"
 #include "text/tokenizer.h"
 #include "text/tokenizer_json.h"
 
@@ -151,6 +151,20 @@ TokenizerSpec parse_vocab_and_merges(std::string_view vocab_json, const std::str
 
 namespace fs = std::filesystem;
 
+// The names Tokenizer::from_file looks for in a directory, each also tried with ".xz".
+constexpr const char* kConfigName = "tokenizer_config.json";
+constexpr const char* kTokenizerJson = "tokenizer.json";
+constexpr const char* kVocabNames[] = {"vocab.json", "encoder.json"};
+constexpr const char* kMergesNames[] = {"merges.txt", "vocab.bpe"};
+
+std::vector<std::string> tokenizer_file_names() {
+  std::vector<std::string> names;
+  for (const char* name : {kConfigName, kTokenizerJson, kVocabNames[0], kVocabNames[1],
+                           kMergesNames[0], kMergesNames[1]})
+    for (const char* suffix : {"", ".xz"}) names.push_back(std::string(name) + suffix);
+  return names;
+}
+
 // The first of `names` (each also tried with ".xz") that exists in dir.
 static std::optional<std::string> find_in(const fs::path& dir,
                                           std::initializer_list<const char*> names) {
@@ -203,11 +217,11 @@ static Tokenizer load_vocab_files(const std::string& vocab, const std::string& m
 Tokenizer Tokenizer::from_file(const std::string& path) {
   if (is_directory(path)) {
     fs::path dir(path);
-    std::optional<std::string> config = find_in(dir, {"tokenizer_config.json"});
-    if (auto json_path = find_in(dir, {"tokenizer.json"}))
+    std::optional<std::string> config = find_in(dir, {kConfigName});
+    if (auto json_path = find_in(dir, {kTokenizerJson}))
       return load_tokenizer_json(*json_path, config);
-    auto vocab = find_in(dir, {"vocab.json", "encoder.json"});
-    auto merges = find_in(dir, {"merges.txt", "vocab.bpe"});
+    auto vocab = find_in(dir, {kVocabNames[0], kVocabNames[1]});
+    auto merges = find_in(dir, {kMergesNames[0], kMergesNames[1]});
     if (vocab && merges) return load_vocab_files(*vocab, *merges, config);
     fail(
         "{}: no tokenizer.json, and no vocab.json + merges.txt (or encoder.json + vocab.bpe) "

@@ -7,8 +7,12 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/error.h"
+#include "io/mapped_file.h"
 
 namespace zoft {
 
@@ -38,7 +42,9 @@ void put_varint(std::string& out, uint64_t v) {
   }
   out.push_back(char(v));
 }
-void put_tag(std::string& out, int field, int wire_type) { put_varint(out, uint64_t(field << 3 | wire_type)); }
+void put_tag(std::string& out, int field, int wire_type) {
+  put_varint(out, uint64_t(field << 3 | wire_type));
+}
 void put_bytes(std::string& out, int field, const std::string& bytes) {
   put_tag(out, field, 2);
   put_varint(out, bytes.size());
@@ -55,7 +61,8 @@ void put_fixed(std::string& out, int field, T value) {
 // Event { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
 std::string event_header(int64_t step) {
   std::string e;
-  double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   put_fixed(e, 1, now);
   put_tag(e, 2, 0);
   put_varint(e, uint64_t(step));
@@ -114,7 +121,9 @@ void TensorBoardWriter::scalar(const std::string& tag, int64_t step, double valu
   write_record(e);
 }
 
-void TensorBoardWriter::flush() { std::fflush(file_); }
+void TensorBoardWriter::flush() {
+  std::fflush(file_);
+}
 
 JsonlWriter::JsonlWriter(const std::string& path) {
   file_ = std::fopen(path.c_str(), "ab");
@@ -138,6 +147,29 @@ void JsonlWriter::write(int64_t step, const std::map<std::string, double>& value
   line += "}\n";
   std::fwrite(line.data(), 1, line.size(), file_);
   std::fflush(file_);
+}
+
+// The step of one metrics.jsonl line, or nullopt for a line that is not a whole row.
+static std::optional<int64_t> row_step(const std::string& line) {
+  nlohmann::json row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!row.is_object() || !row.contains("step") || !row["step"].is_number_integer())
+    return std::nullopt;
+  return row["step"].get<int64_t>();
+}
+
+void drop_rows_after(const std::string& path, int64_t step) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return;
+  std::string kept, line;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    std::optional<int64_t> s = in.eof() ? std::nullopt : row_step(line);  // eof: no '\n', torn
+    if (s && *s <= step)
+      kept += line + "\n";
+    else
+      dropped = true;
+  }
+  if (dropped) write_file_atomic(path, kept);
 }
 
 }  // namespace zoft

@@ -44,4 +44,9 @@ class JsonlWriter {
   std::FILE* file_ = nullptr;
 };
 
+// Resuming from the checkpoint of `step`: rewrites a metrics.jsonl (atomically) without the rows
+// of later steps, which the resumed run logs again, and without a torn last line. A missing file
+// is left missing.
+void drop_rows_after(const std::string& path, int64_t step);
+
 }  // namespace zoft

@@ -60,6 +60,9 @@ struct Recipe {
     // and activation checkpointing per decoder block (memory: one block's activations).
     int64_t gradient_accumulation_steps = 1;
     bool gradient_checkpointing = false;
+    // Resume even though a training-relevant key differs from the checkpoint's recipe.yaml
+    // (train/recipe_changes.h says which keys are).
+    bool allow_changed_recipe = false;
   } trainer;
   struct Placement {
     std::string device = "cpu";

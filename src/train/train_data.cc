@@ -58,6 +58,30 @@ std::vector<double> sum_over_ranks(dist::Communicator& comm, const std::vector<d
   return sum;
 }
 
+// Every example must leave at least one token to score in each row it makes (its answer, or
+// each candidate): a row without one makes the batch loss non-finite, and every step that draws
+// it would be skipped. Truncation to data.max_seq_length is what takes them away.
+void check_every_row_scores(const std::vector<data::EncodedExample>& examples,
+                            const data::BatchOptions& options, const char* key, int64_t max_length,
+                            const std::string& source) {
+  size_t unscored = 0;
+  for (size_t i = 0; i < examples.size(); ++i) {
+    data::Batch b = data::make_batch(examples, {i}, options);
+    for (int64_t row = 0; row < b.rows; ++row) {
+      auto begin = b.targets.begin() + row * b.seq;
+      if (std::none_of(begin, begin + b.seq, [](int32_t t) { return t >= 0; })) {
+        ++unscored;
+        break;
+      }
+    }
+  }
+  if (unscored > 0)
+    fail(
+        "{}: {} of {} {} examples have no token left to score at {} tokens (an answer token "
+        "needs a token before it): raise data.max_seq_length",
+        source, unscored, examples.size(), key, max_length);
+}
+
 class TaskData : public TrainData {
  public:
   TaskData(const Recipe& r, const text::Tokenizer& tokenizer, const ModelConfig& config) {
@@ -75,6 +99,23 @@ class TaskData : public TrainData {
     options_.mode = r.task.train_as_classification ? data::LossMode::kClassification
                                                    : data::LossMode::kAnswerOnly;
     options_.pad_id = pad_id_;
+    check_every_row_scores(train_, options_, "data.train", encode.max_length, r.source);
+    data::BatchOptions eval_options = options_;  // evaluation scores every candidate
+    eval_options.mode = data::LossMode::kClassification;
+    check_every_row_scores(eval_, eval_options, "data.eval", encode.max_length, r.source);
+  }
+
+  int64_t max_row_length() const override {
+    int64_t longest = 1;
+    for (const data::EncodedExample& e : train_) longest = std::max(longest, e.max_length());
+    return longest;
+  }
+  int64_t rows_per_example() const override {
+    if (options_.mode != data::LossMode::kClassification) return 1;
+    int64_t candidates = 1;
+    for (const data::EncodedExample& e : train_)
+      candidates = std::max(candidates, int64_t(e.candidate_ids.size()));
+    return candidates;
   }
 
   size_t train_size() const override { return train_.size(); }
@@ -127,6 +168,7 @@ class CorpusData : public TrainData {
     if (chunk.max_seq_length < 2)
       fail("{}: data.max_seq_length {} leaves no next token to predict: use at least 2", r.source,
            r.data.max_seq_length);
+    block_length_ = chunk.max_seq_length;
     train_ = load_blocks(r.data.train, r.data.train_samples, tokenizer, chunk);
     if (!r.data.eval.empty())
       eval_ = load_blocks(r.data.eval, r.data.eval_samples, tokenizer, chunk);
@@ -141,6 +183,8 @@ class CorpusData : public TrainData {
   data::Batch batch(const std::vector<size_t>& indices) const override {
     return data::make_lm_batch(train_, indices, options_);
   }
+  int64_t max_row_length() const override { return block_length_; }
+  int64_t rows_per_example() const override { return 1; }
 
   // Mean next-token loss over the eval blocks and its exponential; dist: blocks split among
   // ranks, the summed loss and token counts added in rank order.
@@ -190,6 +234,7 @@ class CorpusData : public TrainData {
 
   std::vector<std::vector<int32_t>> train_, eval_;
   data::BatchOptions options_;
+  int64_t block_length_ = 0;
 };
 
 }  // namespace

@@ -37,6 +37,9 @@ class TrainData {
   // Scores the eval set; dist: every rank takes a share and every rank gets the same result.
   virtual EvalResult evaluate(Decoder& model, int64_t batch_size, const char* progress_label,
                               dist::Communicator& comm) const = 0;
+  // For the memory estimate: the longest row, and rows per training example (candidates).
+  virtual int64_t max_row_length() const = 0;
+  virtual int64_t rows_per_example() const = 0;
   // Feeds everything a rank loaded into the start-up check (every rank must agree).
   virtual void fingerprint(dist::Fingerprint& f) const = 0;
 };

@@ -22,13 +22,18 @@
 #include "dist/communicator.h"
 #include "dist/startup.h"
 #include "io/json_file.h"
+#include "model/parameters.h"
 #include "runtime/offload.h"
+#include "runtime/plan.h"
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/fault.h"
+#include "train/memory_check.h"
 #include "train/method.h"
 #include "train/metrics.h"
 #include "train/objective.h"
+#include "train/output_lock.h"
+#include "train/recipe_changes.h"
 #include "train/scoring.h"
 #include "train/train_data.h"
 
@@ -155,14 +160,64 @@ StepBatch rank_step_batch(const data::Batch& b, data::LossMode mode, dist::Commu
 }
 
 // Tokenizer files of the model, read now: pruning may delete the checkpoint a run resumed from.
+// Every file the tokenizer may load from, as it is (compressed or not), so that a checkpoint
+// loads as a model directory, for resuming and for generate.
 std::vector<std::pair<std::string, std::string>> read_tokenizer_files(const std::string& dir) {
+  std::vector<std::string> names = text::tokenizer_file_names();
+  names.insert(names.end(), {"generation_config.json", "special_tokens_map.json"});
   std::vector<std::pair<std::string, std::string>> files;
-  for (const char* name :
-       {"tokenizer.json", "tokenizer.json.xz", "tokenizer_config.json", "generation_config.json",
-        "special_tokens_map.json", "vocab.json", "merges.txt"})
-    if (fs::exists(fs::path(dir) / name))
+  for (const std::string& name : names)
+    if (fs::is_regular_file(fs::path(dir) / name))
       files.emplace_back(name, read_file((fs::path(dir) / name).string()));
   return files;
+}
+
+// A resumed run must train as the checkpoint's run did: refuse a changed training-relevant key
+// (train/recipe_changes.h) unless trainer.allow_changed_recipe. dist: every rank decides alike.
+void check_recipe_unchanged(const Recipe& r, const std::string& checkpoint,
+                            const std::string& recipe_yaml, bool report) {
+  const std::string saved_path = checkpoint + "/recipe.yaml";
+  if (!fs::exists(saved_path)) return;
+  std::vector<RecipeChange> changes = changed_training_keys(read_file(saved_path), recipe_yaml);
+  if (changes.empty()) return;
+  if (!r.trainer.allow_changed_recipe)
+    fail(
+        "{}: the recipe differs from the one {} was trained with: {}; resume anyway with "
+        "--trainer.allow_changed_recipe true, or start afresh in another trainer.output_dir",
+        r.source, checkpoint, describe_changes(changes));
+  if (report)
+    std::fprintf(stderr, "zoft: resuming with a changed recipe (allowed): %s\n",
+                 describe_changes(changes).c_str());
+}
+
+// Before the first step: the weights, what the method keeps beside them and one step's
+// activations must fit in what was available when the run started (measured before the model
+// was loaded). A first-order method keeps gradients and optimizer moments (and an f32 master of
+// bf16 weights), and every layer's activations for the backward unless it checkpoints them.
+void check_memory(const Recipe& r, Decoder& model, const TrainData& data,
+                  const dist::Communicator& comm, const std::optional<AvailableMemory>& available) {
+  if (!available) return;
+  const DType compute = model.weights().compute_dtype;
+  const bool first_order = r.optim.method != "mezo-sgd";
+  double weights = 0;
+  for (const ParameterRef& p : list_parameters(model)) {
+    weights +=
+        double(std::max<uint64_t>(p.tensor.nbytes(), p.tensor.numel() * dtype_size(compute)));
+    if (first_order) weights += double(p.tensor.numel()) * 4.0 * (compute == DType::BF16 ? 4 : 3);
+  }
+  if (!r.placement.max_memory.empty())  // offload: only the CPU budget's share is resident
+    weights = std::min(
+        weights,
+        double(runtime::parse_max_memory(r.placement.max_memory).cpu.value_or(uint64_t(weights))));
+  int forwards = 2 * int(r.optim.samples);
+  if (first_order)
+    forwards = r.trainer.gradient_checkpointing ? 3 : int(model.config().num_layers) + 2;
+  const int64_t global_rows = r.trainer.batch_size * data.rows_per_example();
+  const int64_t micro = first_order ? r.trainer.gradient_accumulation_steps : 1;
+  MemoryEstimate e =
+      estimate_training_memory(model.config(), weights, global_rows / comm.size() / micro,
+                               global_rows, data.max_row_length(), forwards);
+  check_training_memory(e, *available, comm.local_size(), r.source);
 }
 
 void print_offload_stats(const runtime::Offload& offload) {
@@ -186,14 +241,19 @@ class Run {
   TrainSummary train() {
     // dist: ranks on one node share its cores.
     ThreadPool::set_global_threads(dist::threads_per_rank(comm_, int(r_.placement.threads)));
+    const std::optional<AvailableMemory> memory = available_memory();  // before loading anything
     start_ = Clock::now();
     summary_.rank = comm_.rank();
     check_batch_split();
     find_checkpoint();
     load_model_and_data();
+    check_memory(r_, *model_, *data_, comm_, memory);
     make_method();
     check_ranks_agree();
-    if (comm_.is_root()) fs::create_directories(r_.trainer.output_dir);  // rank 0 writes files
+    // dist: rank 0 writes all files. On resume, the metrics of the steps after the checkpoint
+    // are logged again: drop the first run's rows of them (all rows when starting afresh).
+    if (comm_.is_root() && r_.logging.jsonl)
+      drop_rows_after(r_.trainer.output_dir + "/metrics.jsonl", summary_.resumed_from);
     log_ = std::make_unique<MetricsLog>(r_, comm_);
     if (!resume_ && r_.trainer.eval_before && data_->has_eval())
       summary_.eval_before = evaluate(0, "eval (before)").metrics;
@@ -218,10 +278,12 @@ class Run {
   }
 
   // dist: rank 0 alone tidies the output directory and picks the checkpoint that every rank
-  // resumes from; the check makes sure that every rank runs the same recipe.
+  // resumes from; the check makes sure that every rank runs the same recipe. It first takes the
+  // output directory's lock: a second run on it stops here.
   void find_checkpoint() {
     std::string latest;
     if (comm_.is_root()) {
+      lock_.emplace(r_.trainer.output_dir);
       recover_checkpoints(r_.trainer.output_dir);
       latest = latest_checkpoint(r_.trainer.output_dir).value_or("");
     }
@@ -234,6 +296,7 @@ class Run {
     if (comm_.is_root())
       std::fprintf(stderr, "zoft: resuming from %s (step %lld)\n", resume_->c_str(),
                    (long long)summary_.resumed_from);
+    check_recipe_unchanged(r_, *resume_, recipe_yaml_, comm_.is_root());
   }
 
   void load_model_and_data() {
@@ -414,6 +477,7 @@ class Run {
   double comm_start_ = 0;
   int64_t first_step_ = 0;
   std::string recipe_yaml_, model_path_, config_text_;
+  std::optional<OutputLock> lock_;  // rank 0: held for the whole run
   std::optional<std::string> resume_;
   nlohmann::json state_ = nlohmann::json::object();
   DType dtype_ = DType::F32;

@@ -20,6 +20,7 @@
 
 #include "dist/communicator.h"
 #include "runtime/llama_maker.h"
+#include "train/output_lock.h"
 
 namespace zoft::test {
 namespace {
@@ -289,6 +290,20 @@ TEST_F(MpiTrain, ErrorOnOneRankAtStartUpIsReportedByRankZero) {
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_EQ(count_of(r.output, "zoft: error:"), 1) << r.output;
   EXPECT_NE(r.output.find("zoft: error: rank 1 of 2: train.jsonl"), std::string::npos) << r.output;
+}
+
+TEST_F(MpiTrain, LockedOutputDirectoryStopsEveryRankCleanly) {
+  // Rank 0 takes the output directory's lock; while another run holds it, the job stops at the
+  // first start-up check, every rank with status 1.
+  std::string dir = out("locked");
+  OutputLock held(dir);
+  Launched r = run(mpirun_np(2, dir));
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_EQ(count_of(r.output, "zoft: error:"), 1) << r.output;
+  EXPECT_NE(r.output.find("another training run uses this output directory (pid " +
+                          std::to_string(getpid())),
+            std::string::npos)
+      << r.output;
 }
 
 }  // namespace

@@ -18,11 +18,12 @@ namespace zoft::test {
 struct LlamaShape {
   int64_t hidden = 32, intermediate = 64, layers = 2, heads = 2, kv_heads = 1, head_dim = 16;
   bool tied = true;
+  int64_t vocab = 32000;  // the Llama-2 tokenizer's; more for another tokenizer (GPT-2: 50257)
 };
 
 inline std::string make_llama(const std::string& dir, const LlamaShape& s, uint64_t seed = 1) {
   namespace fs = std::filesystem;
-  const int64_t V = 32000, H = s.hidden, I = s.intermediate, D = s.head_dim;
+  const int64_t V = s.vocab, H = s.hidden, I = s.intermediate, D = s.head_dim;
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::ofstream(fs::path(dir) / "config.json")
