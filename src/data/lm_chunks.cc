@@ -32,8 +32,7 @@ std::vector<std::vector<int32_t>> lm_chunks(const std::vector<Record>& records,
   ZOFT_CHECK(!records.empty(), "no records to make language-modelling data from");
   int32_t eos = tokenizer.eos_id();
   ZOFT_CHECK(!options.append_eos || eos >= 0,
-             "{}: the tokenizer has no EOS token to end each document with",
-             source_file(records));
+             "{}: the tokenizer has no EOS token to end each document with", source_file(records));
   std::vector<std::vector<int32_t>> tokenized(records.size());
   parallel_items(int64_t(records.size()), [&](int64_t i) {
     const std::string& text = records[size_t(i)].get(options.field);

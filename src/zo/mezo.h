@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "zo/perturb.h"
 #include "optim/schedule.h"
+#include "zo/perturb.h"
 
 namespace zoft::zo {
 

@@ -18,8 +18,9 @@ using Ids = std::vector<int32_t>;
 // GPT-2: "Hello world" = [15496, 995], EOS <|endoftext|> = 50256, no BOS.
 TEST(LmBlocks, JsonlDocumentsEndWithEos) {
   TempDir dir;
-  write_bytes(dir.file("c.jsonl"),
-              "{\"text\": \"Hello world\"}\n{\"text\": \"Hello world\"}\n\n{\"text\": \"Hello world\"}\n");
+  write_bytes(
+      dir.file("c.jsonl"),
+      "{\"text\": \"Hello world\"}\n{\"text\": \"Hello world\"}\n\n{\"text\": \"Hello world\"}\n");
   CorpusOptions options;
   options.max_seq_length = 4;
   auto blocks = read_lm_blocks(dir.file("c.jsonl"), tokenizer("gpt2"), options);
@@ -77,8 +78,7 @@ TEST(LmBlocks, Errors) {
   TempDir dir;
   const auto& gpt2 = tokenizer("gpt2");
   write_bytes(dir.file("empty.jsonl"), "\n\n");
-  expect_error([&] { read_lm_blocks(dir.file("empty.jsonl"), gpt2); },
-               {"empty.jsonl: empty file"});
+  expect_error([&] { read_lm_blocks(dir.file("empty.jsonl"), gpt2); }, {"empty.jsonl: empty file"});
   write_bytes(dir.file("short.jsonl"), "{\"text\": \"Hello world\"}\n");
   CorpusOptions options;
   options.max_seq_length = 64;
@@ -137,14 +137,16 @@ TEST(SftExamples, TruncationKeepsBosAndTheCompletion) {
   EXPECT_EQ(examples[0].context_ids, (Ids{1, 28750, 28804}));
   EXPECT_EQ(examples[0].max_length(), 8);
   options.truncate = false;
-  expect_error([&] { read_sft_examples(dir.file("sft.jsonl"), tokenizer("llama2"), options); },
-               {"sft.jsonl:1: 12 tokens (context 8 + longest candidate 4), more than max_length 7"});
+  expect_error(
+      [&] { read_sft_examples(dir.file("sft.jsonl"), tokenizer("llama2"), options); },
+      {"sft.jsonl:1: 12 tokens (context 8 + longest candidate 4), more than max_length 7"});
 }
 
 TEST(SftExamples, Errors) {
   TempDir dir;
   const auto& llama = tokenizer("llama2");
-  write_bytes(dir.file("a.jsonl"), "{\"prompt\": \"Q\", \"completion\": \" A\"}\n{\"prompt\": \"Q\"}\n");
+  write_bytes(dir.file("a.jsonl"),
+              "{\"prompt\": \"Q\", \"completion\": \" A\"}\n{\"prompt\": \"Q\"}\n");
   expect_error([&] { read_sft_examples(dir.file("a.jsonl"), llama); },
                {"a.jsonl:2: no field 'completion' (fields: prompt)"});
   write_bytes(dir.file("b.csv"), "prompt,answer\nQ,A\n");
