@@ -27,6 +27,8 @@ TEST(LmBlocks, JsonlDocumentsEndWithEos) {
   ASSERT_EQ(blocks.size(), 2u);  // 9 tokens: 2 blocks, 1 dropped (run_clm's group_texts)
   EXPECT_EQ(blocks[0], (Ids{15496, 995, 50256, 15496}));
   EXPECT_EQ(blocks[1], (Ids{995, 50256, 15496, 995}));
+  write_bytes(dir.file("c.jsonl.xz"), xz_compress(read_bytes(dir.file("c.jsonl"))));
+  EXPECT_EQ(read_lm_blocks(dir.file("c.jsonl.xz"), tokenizer("gpt2"), options), blocks);
   options.append_eos = false;  // run_clm itself: [15496, 995] x 3 -> 1 block
   blocks = read_lm_blocks(dir.file("c.jsonl"), tokenizer("gpt2"), options);
   EXPECT_EQ(blocks, (std::vector<Ids>{{15496, 995, 15496, 995}}));
