@@ -18,16 +18,27 @@ static void append_blocks(const std::vector<std::vector<int32_t>>& tokenized, si
     out.emplace_back(joined.begin() + int64_t(at), joined.begin() + int64_t(at) + block);
 }
 
+// The file the records came from: their origin without ":line".
+static std::string source_file(const std::vector<Record>& records) {
+  const std::string& origin = records.front().origin;
+  return origin.substr(0, origin.rfind(':'));
+}
+
 std::vector<std::vector<int32_t>> lm_chunks(const std::vector<Record>& records,
                                             const text::Tokenizer& tokenizer,
                                             const LmChunkOptions& options) {
   ZOFT_CHECK(options.max_seq_length > 0, "max_seq_length must be positive, got {}",
              options.max_seq_length);
   ZOFT_CHECK(!records.empty(), "no records to make language-modelling data from");
+  int32_t eos = tokenizer.eos_id();
+  ZOFT_CHECK(!options.append_eos || eos >= 0,
+             "{}: the tokenizer has no EOS token to end each document with", source_file(records));
   std::vector<std::vector<int32_t>> tokenized(records.size());
   parallel_items(int64_t(records.size()), [&](int64_t i) {
     const std::string& text = records[size_t(i)].get(options.field);
-    tokenized[size_t(i)] = tokenizer.encode(text, options.add_special_tokens);
+    std::vector<int32_t> ids = tokenizer.encode(text, options.add_special_tokens);
+    if (options.append_eos && (ids.empty() || ids.back() != eos)) ids.push_back(eos);
+    tokenized[size_t(i)] = std::move(ids);
   });
   size_t group = options.records_per_group ? options.records_per_group : records.size();
   std::vector<std::vector<int32_t>> chunks;
@@ -37,9 +48,8 @@ std::vector<std::vector<int32_t>> lm_chunks(const std::vector<Record>& records,
   if (chunks.empty()) {
     size_t total = 0;
     for (const auto& ids : tokenized) total += ids.size();
-    fail("{}: {} tokens in all, fewer than one block of max_seq_length {}",
-         records.front().origin.substr(0, records.front().origin.rfind(':')), total,
-         options.max_seq_length);
+    fail("{}: {} tokens in all, fewer than one block of max_seq_length {}", source_file(records),
+         total, options.max_seq_length);
   }
   return chunks;
 }

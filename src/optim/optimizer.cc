@@ -1,11 +1,11 @@
 #include "optim/optimizer.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-
-#include <fmt/ranges.h>
 
 #include "backend/cpu/parallel.h"
 #include "core/error.h"
@@ -20,13 +20,15 @@ Method parse_method(std::string_view name) {
   fail("unknown optimizer '{}': use adamw or sgd", name);
 }
 
-const char* method_name(Method method) { return method == Method::kAdamW ? "adamw" : "sgd"; }
+const char* method_name(Method method) {
+  return method == Method::kAdamW ? "adamw" : "sgd";
+}
 
 // --- gradients --------------------------------------------------------------------------------
 
 static int64_t float_count(const Buffer& grad, size_t index) {
-  ZOFT_CHECK(grad.size() % sizeof(float) == 0, "gradient {}: {} bytes is not a whole number of floats",
-             index, grad.size());
+  ZOFT_CHECK(grad.size() % sizeof(float) == 0,
+             "gradient {}: {} bytes is not a whole number of floats", index, grad.size());
   return int64_t(grad.size() / sizeof(float));
 }
 
@@ -96,8 +98,9 @@ void accumulate_gradients(std::vector<Buffer>& acc, const std::vector<Buffer>& m
   ZOFT_CHECK(acc.size() == micro.size(), "accumulate_gradients: {} gradients, {} to add",
              acc.size(), micro.size());
   for (size_t i = 0; i < acc.size(); ++i) {
-    ZOFT_CHECK(acc[i].size() == micro[i].size(), "accumulate_gradients: gradient {}: {} bytes, {} to add",
-               i, acc[i].size(), micro[i].size());
+    ZOFT_CHECK(acc[i].size() == micro[i].size(),
+               "accumulate_gradients: gradient {}: {} bytes, {} to add", i, acc[i].size(),
+               micro[i].size());
     float* a = acc[i].as<float>();
     const float* m = micro[i].as<float>();
     cpu::parallel_items(float_count(acc[i], i), 2, [&](int64_t begin, int64_t end) {
@@ -144,8 +147,8 @@ Optimizer::Optimizer(const OptimizerOptions& options, const std::vector<Paramete
   bool momentum = options_.method == Method::kSgd && options_.momentum != 0;
   for (const auto& p : params) {
     ZOFT_CHECK(p.tensor.dtype == DType::F32 || p.tensor.dtype == DType::BF16,
-               "optimizer: parameter '{}' is stored in {}; only f32 and bf16 are trainable",
-               p.name, dtype_name(p.tensor.dtype));
+               "optimizer: parameter '{}' is stored in {}; only f32 and bf16 are trainable", p.name,
+               dtype_name(p.tensor.dtype));
     ZOFT_CHECK(p.tensor.is_contiguous(), "optimizer: parameter '{}' is not contiguous", p.name);
     Slot s;
     s.name = p.name;
@@ -177,46 +180,77 @@ void Optimizer::check_parameters(const std::vector<ParameterRef>& params) const 
   }
 }
 
-// One parameter's update, in float32 with torch's order of operations (the scalars in double,
-// rounded once, as torch passes Python floats to its float kernels).
+// The scalars of one AdamW step, rounded once from double to float (as torch passes Python
+// floats to its float kernels).
+struct AdamWScalars {
+  float keep;  // 1 - lr wd (decoupled weight decay), 1 without decay
+  float one_minus_b1, b2, one_minus_b2, step_size, bc2_sqrt, eps;
+};
+
+// Elements [begin, end): torch's _single_tensor_adam with decoupled decay, in its order:
+// p *= 1 - lr wd; m = lerp(m, g, 1 - b1); v = b2 v + (1 - b2) g^2;
+// p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps).
+static void adamw_range(const AdamWScalars& s, float* __restrict w, float* __restrict m,
+                        float* __restrict v, const float* __restrict g, int64_t begin,
+                        int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    float mi = m[i] + s.one_minus_b1 * (g[i] - m[i]);
+    float vi = v[i] * s.b2 + s.one_minus_b2 * g[i] * g[i];
+    float denom = std::sqrt(vi) / s.bc2_sqrt + s.eps;
+    w[i] = w[i] * s.keep - s.step_size * (mi / denom);
+    m[i] = mi;
+    v[i] = vi;
+  }
+}
+
+// torch.optim.SGD: d = g + wd p; with momentum, buf = d on the first step, else
+// mu buf + (1 - dampening) d, and d = buf (or d + mu buf, Nesterov); p -= lr d.
+struct SgdScalars {
+  float wd, lr, mu, damp;
+  bool first, nesterov;
+};
+
+static void sgd_range(const SgdScalars& s, float* __restrict w, float* __restrict buf,
+                      const float* __restrict g, int64_t begin, int64_t end) {
+  if (!buf) {
+    for (int64_t i = begin; i < end; ++i) w[i] -= s.lr * (g[i] + s.wd * w[i]);
+    return;
+  }
+  for (int64_t i = begin; i < end; ++i) {
+    float d = g[i] + s.wd * w[i];
+    float b = s.first ? d : s.mu * buf[i] + s.damp * d;
+    buf[i] = b;
+    w[i] -= s.lr * (s.nesterov ? d + s.mu * b : b);
+  }
+}
+
 void Optimizer::update(const Slot& slot, float* w, const float* g, double lr) const {
   const OptimizerOptions& o = options_;
   bool decay = slot.decay && o.weight_decay != 0;
   float* m = slot.exp_avg.as<float>();
   if (o.method == Method::kAdamW) {
-    float* v = slot.exp_avg_sq.as<float>();
     double t = double(step_ + 1);
-    float keep = decay ? float(1.0 - lr * o.weight_decay) : 1.0f;
-    float one_minus_b1 = float(1.0 - o.beta1), b2 = float(o.beta2), one_minus_b2 = float(1.0 - o.beta2);
-    float step_size = float(lr / (1.0 - std::pow(o.beta1, t)));
-    float bc2_sqrt = float(std::sqrt(1.0 - std::pow(o.beta2, t)));
-    float eps = float(o.eps);
+    AdamWScalars s{decay ? float(1.0 - lr * o.weight_decay) : 1.0f,
+                   float(1.0 - o.beta1),
+                   float(o.beta2),
+                   float(1.0 - o.beta2),
+                   float(lr / (1.0 - std::pow(o.beta1, t))),
+                   float(std::sqrt(1.0 - std::pow(o.beta2, t))),
+                   float(o.eps)};
+    float* v = slot.exp_avg_sq.as<float>();
     cpu::parallel_items(slot.numel, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        float wi = w[i] * keep;
-        float mi = m[i] + one_minus_b1 * (g[i] - m[i]);
-        float vi = v[i] * b2 + one_minus_b2 * g[i] * g[i];
-        float denom = std::sqrt(vi) / bc2_sqrt + eps;
-        w[i] = wi - step_size * (mi / denom);
-        m[i] = mi;
-        v[i] = vi;
-      }
+      adamw_range(s, w, m, v, g, begin, end);
     });
     return;
   }
-  float wd = decay ? float(o.weight_decay) : 0.0f, rate = float(lr);
-  float mu = float(o.momentum), damp = float(1.0 - o.dampening);
-  bool first = step_ == 0, nesterov = o.nesterov;
-  cpu::parallel_items(slot.numel, 8, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      float d = g[i] + wd * w[i];
-      if (m) {
-        m[i] = first ? d : mu * m[i] + damp * d;
-        d = nesterov ? d + mu * m[i] : m[i];
-      }
-      w[i] -= rate * d;
-    }
-  });
+  SgdScalars s{decay ? float(o.weight_decay) : 0.0f,
+               float(lr),
+               float(o.momentum),
+               float(1.0 - o.dampening),
+               step_ == 0,
+               o.nesterov};
+  cpu::parallel_items(slot.numel, 8,
+                      [&](int64_t begin, int64_t end) { sgd_range(s, w, m, g, begin, end); });
 }
 
 void Optimizer::step(const std::vector<ParameterRef>& params, const std::vector<Buffer>& grads) {
@@ -238,7 +272,7 @@ void Optimizer::step(const std::vector<ParameterRef>& params, const std::vector<
     update(s, master, grads[i].as<float>(), lr);
     uint16_t* out = params[i].tensor.ptr<uint16_t>();
     cpu::parallel_items(s.numel, 2, [&](int64_t begin, int64_t end) {
-      for (int64_t k = begin; k < end; ++k) out[k] = f32_to_bf16(master[k]);
+      convert_from_f32(master + begin, out + begin, DType::BF16, size_t(end - begin));
     });
   }
   ++step_;
@@ -255,7 +289,8 @@ const char* kStateJson = "optimizer.json";
 template <class SlotT>
 auto state_buffers(SlotT& s, Method method) {
   std::vector<std::pair<std::string, decltype(&s.exp_avg)>> out;
-  if (s.exp_avg.data()) out.emplace_back(method == Method::kAdamW ? "exp_avg" : "momentum_buffer", &s.exp_avg);
+  if (s.exp_avg.data())
+    out.emplace_back(method == Method::kAdamW ? "exp_avg" : "momentum_buffer", &s.exp_avg);
   if (s.exp_avg_sq.data()) out.emplace_back("exp_avg_sq", &s.exp_avg_sq);
   if (s.master.data()) out.emplace_back("master", &s.master);
   return out;
@@ -275,11 +310,13 @@ void Optimizer::save(const std::string& dir) const {
   for (const Slot& s : slots_) {
     parameters.push_back(describe(s.name, s.shape, s.dtype));
     for (auto [suffix, buffer] : state_buffers(s, options_.method))
-      tensors.push_back({s.name + "." + suffix, Tensor::with_shape(buffer->data(), DType::F32,
-                                                                   s.shape.data(), int(s.shape.size()))});
+      tensors.push_back(
+          {s.name + "." + suffix,
+           Tensor::with_shape(buffer->data(), DType::F32, s.shape.data(), int(s.shape.size()))});
   }
   namespace fs = std::filesystem;
-  write_safetensors((fs::path(dir) / kStateTensors).string(), tensors, {{"format", "zoft-optimizer"}});
+  write_safetensors((fs::path(dir) / kStateTensors).string(), tensors,
+                    {{"format", "zoft-optimizer"}});
   const OptimizerOptions& o = options_;
   nlohmann::json state = {
       {"method", method_name(o.method)},
@@ -287,10 +324,17 @@ void Optimizer::save(const std::string& dir) const {
       {"parameters", parameters},
       // For the reader; load() restores the state, the options come from the recipe.
       {"options",
-       {{"lr", o.lr}, {"weight_decay", o.weight_decay}, {"beta1", o.beta1}, {"beta2", o.beta2},
-        {"eps", o.eps}, {"momentum", o.momentum}, {"dampening", o.dampening},
-        {"nesterov", o.nesterov}, {"schedule", schedule_kind_name(o.schedule.kind)},
-        {"warmup_steps", o.schedule.warmup_steps}, {"total_steps", o.schedule.total_steps}}},
+       {{"lr", o.lr},
+        {"weight_decay", o.weight_decay},
+        {"beta1", o.beta1},
+        {"beta2", o.beta2},
+        {"eps", o.eps},
+        {"momentum", o.momentum},
+        {"dampening", o.dampening},
+        {"nesterov", o.nesterov},
+        {"schedule", schedule_kind_name(o.schedule.kind)},
+        {"warmup_steps", o.schedule.warmup_steps},
+        {"total_steps", o.schedule.total_steps}}},
   };
   write_json_file((fs::path(dir) / kStateJson).string(), state);
 }

@@ -13,6 +13,7 @@
 namespace zoft::data::testing {
 
 using zoft::testing::expect_error;
+using zoft::testing::read_bytes;
 using zoft::testing::TempDir;
 using zoft::testing::write_bytes;
 

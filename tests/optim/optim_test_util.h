@@ -38,7 +38,8 @@ struct TestParameters {
   // The raw bytes of every parameter, for bit-exact comparisons.
   std::string bytes() const {
     std::string out;
-    for (const auto& r : refs) out.append(static_cast<const char*>(r.tensor.data), r.tensor.nbytes());
+    for (const auto& r : refs)
+      out.append(static_cast<const char*>(r.tensor.data), r.tensor.nbytes());
     return out;
   }
 };

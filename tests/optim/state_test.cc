@@ -32,7 +32,8 @@ void fill(TestParameters& params) {
 std::vector<Buffer> grads_of_step(const TestParameters& params, int t) {
   std::vector<Buffer> grads;
   for (size_t p = 0; p < params.refs.size(); ++p)
-    grads.push_back(buffer_of(values(size_t(params.refs[p].tensor.numel()), 100 + 10 * t + p, 0.1)));
+    grads.push_back(
+        buffer_of(values(size_t(params.refs[p].tensor.numel()), 100 + 10 * t + p, 0.1)));
   return grads;
 }
 
@@ -99,10 +100,10 @@ TEST(OptimizerState, RefusesAStateThatDoesNotFit) {
   renamed.add("model.embed_tokens.weight", DType::BF16, {16, 8}, true, values(128, 1, 0.5));
   renamed.add("model.layers.0.mlp.down_proj.weight", DType::F32, {8, 8}, true, values(64, 2, 0.5));
   renamed.add("model.norm.weight", DType::F32, {8}, false, values(8, 3, 0.1));
-  expect_error([&] { Optimizer({}, renamed.refs).load(dir.path()); },
-               {"optimizer.json: parameter 1 of the state is",
-                "\"model.layers.0.mlp.up_proj.weight\"", "the model's is",
-                "\"model.layers.0.mlp.down_proj.weight\""});
+  expect_error(
+      [&] { Optimizer({}, renamed.refs).load(dir.path()); },
+      {"optimizer.json: parameter 1 of the state is", "\"model.layers.0.mlp.up_proj.weight\"",
+       "the model's is", "\"model.layers.0.mlp.down_proj.weight\""});
   TestParameters reshaped;
   reshaped.add("model.embed_tokens.weight", DType::BF16, {8, 16}, true, values(128, 1, 0.5));
   expect_error([&] { Optimizer({}, reshaped.refs).load(dir.path()); },
@@ -128,7 +129,8 @@ TEST(OptimizerState, RefusesAStateThatDoesNotFit) {
   TestParameters one;
   one.add("x", DType::F32, {2}, false, {1, 2});
   Optimizer({}, one.refs).save(dir.path());
-  std::filesystem::copy_file(dir.file("optimizer.safetensors"), empty.file("optimizer.safetensors"));
+  std::filesystem::copy_file(dir.file("optimizer.safetensors"),
+                             empty.file("optimizer.safetensors"));
   expect_error([&] { Optimizer({}, params.refs).load(empty.path()); },
                {"optimizer.safetensors: tensor 'model.embed_tokens.weight.exp_avg' missing"});
 }

@@ -1,5 +1,6 @@
-// AdamW / SGD + clip_grad_norm_ + HF schedules against PyTorch: tests/fixtures/optim/adamw.safetensors
-// (tools/make_optim_fixture.py) holds 10 steps of torch.optim's parameters for fixed gradients.
+// AdamW / SGD + clip_grad_norm_ + HF schedules against PyTorch:
+// tests/fixtures/optim/adamw.safetensors (tools/make_optim_fixture.py) holds 10 steps of
+// torch.optim's parameters for fixed gradients.
 #include <gtest/gtest.h>
 
 #include <cmath>
