@@ -75,8 +75,11 @@ step() {
 }
 
 # Runs a command as root inside the fresh system, in the copied tree, with a clean environment.
+# Only this machine's network set-up goes in: its resolver and its CA bundle (a machine behind a
+# TLS-intercepting proxy trusts the proxy's CA; the fresh root's ca-certificates would not).
 in_root() {
   env -i HOME=/root TERM=dumb LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PIP_CERT=/etc/fresh-check-host-ca.crt SSL_CERT_FILE=/etc/fresh-check-host-ca.crt \
     chroot "$root" /bin/bash -c "cd /root/zoft && $1"
 }
 
@@ -104,6 +107,7 @@ EOF
 
 mount_system() {
   cp /etc/resolv.conf "$root/etc/resolv.conf"
+  cp /etc/ssl/certs/ca-certificates.crt "$root/etc/fresh-check-host-ca.crt"
   mount -t proc proc "$root/proc"
   mount -t sysfs sysfs "$root/sys"
   mount --bind /dev "$root/dev"
