@@ -62,6 +62,25 @@ static void blas_linear_bf16(const float* x, int64_t M, int64_t K, const uint16_
   }
 }
 
+// OpenBLAS picks its kernel, edge handling and thread split by M, so a row's bits would depend on
+// how many rows share the call, which data-parallel training must not see (docs/dist.md). Rows
+// therefore go to OpenBLAS in chunks of exactly kBlasRows (the last one padded with zero rows):
+// every call has the same shape, and within a call every output is one k-ordered chain.
+constexpr int64_t kBlasRows = 16;
+
+template <class Gemm>
+static void in_fixed_row_chunks(const float* x, int64_t M, int64_t K, int64_t N, float* y,
+                                Gemm gemm) {
+  const int64_t full = M / kBlasRows * kBlasRows;
+  for (int64_t m0 = 0; m0 < full; m0 += kBlasRows) gemm(x + m0 * K, y + m0 * N);
+  if (full == M) return;
+  const int64_t rows = M - full;
+  std::vector<float> x_pad(size_t(kBlasRows * K), 0.0f), y_pad(size_t(kBlasRows * N));
+  std::copy(x + full * K, x + M * K, x_pad.begin());
+  gemm(x_pad.data(), y_pad.data());
+  std::copy(y_pad.begin(), y_pad.begin() + rows * N, y + full * N);
+}
+
 void linear(const float* x, int64_t M, int64_t K, const Tensor& weight, bool weight_is_kn,
             const float* bias, float* y) {
   ZOFT_CHECK(weight.ndim == 2 && weight.is_contiguous(),
@@ -84,14 +103,18 @@ void linear(const float* x, int64_t M, int64_t K, const Tensor& weight, bool wei
     else if (detail::have_packed_f32())
       detail::packed_gemm_f32(x, M, K, weight.f32(), weight_is_kn, N, bias, y);
     else
-      blas_linear_f32(x, M, K, weight.f32(), weight_is_kn, N, bias, y);
+      in_fixed_row_chunks(x, M, K, N, y, [&](const float* xc, float* yc) {
+        blas_linear_f32(xc, kBlasRows, K, weight.f32(), weight_is_kn, N, bias, yc);
+      });
   } else {
     if (detail::have_packed_bf16() && M <= detail::kSmallM && !weight_is_kn)
       detail::small_gemm_bf16(x, M, K, weight.ptr<uint16_t>(), N, bias, y);
     else if (detail::have_packed_bf16())
       detail::packed_gemm_bf16(x, M, K, weight.ptr<uint16_t>(), weight_is_kn, N, bias, y);
     else
-      blas_linear_bf16(x, M, K, weight.ptr<uint16_t>(), weight_is_kn, N, bias, y);
+      in_fixed_row_chunks(x, M, K, N, y, [&](const float* xc, float* yc) {
+        blas_linear_bf16(xc, kBlasRows, K, weight.ptr<uint16_t>(), weight_is_kn, N, bias, yc);
+      });
   }
 }
 
