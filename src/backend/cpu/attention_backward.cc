@@ -2,12 +2,12 @@
 // softcap * tanh(s / softcap)), P = softmax(s) per query, O = P V and D_i = rowsum(dO_i * O_i):
 //   dV_j = sum_i P_ij dO_i,   dP_ij = dO_i . V_j,   dS_ij = P_ij (dP_ij - D_i) (1 - (s_ij/cap)^2)
 //   dQ_i = scale sum_j dS_ij K_j,   dK_j = scale sum_i dS_ij Q_i.
-// P is recomputed tile by tile from each query's logsumexp L_i (P_ij = exp(s_ij - L_i)).
+// P is recomputed tile by tile (P_ij = exp(s_ij - L_i), L_i the query's logsumexp).
 //
 // Two passes, each owning what it writes, so that no two threads ever add into the same
 // gradient and the bits do not depend on scheduling:
-//   1. query tiles (batch, query head, 64 queries): sweep the visible keys once for L_i, then
-//      again for dQ; L_i and D_i are kept for pass 2.
+//   1. query tiles (batch, query head, 64 queries): one sweep over the visible keys gives L_i
+//      (online, as in the forward) and dQ; L_i and D_i are kept for pass 2.
 //   2. key tiles (batch, kv head, 64 keys): for every query head of the group and every query
 //      that may see the tile, recompute P and dS and sum dK, dV.
 // The small products are register-tiled AVX-512 kernels (6 rows x 64 lanes, as in the forward),
@@ -40,12 +40,12 @@ struct Problem {
   int64_t window;
   float softcap;
   int64_t q_offset;
-  std::vector<float> lse, delta;  // [B, Hq, T]: logsumexp (+inf: no key seen), rowsum(dO * O)
+  std::vector<float> lse{}, delta{};  // [B, Hq, T]: logsumexp (+inf: no key seen), rowsum(dO * O)
   // K and V transposed once per call, tile by tile: [B, Hkv, k_tiles, D, kKT] (zeros past
   // kv_len), so that the score products read keys in the lanes from one contiguous block.
-  std::vector<float> kt, vt;
+  std::vector<float> kt{}, vt{};
   // K (per key tile) and Q, dO (per query tile) as packed panels, for the accumulating products.
-  std::vector<float> k_panels, q_panels, do_panels;
+  std::vector<float> k_panels{}, q_panels{}, do_panels{};
   int64_t k_tiles = 0, q_tiles = 0;
 
   int64_t panel_floats() const {
@@ -337,14 +337,19 @@ static void accumulate(const float* coef, int64_t coef_rs, int64_t coef_cs, cons
 
 #endif
 
-// Scores of queries [t0, t0 + nq) of head h against the key tile at s0 (kt = its transpose):
-// score = capped scores; prob = exp(score - lse) where visible, 0 elsewhere.
-static void tile_probabilities(const Problem& pr, Scratch& w, int64_t b, int64_t h, int64_t t0,
-                               int64_t nq, int64_t s0, int64_t nk, uint64_t valid) {
+// score = the capped scores of queries [t0, t0 + nq) of head h against the key tile at s0.
+static void tile_scores(const Problem& pr, Scratch& w, int64_t b, int64_t h, int64_t t0, int64_t nq,
+                        int64_t s0) {
   const int64_t D = pr.s.head_dim, hk = h / (pr.s.q_heads / pr.s.kv_heads);
   rows_times_tile(pr.q + pr.q_index(b, t0, h), pr.s.q_heads * D, nq, pr.k_transposed(b, hk, s0),
                   kKT, D, pr.scale, w.score.data());
   if (pr.softcap > 0) softcap_inplace(w.score.data(), nq * kKT, pr.softcap);
+}
+
+// score as tile_scores; prob = P = exp(score - L_i) where visible, 0 elsewhere.
+static void tile_probabilities(const Problem& pr, Scratch& w, int64_t b, int64_t h, int64_t t0,
+                               int64_t nq, int64_t s0, int64_t nk, uint64_t valid) {
+  tile_scores(pr, w, b, h, t0, nq, s0);
   for (int64_t i = 0; i < nq; ++i) {
     const float lse = pr.lse[pr.row_index(b, h, t0 + i)];
     const int64_t qp = pr.q_offset + t0 + i;
@@ -373,46 +378,27 @@ static void tile_score_gradient(const Problem& pr, Scratch& w, int64_t b, int64_
   }
 }
 
-// L_i over the visible keys of queries [t0, t0 + nq) (online max and sum), and D_i.
-static void query_statistics(Problem& pr, Scratch& w, int64_t b, int64_t h, int64_t t0,
-                             int64_t nq) {
-  const int64_t D = pr.s.head_dim, hk = h / (pr.s.q_heads / pr.s.kv_heads);
-  const int64_t qp0 = pr.q_offset + t0, last_key = qp0 + nq - 1;
-  float m[kQT], l[kQT];
-  std::fill(m, m + nq, -INFINITY);
-  std::fill(l, l + nq, 0.0f);
-  for (int64_t s0 = pr.first_key(qp0) / kKT * kKT; s0 <= last_key; s0 += kKT) {
-    const int64_t nk = std::min(kKT, last_key - s0 + 1);
-    const uint64_t valid = tile_valid_bits(pr, b, s0, nk);
-    if (valid == 0) continue;  // all padding
-    rows_times_tile(pr.q + pr.q_index(b, t0, h), pr.s.q_heads * D, nq, pr.k_transposed(b, hk, s0),
-                    kKT, D, pr.scale, w.score.data());
-    if (pr.softcap > 0) softcap_inplace(w.score.data(), nq * kKT, pr.softcap);
-    for (int64_t i = 0; i < nq; ++i) {
-      const uint64_t bits = visible_bits(pr, qp0 + i, s0, nk, valid);
-      if (bits == 0) continue;
-      float* sc = w.score.data() + i * kKT;
-      const float m_new = std::max(m[i], masked_max(sc, bits));
-      const float sum = masked_exp(sc, bits, m_new, sc);
-      l[i] = l[i] * std::exp(m[i] - m_new) + sum;
-      m[i] = m_new;
-    }
-  }
+// D_i = rowsum(dO * O) of queries [t0, t0 + nq) of head h.
+static void query_deltas(Problem& pr, int64_t b, int64_t h, int64_t t0, int64_t nq) {
   for (int64_t i = 0; i < nq; ++i) {
-    const int64_t row = pr.row_index(b, h, t0 + i);
-    pr.lse[row] = l[i] > 0 ? m[i] + std::log(l[i]) : INFINITY;
     const float* o = pr.out + pr.q_index(b, t0 + i, h);
     const float* d_o = pr.dout + pr.q_index(b, t0 + i, h);
     float delta = 0;
-    for (int64_t d = 0; d < D; ++d) delta += o[d] * d_o[d];
-    pr.delta[row] = delta;
+    for (int64_t d = 0; d < pr.s.head_dim; ++d) delta += o[d] * d_o[d];
+    pr.delta[pr.row_index(b, h, t0 + i)] = delta;
   }
 }
 
-// Pass 1 unit: L_i, D_i and dQ of queries [t0, t0 + nq) of head h.
+// Pass 1 unit: D_i, L_i and dQ of queries [t0, t0 + nq) of head h in one sweep over the keys.
+// L_i is not known until the sweep ends, so P is taken relative to the running maximum m_i, as
+// in the forward: prob = exp(s - m_i), dQ_i accumulates unnormalised (rescaled by exp(m_old -
+// m_new) when m_i grows) and is divided by l_i = sum exp(s - m_i) at the end.
 static void query_unit(Problem& pr, Scratch& w, int64_t b, int64_t h, int64_t t0, int64_t nq) {
   const int64_t D = pr.s.head_dim, hk = h / (pr.s.q_heads / pr.s.kv_heads);
-  query_statistics(pr, w, b, h, t0, nq);
+  query_deltas(pr, b, h, t0, nq);
+  float m[kQT], l[kQT];
+  std::fill(m, m + nq, -INFINITY);
+  std::fill(l, l + nq, 0.0f);
   float* dq = w.acc_a.data();
   std::fill(dq, dq + nq * D, 0.0f);
   const int64_t qp0 = pr.q_offset + t0, last_key = qp0 + nq - 1;
@@ -420,13 +406,30 @@ static void query_unit(Problem& pr, Scratch& w, int64_t b, int64_t h, int64_t t0
     const int64_t nk = std::min(kKT, last_key - s0 + 1);
     const uint64_t valid = tile_valid_bits(pr, b, s0, nk);
     if (valid == 0) continue;  // all padding
-    tile_probabilities(pr, w, b, h, t0, nq, s0, nk, valid);
+    tile_scores(pr, w, b, h, t0, nq, s0);
+    for (int64_t i = 0; i < nq; ++i) {
+      float* p = w.prob.data() + i * kKT;
+      const float* sc = w.score.data() + i * kKT;
+      const uint64_t bits = visible_bits(pr, qp0 + i, s0, nk, valid);
+      if (bits == 0) {
+        std::fill(p, p + kKT, 0.0f);
+        continue;
+      }
+      const float m_new = std::max(m[i], masked_max(sc, bits));
+      const float alpha = std::exp(m[i] - m_new);  // 0 on the first visible tile
+      if (alpha != 1.0f)
+        for (int64_t d = 0; d < D; ++d) dq[i * D + d] *= alpha;
+      l[i] = l[i] * alpha + masked_exp(sc, bits, m_new, p);
+      m[i] = m_new;
+    }
     tile_score_gradient(pr, w, b, h, t0, nq, s0);
     accumulate(w.dprob.data(), kKT, 1, pr.k_panel(b, hk, s0), nk, dq, nq, D);
   }
   for (int64_t i = 0; i < nq; ++i) {
+    pr.lse[pr.row_index(b, h, t0 + i)] = l[i] > 0 ? m[i] + std::log(l[i]) : INFINITY;
+    const float factor = l[i] > 0 ? pr.scale / l[i] : 0.0f;  // no key seen: zeros
     float* out = pr.dq + pr.q_index(b, t0 + i, h);
-    for (int64_t d = 0; d < D; ++d) out[d] = dq[i * D + d] * pr.scale;
+    for (int64_t d = 0; d < D; ++d) out[d] = dq[i * D + d] * factor;
   }
 }
 
