@@ -109,6 +109,58 @@ static void bench_attention(int64_t B, int64_t T, double seconds) {
   std::printf("  %-36s %8.3f ms\n  %-36s %8.3f ms\n", "forward", fwd, "backward", bwd);
 }
 
+// Row-wise ops: rms_norm, gated GELU, cross entropy over a Gemma-3-sized vocabulary.
+static void bench_rows(double seconds) {
+  const int64_t rows = 2048, dim = 640, ffn = 2048, ce_rows = 64, vocab = 262144;
+  auto x = random_floats(rows * dim, 8), gamma = random_floats(dim, 9),
+       dy = random_floats(rows * dim, 10);
+  std::vector<float> out(rows * dim), dx(rows * dim), dgamma(dim);
+  auto line = [](const char* what, double ms) { std::printf("  %-36s %8.3f ms\n", what, ms); };
+  std::printf("rows=%lld dim=%lld ffn=%lld; cross entropy %lld x %lld\n", (long long)rows,
+              (long long)dim, (long long)ffn, (long long)ce_rows, (long long)vocab);
+  line("rms_norm forward",
+       best_ms([&] { cpu::rms_norm(x.data(), gamma.data(), out.data(), rows, dim, 1e-6f, true); },
+               seconds));
+  line("rms_norm backward", best_ms(
+                                [&] {
+                                  cpu::rms_norm_backward(x.data(), gamma.data(), dy.data(),
+                                                         dx.data(), dgamma.data(), rows, dim, 1e-6f,
+                                                         true);
+                                },
+                                seconds));
+  auto fused = random_floats(rows * 2 * ffn, 11), dh = random_floats(rows * ffn, 12);
+  std::vector<float> h(rows * ffn), dfused(rows * 2 * ffn);
+  line("gated gelu_tanh forward", best_ms(
+                                      [&] {
+                                        cpu::gated_activation(Activation::GeluTanh, fused.data(),
+                                                              fused.data() + ffn, 2 * ffn, h.data(),
+                                                              rows, ffn);
+                                      },
+                                      seconds));
+  line("gated gelu_tanh backward", best_ms(
+                                       [&] {
+                                         cpu::gated_activation_backward(
+                                             Activation::GeluTanh, fused.data(), fused.data() + ffn,
+                                             2 * ffn, dh.data(), dfused.data(), dfused.data() + ffn,
+                                             2 * ffn, rows, ffn);
+                                       },
+                                       seconds));
+  auto logits = random_floats(ce_rows * vocab, 13), dloss = random_floats(ce_rows, 14);
+  std::vector<int32_t> targets(ce_rows, 7);
+  std::vector<float> loss(ce_rows), dlogits(ce_rows * vocab);
+  line("cross_entropy forward",
+       best_ms(
+           [&] { cpu::cross_entropy(logits.data(), targets.data(), ce_rows, vocab, loss.data()); },
+           seconds));
+  line("cross_entropy backward", best_ms(
+                                     [&] {
+                                       cpu::cross_entropy_backward(logits.data(), targets.data(),
+                                                                   dloss.data(), ce_rows, vocab,
+                                                                   dlogits.data());
+                                     },
+                                     seconds));
+}
+
 int main(int argc, char** argv) {
   int threads = 0;
   double seconds = 1.0;
@@ -133,6 +185,7 @@ int main(int argc, char** argv) {
   if (!attention_only) {
     bench_linear(2048, 576, 576, seconds);
     bench_linear(2048, 2048, 640, seconds);
+    bench_rows(seconds);
   }
   bench_attention(1, 512, seconds);
   return 0;
