@@ -59,7 +59,8 @@ void attention_backward(const float* q, const float* k, const float* v, const ui
 void softcap_backward(const float* y, const float* dy, float* dx, int64_t n, float cap);
 
 // out[r] = table[ids[r]] * scale: dtable[ids[r], :] += scale * dout[r, :]  (dtable f32
-// [vocab, dim]). Rows whose id is negative are skipped.
+// [vocab, dim]). Rows whose id is negative are skipped. The ids are those the forward checked
+// (cpu::embedding throws on an id outside the table); there is no vocab here to check again.
 void embedding_backward(const float* dout, const int32_t* ids, int64_t rows, int64_t dim,
                         float scale, float* dtable);
 

@@ -81,12 +81,10 @@ inline std::vector<double> linear_dx(const std::vector<double>& dy, int64_t M, i
 inline std::vector<double> linear_dw(const std::vector<float>& dy, const std::vector<float>& x,
                                      int64_t M, int64_t N, int64_t K, bool kn) {
   std::vector<double> dw(N * K, 0.0);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t k = 0; k < K; ++k) {
-      double s = 0;
-      for (int64_t m = 0; m < M; ++m) s += double(dy[m * N + n]) * x[m * K + k];
-      dw[kn ? k * N + n : n * K + k] = s;
-    }
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k)
+        dw[kn ? k * N + n : n * K + k] += double(dy[m * N + n]) * x[m * K + k];
   return dw;
 }
 

@@ -100,6 +100,17 @@ TEST_F(BackwardTest, LinearBackward) {
   }
 }
 
+// An operand wider than the transposition scratch (~4 M floats) is transposed block by block.
+TEST_F(BackwardTest, LinearBackwardWeightWideOperand) {
+  const int64_t M = 3000, wide = 1500, narrow = 7;
+  for (bool kn : {false, true}) {
+    const int64_t N = kn ? narrow : wide, K = kn ? wide : narrow;  // the transposed one is wide
+    std::vector<float> x = uniform(M * K), dy = uniform(M * N), dw(N * K, 0.0f);
+    cpu::linear_backward_weight(dy.data(), x.data(), M, N, K, kn, dw.data(), nullptr);
+    expect_relative(dw, linear_dw(dy, x, M, N, K, kn), 1e-6, kn ? "[K,N]" : "[N,K]");
+  }
+}
+
 TEST_F(BackwardTest, LinearBackwardRejectsMismatchedWeight) {
   std::vector<float> w(12), dy(4), dx(6);
   Tensor weight(w.data(), DType::F32, {4, 3});

@@ -2,16 +2,16 @@
 // softcap * tanh(s / softcap)), P = softmax(s) per query, O = P V and D_i = rowsum(dO_i * O_i):
 //   dV_j = sum_i P_ij dO_i,   dP_ij = dO_i . V_j,   dS_ij = P_ij (dP_ij - D_i) (1 - (s_ij/cap)^2)
 //   dQ_i = scale sum_j dS_ij K_j,   dK_j = scale sum_i dS_ij Q_i.
-// P is recomputed tile by tile from each query's logsumexp L_i (P_ij = exp(s_ij - L_i)).
+// P is recomputed tile by tile (P_ij = exp(s_ij - L_i), L_i the query's logsumexp).
 //
 // Two passes, each owning what it writes, so that no two threads ever add into the same
 // gradient and the bits do not depend on scheduling:
-//   1. query tiles (batch, query head, 64 queries): sweep the visible keys once for L_i, then
-//      again for dQ; L_i and D_i are kept for pass 2.
+//   1. query tiles (batch, query head, 64 queries): one sweep over the visible keys gives L_i
+//      (online, as in the forward) and dQ; L_i and D_i are kept for pass 2.
 //   2. key tiles (batch, kv head, 64 keys): for every query head of the group and every query
 //      that may see the tile, recompute P and dS and sum dK, dV.
-// The small products are written as axpy loops over the 64 lanes of a tile (or over head_dim),
-// which the compiler vectorises; exp / tanh use simd.h on AVX-512 builds.
+// The small products are register-tiled AVX-512 kernels (6 rows x 64 lanes, as in the forward),
+// with plain loops for other builds; exp / tanh use simd.h on AVX-512 builds.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -27,6 +27,9 @@ namespace attention_bwd {
 
 constexpr int64_t kQT = 64;  // queries per tile
 constexpr int64_t kKT = 64;  // keys per tile
+// A packed panel: the 64 rows of a tile in slices of 64 dims, [ceil(D / 64)][64 rows][64 dims],
+// zeros past the rows and dims that exist.
+constexpr int64_t kPanelRows = 64, kPanelDims = 64;
 
 struct Problem {
   const float *q, *k, *v, *out, *dout;
@@ -37,7 +40,33 @@ struct Problem {
   int64_t window;
   float softcap;
   int64_t q_offset;
-  std::vector<float> lse, delta;  // [B, Hq, T]: logsumexp (+inf: no key seen), rowsum(dO * O)
+  std::vector<float> lse{}, delta{};  // [B, Hq, T]: logsumexp (+inf: no key seen), rowsum(dO * O)
+  // K and V transposed once per call, tile by tile: [B, Hkv, k_tiles, D, kKT] (zeros past
+  // kv_len), so that the score products read keys in the lanes from one contiguous block.
+  std::vector<float> kt{}, vt{};
+  // K (per key tile) and Q, dO (per query tile) as packed panels, for the accumulating products.
+  std::vector<float> k_panels{}, q_panels{}, do_panels{};
+  int64_t k_tiles = 0, q_tiles = 0;
+
+  int64_t panel_floats() const {
+    return (s.head_dim + kPanelDims - 1) / kPanelDims * kPanelRows * kPanelDims;
+  }
+  const float* k_panel(int64_t b, int64_t hk, int64_t s0) const {
+    return k_panels.data() + ((b * s.kv_heads + hk) * k_tiles + s0 / kKT) * panel_floats();
+  }
+  int64_t q_panel_index(int64_t b, int64_t h, int64_t t0) const {
+    return ((b * s.q_heads + h) * q_tiles + t0 / kQT) * panel_floats();
+  }
+
+  int64_t transposed_index(int64_t b, int64_t hk, int64_t s0) const {
+    return ((b * s.kv_heads + hk) * k_tiles + s0 / kKT) * s.head_dim * kKT;
+  }
+  const float* k_transposed(int64_t b, int64_t hk, int64_t s0) const {
+    return kt.data() + transposed_index(b, hk, s0);
+  }
+  const float* v_transposed(int64_t b, int64_t hk, int64_t s0) const {
+    return vt.data() + transposed_index(b, hk, s0);
+  }
 
   int64_t q_index(int64_t b, int64_t t, int64_t h) const {
     return ((b * s.q_len + t) * s.q_heads + h) * s.head_dim;
@@ -48,11 +77,7 @@ struct Problem {
   int64_t row_index(int64_t b, int64_t h, int64_t t) const {
     return (b * s.q_heads + h) * s.q_len + t;
   }
-  // Whether query position qp sees key `key` (< kv_len): causal, window, padding.
-  bool visible(int64_t b, int64_t qp, int64_t key) const {
-    return key <= qp && (window <= 0 || qp - key < window) &&
-           (!key_valid || key_valid[b * s.kv_len + key] != 0);
-  }
+  // The first key query position qp may see by position (causal and window).
   int64_t first_key(int64_t qp) const {
     return window > 0 ? std::max<int64_t>(0, qp - window + 1) : 0;
   }
@@ -60,14 +85,11 @@ struct Problem {
 
 // Per-thread buffers, reused between units and calls.
 struct Scratch {
-  std::vector<float> kt, vt;        // [D][kKT] key / value tile, transposed
   std::vector<float> score, prob;   // [kQT][kKT] capped scores, then P
   std::vector<float> dprob;         // [kQT][kKT] dP, then dS
   std::vector<float> acc_a, acc_b;  // [max(kQT, kKT)][D]
 
   void resize(int64_t D) {
-    kt.resize(D * kKT);
-    vt.resize(D * kKT);
     score.resize(kQT * kKT);
     prob.resize(kQT * kKT);
     dprob.resize(kQT * kKT);
@@ -76,15 +98,57 @@ struct Scratch {
   }
 };
 
-// x[i] = exp(x[i]) for i < n (exp(-inf) = 0).
-static void exp_inplace(float* x, int64_t n) {
+// Bit j set when key s0 + j (j < nk) is not padding.
+static uint64_t tile_valid_bits(const Problem& pr, int64_t b, int64_t s0, int64_t nk) {
+  uint64_t bits = 0;
+  for (int64_t j = 0; j < nk; ++j)
+    if (!pr.key_valid || pr.key_valid[b * pr.s.kv_len + s0 + j]) bits |= uint64_t(1) << j;
+  return bits;
+}
+
+// Bit j set when query position qp sees key s0 + j: the causal / window range, and `valid`.
+static uint64_t visible_bits(const Problem& pr, int64_t qp, int64_t s0, int64_t nk,
+                             uint64_t valid) {
+  const int64_t lo = std::max(pr.first_key(qp), s0) - s0, hi = std::min(qp, s0 + nk - 1) - s0;
+  if (hi < lo) return 0;
+  const uint64_t up_to_hi = hi >= 63 ? ~uint64_t(0) : (uint64_t(1) << (hi + 1)) - 1;
+  return up_to_hi & (~uint64_t(0) << lo) & valid;
+}
+
+// max of x[j] over the bits set (-inf when none).
+static float masked_max(const float* x, uint64_t bits) {
 #if defined(__AVX512F__)
-  for (int64_t i = 0; i < n; i += 16) {
-    __mmask16 m = simd::first_lanes(n - i);
-    _mm512_mask_storeu_ps(x + i, m, simd::exp(_mm512_maskz_loadu_ps(m, x + i)));
-  }
+  __m512 best = simd::splat(-INFINITY);
+  for (int v = 0; v < 4; ++v)
+    best = _mm512_mask_max_ps(best, __mmask16(bits >> (16 * v)), best, _mm512_loadu_ps(x + 16 * v));
+  return simd::reduce_max(best);
 #else
-  for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i]);
+  float best = -INFINITY;
+  for (int64_t j = 0; j < kKT; ++j)
+    if (bits >> j & 1) best = std::max(best, x[j]);
+  return best;
+#endif
+}
+
+// out[j] = exp(x[j] - shift) where bit j is set, 0 elsewhere (out may be x); returns the sum.
+static float masked_exp(const float* x, uint64_t bits, float shift, float* out) {
+#if defined(__AVX512F__)
+  __m512 sum = _mm512_setzero_ps();
+  for (int v = 0; v < 4; ++v) {
+    __mmask16 m = __mmask16(bits >> (16 * v));
+    __m512 e = simd::exp(_mm512_sub_ps(_mm512_loadu_ps(x + 16 * v), simd::splat(shift)));
+    e = _mm512_maskz_mov_ps(m, e);
+    _mm512_storeu_ps(out + 16 * v, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  return simd::reduce_add(sum);
+#else
+  float sum = 0;
+  for (int64_t j = 0; j < kKT; ++j) {
+    out[j] = bits >> j & 1 ? std::exp(x[j] - shift) : 0.0f;
+    sum += out[j];
+  }
+  return sum;
 #endif
 }
 
@@ -102,60 +166,204 @@ static void softcap_inplace(float* x, int64_t n, float cap) {
 #endif
 }
 
-// t[d][j] = src[j * stride + d] for the n rows of a tile; rows n..kKT are zeros.
-static void transpose_tile(const float* src, int64_t stride, int64_t n, int64_t D, float* t) {
+// ---- the two small products, register-tiled on AVX-512 -------------------------------------
+//   rows_times_tile: c[i][0, kKT) = factor * sum_d a[i][d] bt[d][0, kKT)  (Q K^T, dO V^T; bt
+//                    rows ldb apart)
+//   accumulate:      acc[r][0, D) += sum_t coef(r, t) src[t][0, D)          (dS K, P^T dO, dS^T Q)
+// with coef(r, t) = coef[r * coef_rs + t * coef_cs], so that one kernel serves P and P^T, and
+// src a packed panel of 64 rows (pack_panel): every 64-dim slice the kernel sweeps is one
+// contiguous 16 KiB block (rows of q / dO are Hq*D floats apart, a power of two that would
+// crowd a few cache sets).
+
+#if defined(__AVX512F__)
+constexpr int kRowBlock = 6;  // rows per register tile: 6 x 4 accumulators
+
+template <int ROWS>
+static void tile_kernel(const float* a, int64_t lda, const float* bt, int64_t ldb, int64_t D,
+                        float factor, float* c) {
+  __m512 acc[ROWS][4];
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
   for (int64_t d = 0; d < D; ++d) {
-    float* row = t + d * kKT;
-    for (int64_t j = 0; j < n; ++j) row[j] = src[j * stride + d];
-    std::fill(row + n, row + kKT, 0.0f);
+    __m512 b[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) b[v] = _mm512_loadu_ps(bt + d * ldb + 16 * v);
+#pragma GCC unroll 8
+    for (int r = 0; r < ROWS; ++r) {
+      __m512 x = _mm512_set1_ps(a[r * lda + d]);
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
+    }
+  }
+  const __m512 f = simd::splat(factor);
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) _mm512_storeu_ps(c + r * kKT + 16 * v, _mm512_mul_ps(acc[r][v], f));
+}
+
+static void rows_times_tile(const float* a, int64_t lda, int64_t rows, const float* bt, int64_t ldb,
+                            int64_t D, float factor, float* c) {
+  static_assert(kKT == 64, "tile_kernel covers 64 lanes");
+  for (int64_t r = 0; r < rows; r += kRowBlock) {
+    const float* ar = a + r * lda;
+    float* cr = c + r * kKT;
+    switch (std::min<int64_t>(kRowBlock, rows - r)) {
+      case 1:
+        tile_kernel<1>(ar, lda, bt, ldb, D, factor, cr);
+        break;
+      case 2:
+        tile_kernel<2>(ar, lda, bt, ldb, D, factor, cr);
+        break;
+      case 3:
+        tile_kernel<3>(ar, lda, bt, ldb, D, factor, cr);
+        break;
+      case 4:
+        tile_kernel<4>(ar, lda, bt, ldb, D, factor, cr);
+        break;
+      case 5:
+        tile_kernel<5>(ar, lda, bt, ldb, D, factor, cr);
+        break;
+      default:
+        tile_kernel<6>(ar, lda, bt, ldb, D, factor, cr);
+        break;
+    }
   }
 }
 
-// c[i][0, kKT) = factor * sum_d a[i * lda + d] bt[d][0, kKT) for `rows` rows.
-static void rows_times_tile(const float* a, int64_t lda, int64_t rows, const float* bt, int64_t D,
-                            float factor, float* c) {
+// acc[r][d0, d0 + 16 NV) for ROWS rows; only the last vector may be partial.
+template <int ROWS, int NV>
+static void accumulate_kernel(const float* coef, int64_t coef_rs, int64_t coef_cs, const float* src,
+                              int64_t n, float* acc, int64_t D, int64_t d0) {
+  __mmask16 mask[NV];
+#pragma GCC unroll 4
+  for (int i = 0; i < NV; ++i) mask[i] = i < NV - 1 ? 0xffff : simd::first_lanes(D - d0 - 16 * i);
+  __m512 a[ROWS][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 4
+    for (int i = 0; i < NV; ++i)
+      a[r][i] = _mm512_maskz_loadu_ps(mask[i], acc + r * D + d0 + 16 * i);
+  for (int64_t t = 0; t < n; ++t) {
+    __m512 x[NV];
+#pragma GCC unroll 4
+    for (int i = 0; i < NV; ++i) x[i] = _mm512_loadu_ps(src + t * kPanelDims + 16 * i);
+#pragma GCC unroll 8
+    for (int r = 0; r < ROWS; ++r) {
+      __m512 w = _mm512_set1_ps(coef[r * coef_rs + t * coef_cs]);
+#pragma GCC unroll 4
+      for (int i = 0; i < NV; ++i) a[r][i] = _mm512_fmadd_ps(w, x[i], a[r][i]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 4
+    for (int i = 0; i < NV; ++i) _mm512_mask_storeu_ps(acc + r * D + d0 + 16 * i, mask[i], a[r][i]);
+}
+
+template <int ROWS>
+static void accumulate_rows(int nv, const float* coef, int64_t coef_rs, int64_t coef_cs,
+                            const float* src, int64_t n, float* acc, int64_t D, int64_t d0) {
+  switch (nv) {
+    case 1:
+      return accumulate_kernel<ROWS, 1>(coef, coef_rs, coef_cs, src, n, acc, D, d0);
+    case 2:
+      return accumulate_kernel<ROWS, 2>(coef, coef_rs, coef_cs, src, n, acc, D, d0);
+    case 3:
+      return accumulate_kernel<ROWS, 3>(coef, coef_rs, coef_cs, src, n, acc, D, d0);
+    default:
+      return accumulate_kernel<ROWS, 4>(coef, coef_rs, coef_cs, src, n, acc, D, d0);
+  }
+}
+
+static void accumulate(const float* coef, int64_t coef_rs, int64_t coef_cs, const float* panel,
+                       int64_t n, float* acc, int64_t rows, int64_t D) {
+  for (int64_t r = 0; r < rows; r += kRowBlock) {
+    const float* cr = coef + r * coef_rs;
+    float* ar = acc + r * D;
+    for (int64_t d0 = 0; d0 < D; d0 += kPanelDims) {
+      const int nv = int(std::min<int64_t>(4, (D - d0 + 15) / 16));
+      const float* src = panel + d0 * kPanelRows;
+      switch (std::min<int64_t>(kRowBlock, rows - r)) {
+        case 1:
+          accumulate_rows<1>(nv, cr, coef_rs, coef_cs, src, n, ar, D, d0);
+          break;
+        case 2:
+          accumulate_rows<2>(nv, cr, coef_rs, coef_cs, src, n, ar, D, d0);
+          break;
+        case 3:
+          accumulate_rows<3>(nv, cr, coef_rs, coef_cs, src, n, ar, D, d0);
+          break;
+        case 4:
+          accumulate_rows<4>(nv, cr, coef_rs, coef_cs, src, n, ar, D, d0);
+          break;
+        case 5:
+          accumulate_rows<5>(nv, cr, coef_rs, coef_cs, src, n, ar, D, d0);
+          break;
+        default:
+          accumulate_rows<6>(nv, cr, coef_rs, coef_cs, src, n, ar, D, d0);
+          break;
+      }
+    }
+  }
+}
+
+#else  // scalar build
+
+static void rows_times_tile(const float* a, int64_t lda, int64_t rows, const float* bt, int64_t ldb,
+                            int64_t D, float factor, float* c) {
   for (int64_t i = 0; i < rows; ++i) {
     float acc[kKT] = {};
-    const float* ai = a + i * lda;
-    for (int64_t d = 0; d < D; ++d) {
-      const float x = ai[d];
-      const float* b = bt + d * kKT;
-      for (int64_t j = 0; j < kKT; ++j) acc[j] += x * b[j];
-    }
+    for (int64_t d = 0; d < D; ++d)
+      for (int64_t j = 0; j < kKT; ++j) acc[j] += a[i * lda + d] * bt[d * ldb + j];
     for (int64_t j = 0; j < kKT; ++j) c[i * kKT + j] = acc[j] * factor;
   }
 }
 
-// y[0, D) += alpha * x[0, D)
-static void axpy(float alpha, const float* x, float* y, int64_t D) {
-  for (int64_t d = 0; d < D; ++d) y[d] += alpha * x[d];
+static void accumulate(const float* coef, int64_t coef_rs, int64_t coef_cs, const float* panel,
+                       int64_t n, float* acc, int64_t rows, int64_t D) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t t = 0; t < n; ++t) {
+      const float w = coef[r * coef_rs + t * coef_cs];
+      if (w == 0.0f) continue;
+      for (int64_t d = 0; d < D; ++d) {
+        const int64_t slice = d / kPanelDims, lane = d % kPanelDims;
+        acc[r * D + d] += w * panel[(slice * kPanelRows + t) * kPanelDims + lane];
+      }
+    }
 }
 
-// Scores of queries [t0, t0 + nq) of head h against the key tile at s0 (kt = its transpose):
-// score = capped scores; prob = exp(score - lse) where visible, 0 elsewhere.
-static void tile_probabilities(const Problem& pr, Scratch& w, int64_t b, int64_t h, int64_t t0,
-                               int64_t nq, int64_t s0, int64_t nk) {
-  const int64_t D = pr.s.head_dim;
-  rows_times_tile(pr.q + pr.q_index(b, t0, h), pr.s.q_heads * D, nq, w.kt.data(), D, pr.scale,
-                  w.score.data());
+#endif
+
+// score = the capped scores of queries [t0, t0 + nq) of head h against the key tile at s0.
+static void tile_scores(const Problem& pr, Scratch& w, int64_t b, int64_t h, int64_t t0, int64_t nq,
+                        int64_t s0) {
+  const int64_t D = pr.s.head_dim, hk = h / (pr.s.q_heads / pr.s.kv_heads);
+  rows_times_tile(pr.q + pr.q_index(b, t0, h), pr.s.q_heads * D, nq, pr.k_transposed(b, hk, s0),
+                  kKT, D, pr.scale, w.score.data());
   if (pr.softcap > 0) softcap_inplace(w.score.data(), nq * kKT, pr.softcap);
+}
+
+// score as tile_scores; prob = P = exp(score - L_i) where visible, 0 elsewhere.
+static void tile_probabilities(const Problem& pr, Scratch& w, int64_t b, int64_t h, int64_t t0,
+                               int64_t nq, int64_t s0, int64_t nk, uint64_t valid) {
+  tile_scores(pr, w, b, h, t0, nq, s0);
   for (int64_t i = 0; i < nq; ++i) {
     const float lse = pr.lse[pr.row_index(b, h, t0 + i)];
     const int64_t qp = pr.q_offset + t0 + i;
-    float* p = w.prob.data() + i * kKT;
-    const float* sc = w.score.data() + i * kKT;
-    for (int64_t j = 0; j < kKT; ++j)
-      p[j] = j < nk && lse != INFINITY && pr.visible(b, qp, s0 + j) ? sc[j] - lse : -INFINITY;
-    exp_inplace(p, kKT);
+    const uint64_t bits = lse == INFINITY ? 0 : visible_bits(pr, qp, s0, nk, valid);
+    masked_exp(w.score.data() + i * kKT, bits, lse, w.prob.data() + i * kKT);
   }
 }
 
 // dprob = dS = P (dP - D_i) (softcap: times 1 - (score / cap)^2), with dP = dO . V^T (vt).
 static void tile_score_gradient(const Problem& pr, Scratch& w, int64_t b, int64_t h, int64_t t0,
-                                int64_t nq) {
-  const int64_t D = pr.s.head_dim;
-  rows_times_tile(pr.dout + pr.q_index(b, t0, h), pr.s.q_heads * D, nq, w.vt.data(), D, 1.0f,
-                  w.dprob.data());
+                                int64_t nq, int64_t s0) {
+  const int64_t D = pr.s.head_dim, hk = h / (pr.s.q_heads / pr.s.kv_heads);
+  rows_times_tile(pr.dout + pr.q_index(b, t0, h), pr.s.q_heads * D, nq, pr.v_transposed(b, hk, s0),
+                  kKT, D, 1.0f, w.dprob.data());
   const float inv_cap = pr.softcap > 0 ? 1.0f / pr.softcap : 0.0f;
   for (int64_t i = 0; i < nq; ++i) {
     const float delta = pr.delta[pr.row_index(b, h, t0 + i)];
@@ -170,103 +378,83 @@ static void tile_score_gradient(const Problem& pr, Scratch& w, int64_t b, int64_
   }
 }
 
-// L_i over the visible keys of queries [t0, t0 + nq) (online max and sum), and D_i.
-static void query_statistics(Problem& pr, Scratch& w, int64_t b, int64_t h, int64_t t0,
-                             int64_t nq) {
-  const int64_t D = pr.s.head_dim, hk = h / (pr.s.q_heads / pr.s.kv_heads);
-  const int64_t qp0 = pr.q_offset + t0, last_key = qp0 + nq - 1;
-  float m[kQT], l[kQT];
-  std::fill(m, m + nq, -INFINITY);
-  std::fill(l, l + nq, 0.0f);
-  for (int64_t s0 = pr.first_key(qp0) / kKT * kKT; s0 <= last_key; s0 += kKT) {
-    const int64_t nk = std::min(kKT, last_key - s0 + 1);
-    transpose_tile(pr.k + pr.kv_index(b, s0, hk), pr.s.kv_heads * D, nk, D, w.kt.data());
-    rows_times_tile(pr.q + pr.q_index(b, t0, h), pr.s.q_heads * D, nq, w.kt.data(), D, pr.scale,
-                    w.score.data());
-    if (pr.softcap > 0) softcap_inplace(w.score.data(), nq * kKT, pr.softcap);
-    for (int64_t i = 0; i < nq; ++i) {
-      const int64_t qp = qp0 + i;
-      float* sc = w.score.data() + i * kKT;
-      float tile_max = -INFINITY;
-      for (int64_t j = 0; j < nk; ++j)
-        if (pr.visible(b, qp, s0 + j)) tile_max = std::max(tile_max, sc[j]);
-      if (tile_max == -INFINITY) continue;
-      const float m_new = std::max(m[i], tile_max);
-      for (int64_t j = 0; j < kKT; ++j)
-        sc[j] = j < nk && pr.visible(b, qp, s0 + j) ? sc[j] - m_new : -INFINITY;
-      exp_inplace(sc, kKT);
-      float sum = 0;
-      for (int64_t j = 0; j < kKT; ++j) sum += sc[j];
-      l[i] = l[i] * std::exp(m[i] - m_new) + sum;
-      m[i] = m_new;
-    }
-  }
+// D_i = rowsum(dO * O) of queries [t0, t0 + nq) of head h.
+static void query_deltas(Problem& pr, int64_t b, int64_t h, int64_t t0, int64_t nq) {
   for (int64_t i = 0; i < nq; ++i) {
-    const int64_t row = pr.row_index(b, h, t0 + i);
-    pr.lse[row] = l[i] > 0 ? m[i] + std::log(l[i]) : INFINITY;
     const float* o = pr.out + pr.q_index(b, t0 + i, h);
     const float* d_o = pr.dout + pr.q_index(b, t0 + i, h);
     float delta = 0;
-    for (int64_t d = 0; d < D; ++d) delta += o[d] * d_o[d];
-    pr.delta[row] = delta;
+    for (int64_t d = 0; d < pr.s.head_dim; ++d) delta += o[d] * d_o[d];
+    pr.delta[pr.row_index(b, h, t0 + i)] = delta;
   }
 }
 
-// Pass 1 unit: L_i, D_i and dQ of queries [t0, t0 + nq) of head h.
+// Pass 1 unit: D_i, L_i and dQ of queries [t0, t0 + nq) of head h in one sweep over the keys.
+// L_i is not known until the sweep ends, so P is taken relative to the running maximum m_i, as
+// in the forward: prob = exp(s - m_i), dQ_i accumulates unnormalised (rescaled by exp(m_old -
+// m_new) when m_i grows) and is divided by l_i = sum exp(s - m_i) at the end.
 static void query_unit(Problem& pr, Scratch& w, int64_t b, int64_t h, int64_t t0, int64_t nq) {
   const int64_t D = pr.s.head_dim, hk = h / (pr.s.q_heads / pr.s.kv_heads);
-  const int64_t kv_stride = pr.s.kv_heads * D;
-  query_statistics(pr, w, b, h, t0, nq);
+  query_deltas(pr, b, h, t0, nq);
+  float m[kQT], l[kQT];
+  std::fill(m, m + nq, -INFINITY);
+  std::fill(l, l + nq, 0.0f);
   float* dq = w.acc_a.data();
   std::fill(dq, dq + nq * D, 0.0f);
   const int64_t qp0 = pr.q_offset + t0, last_key = qp0 + nq - 1;
   for (int64_t s0 = pr.first_key(qp0) / kKT * kKT; s0 <= last_key; s0 += kKT) {
     const int64_t nk = std::min(kKT, last_key - s0 + 1);
-    const float* k_tile = pr.k + pr.kv_index(b, s0, hk);
-    transpose_tile(k_tile, kv_stride, nk, D, w.kt.data());
-    transpose_tile(pr.v + pr.kv_index(b, s0, hk), kv_stride, nk, D, w.vt.data());
-    tile_probabilities(pr, w, b, h, t0, nq, s0, nk);
-    tile_score_gradient(pr, w, b, h, t0, nq);
-    for (int64_t i = 0; i < nq; ++i)
-      for (int64_t j = 0; j < nk; ++j) {
-        const float ds = w.dprob[i * kKT + j];
-        if (ds != 0.0f) axpy(ds, k_tile + j * kv_stride, dq + i * D, D);
+    const uint64_t valid = tile_valid_bits(pr, b, s0, nk);
+    if (valid == 0) continue;  // all padding
+    tile_scores(pr, w, b, h, t0, nq, s0);
+    for (int64_t i = 0; i < nq; ++i) {
+      float* p = w.prob.data() + i * kKT;
+      const float* sc = w.score.data() + i * kKT;
+      const uint64_t bits = visible_bits(pr, qp0 + i, s0, nk, valid);
+      if (bits == 0) {
+        std::fill(p, p + kKT, 0.0f);
+        continue;
       }
+      const float m_new = std::max(m[i], masked_max(sc, bits));
+      const float alpha = std::exp(m[i] - m_new);  // 0 on the first visible tile
+      if (alpha != 1.0f)
+        for (int64_t d = 0; d < D; ++d) dq[i * D + d] *= alpha;
+      l[i] = l[i] * alpha + masked_exp(sc, bits, m_new, p);
+      m[i] = m_new;
+    }
+    tile_score_gradient(pr, w, b, h, t0, nq, s0);
+    accumulate(w.dprob.data(), kKT, 1, pr.k_panel(b, hk, s0), nk, dq, nq, D);
   }
   for (int64_t i = 0; i < nq; ++i) {
+    pr.lse[pr.row_index(b, h, t0 + i)] = l[i] > 0 ? m[i] + std::log(l[i]) : INFINITY;
+    const float factor = l[i] > 0 ? pr.scale / l[i] : 0.0f;  // no key seen: zeros
     float* out = pr.dq + pr.q_index(b, t0 + i, h);
-    for (int64_t d = 0; d < D; ++d) out[d] = dq[i * D + d] * pr.scale;
+    for (int64_t d = 0; d < D; ++d) out[d] = dq[i * D + d] * factor;
   }
 }
 
 // Pass 2 unit: dK, dV of keys [s0, s0 + nk) of kv head hk.
 static void key_unit(const Problem& pr, Scratch& w, int64_t b, int64_t hk, int64_t s0, int64_t nk) {
   const AttentionShape& s = pr.s;
-  const int64_t D = s.head_dim, group = s.q_heads / s.kv_heads, kv_stride = s.kv_heads * D;
-  transpose_tile(pr.k + pr.kv_index(b, s0, hk), kv_stride, nk, D, w.kt.data());
-  transpose_tile(pr.v + pr.kv_index(b, s0, hk), kv_stride, nk, D, w.vt.data());
+  const int64_t D = s.head_dim, group = s.q_heads / s.kv_heads;
   float* dk = w.acc_a.data();
   float* dv = w.acc_b.data();
   std::fill(dk, dk + nk * D, 0.0f);
   std::fill(dv, dv + nk * D, 0.0f);
-  // Queries that may see a key of the tile: qp >= s0 and, with a window, qp < s0 + nk - 1 + window.
-  const int64_t t_lo = std::max<int64_t>(0, s0 - pr.q_offset);
-  int64_t t_hi = s.q_len - 1;
+  const uint64_t valid = tile_valid_bits(pr, b, s0, nk);
+  // Queries that may see a key of the tile: qp >= s0 and, with a window, qp < s0 + nk - 1 + window;
+  // swept in whole query tiles (the packed panels), rows outside see nothing of the tile.
+  const int64_t t_lo = std::max<int64_t>(0, s0 - pr.q_offset) / kQT * kQT;
+  int64_t t_hi = valid == 0 ? -1 : s.q_len - 1;  // all padding: no query
   if (pr.window > 0) t_hi = std::min(t_hi, s0 + nk - 2 + pr.window - pr.q_offset);
   for (int64_t h = hk * group; h < (hk + 1) * group; ++h)
     for (int64_t t0 = t_lo; t0 <= t_hi; t0 += kQT) {
       const int64_t nq = std::min(kQT, t_hi - t0 + 1);
-      tile_probabilities(pr, w, b, h, t0, nq, s0, nk);
-      tile_score_gradient(pr, w, b, h, t0, nq);
-      for (int64_t i = 0; i < nq; ++i) {
-        const float* q_row = pr.q + pr.q_index(b, t0 + i, h);
-        const float* do_row = pr.dout + pr.q_index(b, t0 + i, h);
-        for (int64_t j = 0; j < nk; ++j) {
-          const float p = w.prob[i * kKT + j], ds = w.dprob[i * kKT + j];
-          if (p != 0.0f) axpy(p, do_row, dv + j * D, D);
-          if (ds != 0.0f) axpy(ds, q_row, dk + j * D, D);
-        }
-      }
+      tile_probabilities(pr, w, b, h, t0, nq, s0, nk, valid);
+      tile_score_gradient(pr, w, b, h, t0, nq, s0);
+      const int64_t panel = pr.q_panel_index(b, h, t0);
+      accumulate(w.prob.data(), 1, kKT, pr.do_panels.data() + panel, nq, dv, nk, D);
+      accumulate(w.dprob.data(), 1, kKT, pr.q_panels.data() + panel, nq, dk, nk, D);
     }
   for (int64_t j = 0; j < nk; ++j) {
     float* dk_out = pr.dk + pr.kv_index(b, s0 + j, hk);
@@ -287,9 +475,63 @@ static void for_units(int64_t n, const Body& body) {
   });
 }
 
+// dst[D][kKT] = the n rows of src (stride apart) transposed; zeros past n.
+static void pack_transposed(const float* src, int64_t stride, int64_t n, int64_t D, float* dst) {
+  for (int64_t d = 0; d < D; ++d) {
+    for (int64_t j = 0; j < n; ++j) dst[d * kKT + j] = src[j * stride + d];
+    std::fill(dst + d * kKT + n, dst + (d + 1) * kKT, 0.0f);
+  }
+}
+
+// dst = the n rows of src (stride apart) as a packed panel (see kPanelRows).
+static void pack_panel(const float* src, int64_t stride, int64_t n, int64_t D, float* dst) {
+  for (int64_t d0 = 0; d0 < D; d0 += kPanelDims) {
+    const int64_t dims = std::min(kPanelDims, D - d0);
+    for (int64_t r = 0; r < kPanelRows; ++r) {
+      float* out = dst + (d0 / kPanelDims * kPanelRows + r) * kPanelDims;
+      if (r < n) std::copy(src + r * stride + d0, src + r * stride + d0 + dims, out);
+      std::fill(out + (r < n ? dims : 0), out + kPanelDims, 0.0f);
+    }
+  }
+}
+
+// The per-call layouts of K, V, Q and dO (Problem), tile by tile over the pool.
+static void pack_operands(Problem& pr) {
+  const AttentionShape& s = pr.s;
+  const int64_t D = s.head_dim, kv_stride = s.kv_heads * D, q_stride = s.q_heads * D;
+  const int64_t kv_tiles = s.batch * s.kv_heads * pr.k_tiles;
+  const int64_t q_tiles = s.batch * s.q_heads * pr.q_tiles;
+  pr.kt.resize(size_t(kv_tiles * D * kKT));
+  pr.vt.resize(pr.kt.size());
+  pr.k_panels.resize(size_t(kv_tiles * pr.panel_floats()));
+  pr.q_panels.resize(size_t(q_tiles * pr.panel_floats()));
+  pr.do_panels.resize(pr.q_panels.size());
+  for_units(kv_tiles + q_tiles, [&](int64_t u) {
+    if (u < kv_tiles) {
+      const int64_t s0 = u % pr.k_tiles * kKT, hk = (u / pr.k_tiles) % s.kv_heads,
+                    b = u / (pr.k_tiles * s.kv_heads);
+      const int64_t nk = std::min(kKT, s.kv_len - s0);
+      const int64_t at = pr.kv_index(b, s0, hk);
+      pack_transposed(pr.k + at, kv_stride, nk, D, pr.kt.data() + pr.transposed_index(b, hk, s0));
+      pack_transposed(pr.v + at, kv_stride, nk, D, pr.vt.data() + pr.transposed_index(b, hk, s0));
+      pack_panel(pr.k + at, kv_stride, nk, D, pr.k_panels.data() + (u * pr.panel_floats()));
+    } else {
+      u -= kv_tiles;
+      const int64_t t0 = u % pr.q_tiles * kQT, h = (u / pr.q_tiles) % s.q_heads,
+                    b = u / (pr.q_tiles * s.q_heads);
+      const int64_t nq = std::min(kQT, s.q_len - t0), at = pr.q_index(b, t0, h);
+      pack_panel(pr.q + at, q_stride, nq, D, pr.q_panels.data() + pr.q_panel_index(b, h, t0));
+      pack_panel(pr.dout + at, q_stride, nq, D, pr.do_panels.data() + pr.q_panel_index(b, h, t0));
+    }
+  });
+}
+
 static void run(Problem& pr) {
   const AttentionShape& s = pr.s;
   const int64_t q_tiles = (s.q_len + kQT - 1) / kQT, k_tiles = (s.kv_len + kKT - 1) / kKT;
+  pr.k_tiles = k_tiles;
+  pr.q_tiles = q_tiles;
+  pack_operands(pr);
   for_units(s.batch * s.q_heads * q_tiles, [&](int64_t u) {
     thread_local Scratch w;
     w.resize(s.head_dim);
@@ -321,9 +563,20 @@ void attention_backward(const float* q, const float* k, const float* v, const ui
                         const AttentionShape& shape, float scale, int64_t window, float softcap) {
   check_attention_shape(shape);
   if (shape.batch == 0 || shape.q_heads == 0 || shape.head_dim == 0) return;
-  attention_bwd::Problem pr{q,  k,  v,     out,   dout,   key_valid, dq,
-                            dk, dv, shape, scale, window, softcap,   shape.kv_len - shape.q_len,
-                            {}, {}};
+  attention_bwd::Problem pr{.q = q,
+                            .k = k,
+                            .v = v,
+                            .out = out,
+                            .dout = dout,
+                            .key_valid = key_valid,
+                            .dq = dq,
+                            .dk = dk,
+                            .dv = dv,
+                            .s = shape,
+                            .scale = scale,
+                            .window = window,
+                            .softcap = softcap,
+                            .q_offset = shape.kv_len - shape.q_len};
   const size_t rows = size_t(shape.batch * shape.q_heads * shape.q_len);
   pr.lse.resize(rows);
   pr.delta.resize(rows);

@@ -18,19 +18,31 @@
 namespace zoft::cpu {
 namespace norm_bwd {
 
-// Row statistics as the forward computes them: mean (layer_norm only) and 1 / sqrt(var + eps).
+// sum_i (x[i] - shift)^p for p = 1 or 2: 16 f32 lanes (AVX-512), a double accumulator otherwise.
+static float shifted_sum(const float* x, int64_t n, float shift, bool squared) {
+#if defined(__AVX512F__)
+  __m512 acc = _mm512_setzero_ps();
+  const __m512 s = simd::splat(shift);
+  for (int64_t i = 0; i < n; i += 16) {
+    __mmask16 m = simd::first_lanes(n - i);
+    __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + i), s);
+    acc = squared ? _mm512_fmadd_ps(d, d, acc) : _mm512_add_ps(acc, d);
+  }
+  return simd::reduce_add(acc);
+#else
+  double acc = 0;
+  for (int64_t i = 0; i < n; ++i)
+    acc += squared ? double(x[i] - shift) * (x[i] - shift) : x[i] - shift;
+  return float(acc);
+#endif
+}
+
+// Row statistics as the forward computes them: the mean (layer_norm only; 0 for rms_norm) and
+// 1 / sqrt(var + eps), the variance taken around the mean.
 static void row_stats(const float* x, int64_t n, bool centered, float eps, float& shift,
                       float& rstd) {
-  double sum = 0;
-  if (centered) {
-    for (int64_t i = 0; i < n; ++i) sum += x[i];
-    shift = float(sum / double(n));
-  } else {
-    shift = 0.0f;
-  }
-  double sq = 0;
-  for (int64_t i = 0; i < n; ++i) sq += double(x[i] - shift) * double(x[i] - shift);
-  rstd = float(1.0 / std::sqrt(sq / double(n) + double(eps)));
+  shift = centered ? shifted_sum(x, n, 0.0f, false) / float(n) : 0.0f;
+  rstd = 1.0f / std::sqrt(shifted_sum(x, n, shift, true) / float(n) + eps);
 }
 
 // The two row sums of the backward: sum dy g and sum dy g xhat.
