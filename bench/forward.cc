@@ -1,10 +1,15 @@
 // bench_forward: tokens/s of a batched forward pass of an HF model directory.
 //   bench_forward MODEL_DIR [--batch 8] [--seq 256] [--dtype f32|bf16] [--threads N]
-//                 [--iters 3] [--mode logits|loss] [--device cpu|cuda] [--random-init 1]
+//                 [--iters 3] [--mode logits|loss|grad|grad-checkpoint] [--device cpu|cuda]
+//                 [--random-init 1]
 // Prints one JSON object. bench/forward.py runs it side by side with PyTorch.
+// --mode grad: Decoder::loss_and_grad (forward + backward, CPU); grad-checkpoint: the same with
+// per-block activation checkpointing. peak_rss_gib is the process's peak resident memory.
 // --random-init 1: MODEL_DIR is a config.json (or a directory holding one) and the weights are
 // drawn in memory (Decoder::random_init): shapes such as OPT-6.7B without a checkpoint
 // (bench/configs/). --device cuda: the forward runs on the GPU (model/cuda/device_decoder.h).
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,7 +31,7 @@ int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr,
                  "usage: bench_forward MODEL_DIR [--batch B --seq T --dtype f32|bf16 "
-                 "--threads N --iters K --mode logits|loss]\n");
+                 "--threads N --iters K --mode logits|loss|grad|grad-checkpoint]\n");
     return 2;
   }
   std::string dir = argv[1], dtype = "f32", mode = "logits", device = "cpu";
@@ -75,6 +80,9 @@ int main(int argc, char** argv) {
     std::vector<float> out(mode == "logits" ? size_t(batch * seq * c.vocab_size)
                                             : size_t(batch * seq));
     std::vector<int32_t> targets = Decoder::next_token_targets(b);
+    const bool grad = mode == "grad" || mode == "grad-checkpoint";
+    if (grad && device != "cpu") fail("--mode {} runs on the CPU only", mode);
+    std::vector<Buffer> grads;
     // Both devices copy their result to host memory: a timed call includes the wait.
     auto run = [&] {
 #ifdef ZOFT_CUDA
@@ -86,7 +94,10 @@ int main(int argc, char** argv) {
         return;
       }
 #endif
-      if (mode == "logits")
+      if (grad)
+        model.loss_and_grad(b, targets.data(), 1.0f, grads,
+                            {.checkpoint_blocks = mode == "grad-checkpoint"});
+      else if (mode == "logits")
         model.logits(b, out.data());
       else
         model.token_losses(b, targets.data(), out.data());
@@ -104,15 +115,19 @@ int main(int argc, char** argv) {
 #ifdef ZOFT_CUDA
     if (gpu) gpu_peak_gib = double(cuda::context().pool.stats().peak_bytes_in_use) / (1 << 30);
 #endif
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    const double peak_rss_gib = double(usage.ru_maxrss) / (1 << 20);  // ru_maxrss is in KiB
     std::printf(
         "{\"model\": \"%s\", \"arch\": \"%s\", \"dtype\": \"%s\", \"mode\": \"%s\", \"batch\": "
         "%lld, "
         "\"seq\": %lld, \"threads\": %d, \"parameters\": %lld, \"load_s\": %.3f, "
         "\"best_s\": %.4f, \"mean_s\": %.4f, \"tokens_per_s\": %.1f, \"device\": \"%s\", "
-        "\"gpu_peak_gib\": %.2f}\n",
+        "\"gpu_peak_gib\": %.2f, \"peak_rss_gib\": %.3f}\n",
         dir.c_str(), model.arch().name, dtype.c_str(), mode.c_str(), (long long)batch,
         (long long)seq, ThreadPool::global().size(), (long long)model.weights().parameter_count,
-        load_s, best, total / iters, double(batch * seq) / best, device.c_str(), gpu_peak_gib);
+        load_s, best, total / iters, double(batch * seq) / best, device.c_str(), gpu_peak_gib,
+        peak_rss_gib);
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_forward: error: %s\n", e.what());
     return 1;

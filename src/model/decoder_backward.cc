@@ -124,6 +124,7 @@ double Backprop::run(const int32_t* targets, float loss_scale) {
   Buffer d_final_buffer, dh_buffer, recompute_buffer;
   float* d_final = ensure_floats(d_final_buffer, rows_ * H);
   double loss = head_backward(targets, rows, loss_scale, d_final);
+  final_hidden_ = Buffer();
   float* dh = ensure_floats(dh_buffer, rows_ * H);
   norm_backward(w_.final_norm, g_.final_norm, block_inputs_[size_t(L)].as<float>(), d_final, dh,
                 rows_, H);
