@@ -105,7 +105,10 @@ std::vector<std::pair<std::string, Field>> schema(Recipe& r) {
       {"model.random_init", bool_field(r.model.random_init)},
       {"data.train", string_field(r.data.train)},
       {"data.eval", string_field(r.data.eval)},
+      {"data.format", string_field(r.data.format)},
       {"data.text_field", string_field(r.data.text_field)},
+      {"data.prompt_field", string_field(r.data.prompt_field)},
+      {"data.completion_field", string_field(r.data.completion_field)},
       {"data.max_seq_length", int_field(r.data.max_seq_length)},
       {"data.train_samples", int_field(r.data.train_samples)},
       {"data.eval_samples", int_field(r.data.eval_samples)},
@@ -171,6 +174,7 @@ void validate(const Recipe& r) {
         "placement.max_memory",
         f);
   check_one_of(f + ": optim.method", r.optim.method, {"mezo-sgd", "adamw", "sgd"});
+  check_one_of(f + ": data.format", r.data.format, {"text", "prompt_completion"});
   check_one_of(f + ": optim.schedule", r.optim.schedule, {"constant", "linear", "cosine"});
   check_one_of(f + ": trainer.nan_policy", r.trainer.nan_policy, {"skip", "stop"});
   check_one_of(f + ": trainer.schedule", r.trainer.schedule, {"zo2", "plain"});

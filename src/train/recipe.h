@@ -20,7 +20,12 @@ struct Recipe {
   } model;
   struct Data {
     std::string train, eval;  // files (jsonl / csv / txt, optionally .xz)
+    // Without a task: "text" = a causal-LM corpus (text_field of JSONL / CSV records, or TXT
+    // lines) cut into blocks; "prompt_completion" = supervised fine-tuning records, the loss on
+    // the completion only.
+    std::string format = "text";
     std::string text_field = "text";
+    std::string prompt_field = "prompt", completion_field = "completion";
     int64_t max_seq_length = 256;
     int64_t train_samples = 0;  // 0 = all
     int64_t eval_samples = 0;   // 0 = all

@@ -4,8 +4,8 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "data/causal_lm.h"
 #include "data/encode.h"
-#include "data/lm_chunks.h"
 #include "data/records.h"
 #include "data/sampling.h"
 #include "data/task.h"
@@ -158,11 +158,39 @@ class TaskData : public TrainData {
   data::BatchOptions options_;
 };
 
+// Mean loss over the scored tokens of `batches` (this rank's share) and its exponential, as
+// eval metrics; dist: the summed loss and token counts are added in rank order.
+template <class MakeBatch>
+EvalResult token_loss_eval(Decoder& model, size_t items, int64_t batch_size, const MakeBatch& make,
+                           const char* unit, dist::Communicator& comm) {
+  auto [begin, end] = my_share(items, comm);
+  double nll = 0, tokens = 0;
+  for (size_t b = begin; b < end; b += size_t(batch_size)) {
+    std::vector<size_t> indices;
+    for (size_t i = b; i < std::min(end, b + size_t(batch_size)); ++i) indices.push_back(i);
+    data::Batch batch = make(indices);
+    TokenBatch tb{batch.rows, batch.seq, batch.ids, batch.mask};
+    std::vector<float> loss(size_t(batch.rows * batch.seq));
+    model.token_losses(tb, batch.targets.data(), loss.data());
+    for (size_t i = 0; i < loss.size(); ++i)
+      if (batch.targets[i] >= 0) nll += loss[i], tokens += 1;
+  }
+  std::vector<double> sum = sum_over_ranks(comm, {nll, tokens});
+  const double mean = sum[1] > 0 ? sum[0] / sum[1] : 0.0;
+  EvalResult result;
+  result.metrics["eval/loss"] = mean;
+  result.metrics["eval/perplexity"] = std::exp(mean);
+  result.score = -mean;
+  result.summary = fmt::format("eval loss {:.4f}, perplexity {:.3f} on {} {}", mean, std::exp(mean),
+                               items, unit);
+  return result;
+}
+
 // A causal-LM corpus: blocks of max_seq_length tokens, every next token scored.
 class CorpusData : public TrainData {
  public:
   CorpusData(const Recipe& r, const text::Tokenizer& tokenizer, const ModelConfig& config) {
-    data::LmChunkOptions chunk;
+    data::CorpusOptions chunk;
     chunk.field = r.data.text_field;
     chunk.max_seq_length = std::min(r.data.max_seq_length, config.max_positions);
     if (chunk.max_seq_length < 2)
@@ -190,27 +218,10 @@ class CorpusData : public TrainData {
   // ranks, the summed loss and token counts added in rank order.
   EvalResult evaluate(Decoder& model, int64_t batch_size, const char*,
                       dist::Communicator& comm) const override {
-    auto [begin, end] = my_share(eval_.size(), comm);
-    double nll = 0, tokens = 0;
-    for (size_t b = begin; b < end; b += size_t(batch_size)) {
-      std::vector<size_t> indices;
-      for (size_t i = b; i < std::min(end, b + size_t(batch_size)); ++i) indices.push_back(i);
-      data::Batch batch = data::make_lm_batch(eval_, indices, options_);
-      TokenBatch tb{batch.rows, batch.seq, batch.ids, batch.mask};
-      std::vector<float> loss(size_t(batch.rows * batch.seq));
-      model.token_losses(tb, batch.targets.data(), loss.data());
-      for (size_t i = 0; i < loss.size(); ++i)
-        if (batch.targets[i] >= 0) nll += loss[i], tokens += 1;
-    }
-    std::vector<double> sum = sum_over_ranks(comm, {nll, tokens});
-    const double mean = sum[1] > 0 ? sum[0] / sum[1] : 0.0;
-    EvalResult result;
-    result.metrics["eval/loss"] = mean;
-    result.metrics["eval/perplexity"] = std::exp(mean);
-    result.score = -mean;
-    result.summary = fmt::format("eval loss {:.4f}, perplexity {:.3f} on {} blocks", mean,
-                                 std::exp(mean), eval_.size());
-    return result;
+    auto make = [this](const std::vector<size_t>& i) {
+      return data::make_lm_batch(eval_, i, options_);
+    };
+    return token_loss_eval(model, eval_.size(), batch_size, make, "blocks", comm);
   }
 
   void fingerprint(dist::Fingerprint& f) const override {
@@ -223,11 +234,8 @@ class CorpusData : public TrainData {
  private:
   static std::vector<std::vector<int32_t>> load_blocks(const std::string& path, int64_t limit,
                                                        const text::Tokenizer& tokenizer,
-                                                       const data::LmChunkOptions& chunk) {
-    data::ReadOptions read;
-    read.txt_field = chunk.field;
-    std::vector<std::vector<int32_t>> blocks =
-        data::lm_chunks(data::read_records(path, read), tokenizer, chunk);
+                                                       const data::CorpusOptions& chunk) {
+    std::vector<std::vector<int32_t>> blocks = data::read_lm_blocks(path, tokenizer, chunk);
     if (limit > 0 && size_t(limit) < blocks.size()) blocks.resize(size_t(limit));
     return blocks;
   }
@@ -237,12 +245,70 @@ class CorpusData : public TrainData {
   int64_t block_length_ = 0;
 };
 
+// Prompt / completion records (supervised fine-tuning): the loss on the completion tokens.
+class SftData : public TrainData {
+ public:
+  SftData(const Recipe& r, const text::Tokenizer& tokenizer, const ModelConfig& config) {
+    data::SftOptions sft;
+    sft.prompt_field = r.data.prompt_field;
+    sft.completion_field = r.data.completion_field;
+    sft.max_seq_length = std::min(r.data.max_seq_length, config.max_positions);
+    sft.truncate = r.data.truncate;
+    train_ = limit(data::read_sft_examples(r.data.train, tokenizer, sft), r.data.train_samples);
+    if (!r.data.eval.empty())
+      eval_ = limit(data::read_sft_examples(r.data.eval, tokenizer, sft), r.data.eval_samples);
+    options_.mode = data::LossMode::kAnswerOnly;
+    options_.padding = data::Padding::kRight;
+    options_.pad_id = data::pad_token_for(tokenizer);
+  }
+
+  size_t train_size() const override { return train_.size(); }
+  bool has_eval() const override { return !eval_.empty(); }
+  const data::BatchOptions& batch_options() const override { return options_; }
+  data::Batch batch(const std::vector<size_t>& indices) const override {
+    return data::make_batch(train_, indices, options_);
+  }
+  int64_t max_row_length() const override {
+    int64_t longest = 1;
+    for (const data::EncodedExample& e : train_) longest = std::max(longest, e.max_length());
+    return longest;
+  }
+  int64_t rows_per_example() const override { return 1; }
+  EvalResult evaluate(Decoder& model, int64_t batch_size, const char*,
+                      dist::Communicator& comm) const override {
+    auto make = [this](const std::vector<size_t>& i) {
+      return data::make_batch(eval_, i, options_);
+    };
+    return token_loss_eval(model, eval_.size(), batch_size, make, "examples", comm);
+  }
+  void fingerprint(dist::Fingerprint& f) const override {
+    f.add(int64_t(train_.size())).add(int64_t(eval_.size()));
+    for (const auto* set : {&train_, &eval_})
+      for (const data::EncodedExample& e : *set) {
+        f.add(e.context_ids.data(), e.context_ids.size() * sizeof(int32_t));
+        for (const auto& c : e.candidate_ids) f.add(c.data(), c.size() * sizeof(int32_t));
+      }
+  }
+
+ private:
+  static std::vector<data::EncodedExample> limit(std::vector<data::EncodedExample> v, int64_t n) {
+    if (n > 0 && size_t(n) < v.size()) v.resize(size_t(n));
+    return v;
+  }
+
+  std::vector<data::EncodedExample> train_, eval_;
+  data::BatchOptions options_;
+};
+
 }  // namespace
 
 std::unique_ptr<TrainData> load_train_data(const Recipe& r, const text::Tokenizer& tokenizer,
                                            const ModelConfig& config) {
-  if (r.task.name.empty() && r.task.file.empty())
+  if (r.task.name.empty() && r.task.file.empty()) {
+    if (r.data.format == "prompt_completion")
+      return std::make_unique<SftData>(r, tokenizer, config);
     return std::make_unique<CorpusData>(r, tokenizer, config);
+  }
   return std::make_unique<TaskData>(r, tokenizer, config);
 }
 

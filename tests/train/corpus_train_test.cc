@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -135,6 +136,47 @@ TEST_F(CorpusTrain, GradientCheckpointingGivesTheSameWeights) {
   ASSERT_EQ(run(r, ckpt, "--trainer.gradient_checkpointing true"), 0) << bytes(ckpt + ".log");
   EXPECT_EQ(bytes(fs::path(plain) / "checkpoint-6" / "model.safetensors"),
             bytes(fs::path(ckpt) / "checkpoint-6" / "model.safetensors"));
+}
+
+TEST_F(CorpusTrain, PromptCompletionTrainsOnTheCompletion) {
+  std::ofstream sft(root_ / "sft.jsonl");
+  for (int i = 0; i < 16; ++i)
+    sft << "{\"prompt\": \"Who lived at Kellynch Hall?\", \"completion\": \" Sir Walter "
+           "Elliot.\"}\n";
+  sft.close();
+  std::string out = (root_ / "sft").string(), file = (root_ / "sft.jsonl").string();
+  ASSERT_EQ(run(recipe("adamw", kAdamw), out,
+                "--data.format prompt_completion --data.train " + file + " --data.eval " + file),
+            0)
+      << bytes(out + ".log");
+  std::vector<double> eval = metric(out, "eval/loss");
+  ASSERT_EQ(eval.size(), 2u);
+  EXPECT_LT(eval[1], eval[0] - 0.5) << "before " << eval[0] << ", after " << eval[1];
+}
+
+TEST_F(CorpusTrain, JsonlLineWithoutTheTextFieldIsOneClearError) {
+  std::ofstream(root_ / "bad.jsonl") << "{\"text\": \"fine\"}\n{\"body\": \"no text\"}\n";
+  std::string out = (root_ / "bad").string();
+  EXPECT_NE(run(recipe("adamw", kAdamw), out, "--data.train " + (root_ / "bad.jsonl").string()), 0);
+  std::string log = bytes(out + ".log");
+  EXPECT_NE(log.find("bad.jsonl:2"), std::string::npos) << log;
+  EXPECT_NE(log.find("'text'"), std::string::npos) << log;
+}
+
+TEST_F(CorpusTrain, NegativeClipNormIsOneClearError) {
+  std::string out = (root_ / "clip").string();
+  EXPECT_NE(run(recipe("adamw", kAdamw), out, "--optim.max_grad_norm -1"), 0);
+  std::string log = bytes(out + ".log");
+  EXPECT_NE(log.find("optim.max_grad_norm"), std::string::npos) << log;
+}
+
+TEST_F(CorpusTrain, EmptyCorpusIsOneClearError) {
+  std::ofstream(root_ / "empty.txt").close();
+  std::string out = (root_ / "empty").string();
+  EXPECT_NE(run(recipe("adamw", kAdamw), out, "--data.train " + (root_ / "empty.txt").string()), 0);
+  std::string log = bytes(out + ".log");
+  EXPECT_NE(log.find("empty.txt"), std::string::npos) << log;
+  EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 1) << log;
 }
 
 TEST_F(CorpusTrain, CorpusShorterThanOneBlockIsOneClearError) {
