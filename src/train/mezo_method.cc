@@ -8,6 +8,10 @@
 #include "backend/ops.h"
 #include "train/cuda/device_zo_step.h"
 #include "zo/cuda/perturb.h"
+#else
+namespace zoft {
+class DeviceZoStepper {};  // without CUDA the GPU stepper is never made (the pointer stays null)
+}  // namespace zoft
 #endif
 
 namespace zoft {
