@@ -5,42 +5,12 @@
 
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/simd.h"
+#include "backend/cpu/softmax_rows.h"
 #include "backend/ops_backward.h"
 #include "core/error.h"
 
 namespace zoft::cpu {
 namespace loss_bwd {
-
-static float max_of(const float* x, int64_t n) {
-#if defined(__AVX512F__)
-  __m512 best = simd::splat(-INFINITY);
-  for (int64_t i = 0; i < n; i += 16)
-    best = _mm512_max_ps(best, _mm512_mask_loadu_ps(best, simd::first_lanes(n - i), x + i));
-  return simd::reduce_max(best);
-#else
-  float best = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) best = std::max(best, x[i]);
-  return best;
-#endif
-}
-
-// sum_i exp(x[i] - shift), f32 lanes (AVX-512) or a double accumulator.
-static double sum_exp_shifted(const float* x, int64_t n, float shift) {
-#if defined(__AVX512F__)
-  __m512 acc = _mm512_setzero_ps();
-  const __m512 s = simd::splat(shift);
-  for (int64_t i = 0; i < n; i += 16) {
-    __mmask16 m = simd::first_lanes(n - i);
-    __m512 e = simd::exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s));
-    acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(m, e));
-  }
-  return simd::reduce_add(acc);
-#else
-  double acc = 0;
-  for (int64_t i = 0; i < n; ++i) acc += std::exp(double(x[i] - shift));
-  return acc;
-#endif
-}
 
 // out[i] = exp(x[i] - shift) * factor; out may be x.
 static void scaled_exp(const float* x, int64_t n, float shift, float factor, float* out) {
@@ -89,8 +59,8 @@ void cross_entropy_backward(const float* logits, const int32_t* targets, const f
         std::fill(grad, grad + vocab, 0.0f);
         continue;
       }
-      const float max = loss_bwd::max_of(row, vocab);
-      const double total = loss_bwd::sum_exp_shifted(row, vocab, max);
+      const float max = row_max(row, vocab);
+      const double total = sum_exp(row, vocab, max);
       // softmax * dloss, in place when grad == row (each element reads only itself)
       loss_bwd::scaled_exp(row, vocab, max, float(double(dloss[r]) / total), grad);
       grad[targets[r]] -= dloss[r];
