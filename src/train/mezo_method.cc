@@ -8,6 +8,12 @@
 #include "backend/ops.h"
 #include "train/cuda/device_zo_step.h"
 #include "zo/cuda/perturb.h"
+#else
+namespace zoft {
+// A CPU-only build never makes one; the constructor's unwinding still destroys gpu_, which
+// needs a complete type.
+class DeviceZoStepper {};
+}  // namespace zoft
 #endif
 
 namespace zoft {
