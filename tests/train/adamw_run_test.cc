@@ -10,87 +10,21 @@
 #include <iostream>
 
 #include "dist/communicator.h"
-#include "model/golden_util.h"
+#include "train/adamw_run_util.h"
 #include "train/first_order_method.h"
 
 namespace zoft::test {
 namespace {
 
+using namespace adamw_run;
+
 const char* const kModels[] = {"opt", "gpt2", "llama", "gemma3"};
-
-struct Reference {
-  nlohmann::json settings;
-  std::vector<std::string> cases;  // the golden case of each step
-  std::vector<double> losses, grad_norms;
-};
-
-Reference load_reference(const std::string& model) {
-  nlohmann::json j = read_json_file(golden_dir(model) + "/adamw_run.json");
-  return {j.at("settings"), j.at("cases").get<std::vector<std::string>>(),
-          j.at("losses").get<std::vector<double>>(), j.at("grad_norms").get<std::vector<double>>()};
-}
-
-// The recipe whose optimizer the script ran (HF TrainingArguments names).
-Recipe recipe_of(const nlohmann::json& s, int64_t micro_batches) {
-  Recipe r;
-  r.source = "adamw_run_test";
-  r.optim.method = "adamw";
-  r.optim.lr = s.at("lr").get<double>();
-  r.optim.weight_decay = s.at("weight_decay").get<double>();
-  r.optim.adam_beta1 = s.at("beta1").get<double>();
-  r.optim.adam_beta2 = s.at("beta2").get<double>();
-  r.optim.adam_epsilon = s.at("eps").get<double>();
-  r.optim.schedule = s.at("schedule").get<std::string>();
-  r.optim.warmup_steps = s.at("warmup_steps").get<int64_t>();
-  r.optim.max_grad_norm = s.at("max_grad_norm").get<double>();
-  r.trainer.steps = s.at("total_steps").get<int64_t>();
-  r.trainer.gradient_accumulation_steps = micro_batches;
-  return r;
-}
-
-// One process's view of a golden batch: every row, the mean over its next-token targets.
-StepBatch step_batch(const std::string& model, const std::string& case_name) {
-  StepBatch b;
-  b.tokens = load_golden(model, case_name).batch;
-  b.targets = Decoder::next_token_targets(b.tokens);
-  b.global_scored_tokens =
-      std::count_if(b.targets.begin(), b.targets.end(), [](int32_t t) { return t >= 0; });
-  return b;
-}
 
 struct RunResult {
   std::vector<double> losses, grad_norms;
   double worst_weight_error = 0;  // max over tensors of max |ours - ref| / max |ref|
   std::string worst_name;
 };
-
-// The elements of parameter `name` whose gradient is zero in exact arithmetic: a key bias without
-// rope adds q.b_k to every score of a query row, which softmax ignores. Their gradients are
-// rounding noise, which Adam's m / sqrt(v) scales up to lr-sized steps of random sign in
-// PyTorch and zoft alike, so they are not compared (nothing else depends on them).
-std::pair<int64_t, int64_t> noise_only_elements(const std::string& name, int64_t numel) {
-  auto ends_with = [&](const std::string& tail) {
-    return name.size() >= tail.size() &&
-           name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
-  };
-  if (ends_with(".self_attn.k_proj.bias")) return {0, numel};               // OPT
-  if (ends_with(".attn.c_attn.bias")) return {numel / 3, 2 * (numel / 3)};  // GPT-2: q, k, v
-  return {0, 0};
-}
-
-double relative_error(const std::string& name, const Tensor& ours, const float* ref) {
-  const int64_t n = ours.numel();
-  std::vector<float> mine(size_t(n), 0.0f);
-  convert_to_f32(ours.data, ours.dtype, mine.data(), size_t(n));
-  const auto [skip_begin, skip_end] = noise_only_elements(name, n);
-  double diff = 0, scale = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    if (i >= skip_begin && i < skip_end) continue;
-    diff = std::max(diff, std::fabs(double(mine[size_t(i)]) - ref[i]));
-    scale = std::max(scale, std::fabs(double(ref[i])));
-  }
-  return diff / scale;
-}
 
 // The script's 10 steps through FirstOrderMethod, weights in `dtype`.
 RunResult run_steps(const std::string& model_name, const Reference& ref, int64_t micro_batches,
@@ -105,15 +39,9 @@ RunResult run_steps(const std::string& model_name, const Reference& ref, int64_t
     out.losses.push_back(report.loss);
     out.grad_norms.push_back(report.metrics.at("train/grad_norm"));
   }
-  SafetensorsFile file = SafetensorsFile::open(golden_dir(model_name) + "/adamw_run.safetensors");
-  EXPECT_EQ(method.parameters().size(), file.tensors().size()) << "vs named_parameters";
-  for (const ParameterRef& p : method.parameters()) {
-    Tensor t = file.view(p.name);
-    EXPECT_EQ(t.numel(), p.tensor.numel()) << p.name;
-    if (t.numel() != p.tensor.numel()) continue;
-    double e = relative_error(p.name, p.tensor, t.f32());
-    if (e >= out.worst_weight_error) out.worst_weight_error = e, out.worst_name = p.name;
-  }
+  WeightError e = weight_error(method.parameters(), model_name);
+  out.worst_weight_error = e.worst;
+  out.worst_name = e.name;
   return out;
 }
 
