@@ -1,13 +1,18 @@
-// Data-parallel AdamW (optim.method adamw) with `mpirun -np 2 zoft train` on a text corpus: the
-// gradients are summed over the ranks in rank order, so 2 ranks follow one process up to the
-// order of the float sums (not bit for bit: each rank sums its own rows first), and 2 ranks give
-// the same bits every time. Skipped (with a message) where this build has no MPI or no mpirun.
+// Data-parallel AdamW (optim.method adamw) over MPI. The gradients are summed over the ranks in
+// rank order, so 2 ranks follow one process up to the order of the float sums (not bit for bit:
+// each rank sums its own rows first), and 2 ranks give the same bits every time:
+// - `mpirun -np 2 zoft train` on a text corpus against one process, and against itself;
+// - FirstOrderMethod on 2 MPI ranks (this binary under mpirun), each with its rows of the golden
+//   batches of tools/make_adamw_run_fixture.py: every rank has the same losses and weights, bit
+//   for bit, and they are torch.optim.AdamW's within 1e-4.
+// Skipped (with a message) where this build has no MPI or no mpirun.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -15,11 +20,15 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "dist/communicator.h"
 #include "io/safetensors.h"
 #include "runtime/llama_maker.h"
+#include "train/adamw_run_util.h"
+#include "train/first_order_method.h"
 
-namespace zoft::test::dist_adamw {  // own namespace: the unity build joins this file with mpi_train_test.cc
+namespace zoft::test::dist_adamw {  // own namespace: the unity build joins this file with
+                                    // mpi_train_test.cc
 namespace {
 
 namespace fs = std::filesystem;
@@ -51,7 +60,7 @@ class MpiAdamw : public testing::Test {
                "amusement, never took up any book but the Baronetage; there he found occupation "
                "for an idle hour, and consolation in a distressed one. Line "
             << i << ".\n";
-    // batch 4 in micro-batches of 2 rows (one per rank with 2 ranks); warm-up, decay, clipping.
+    // batch 4: 2 rows per rank with 2 ranks; warm-up, weight decay, clipping.
     std::ofstream(root_ / "recipe.yaml")
         << "model:\n  path: " << (root_ / "model").string() << "\n"
         << "data:\n  train: " << (root_ / "train.txt").string() << "\n  max_seq_length: 24\n"
@@ -151,6 +160,76 @@ TEST_F(MpiAdamw, TwoRanksFollowOneProcessAndRepeatBitForBit) {
   EXPECT_TRUE(slurp(weights_of("np2")) == slurp(weights_of("np2-again")))
       << "two 2-rank runs: final weights differ";
   EXPECT_EQ(losses_of("np2-again"), two);
+}
+
+// The golden models the rank test trains: untied, and tied with Gemma's norms.
+const char* const kRankModels[] = {"llama", "gemma3"};
+const char* const kRankOutEnv = "ZOFT_TEST_RANK_OUT";
+
+// Run by RanksAgreeAndMatchTorch on every rank (disabled otherwise): this rank's half of each
+// golden batch through FirstOrderMethod; writes what it saw to $ZOFT_TEST_RANK_OUT/rank<r>.json.
+TEST(MpiAdamwRank, DISABLED_TrainThisRanksRows) {
+  const char* out = std::getenv(kRankOutEnv);
+  if (!out) GTEST_SKIP() << "run under mpirun by MpiAdamw.RanksAgreeAndMatchTorch";
+  ThreadPool::set_global_threads(1);
+  dist::Communicator& comm = dist::world("mpi");
+  ASSERT_EQ(comm.size(), 2);
+  nlohmann::json report;
+  for (const char* name : kRankModels) {
+    adamw_run::Reference ref = adamw_run::load_reference(name);
+    Decoder model = Decoder::load(golden_dir(name), DType::F32);
+    FirstOrderMethod method(adamw_run::recipe_of(ref.settings, 1), model, comm);
+    nlohmann::json& r = report[name];
+    for (const std::string& case_name : ref.cases) {
+      StepReport step = method.step(adamw_run::step_batch(name, case_name, comm.rank(), 2));
+      r["losses"].push_back(step.loss);  // written with round-trip precision
+      r["grad_norms"].push_back(step.metrics.at("train/grad_norm"));
+    }
+    dist::Fingerprint weights;
+    for (const ParameterRef& p : method.parameters()) weights.add(p.tensor.data, p.tensor.nbytes());
+    r["weights_fingerprint"] = weights.value();
+    adamw_run::WeightError e = adamw_run::weight_error(method.parameters(), name);
+    r["weight_error"] = e.worst;
+    r["worst_tensor"] = e.name;
+  }
+  std::ofstream(fs::path(out) / ("rank" + std::to_string(comm.rank()) + ".json")) << report.dump();
+}
+
+TEST_F(MpiAdamw, RanksAgreeAndMatchTorch) {
+  const fs::path dir = root_ / "ranks";
+  fs::create_directories(dir);
+  const std::string cmd =
+      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " + std::string(kMpirun) +
+      " --oversubscribe --bind-to none --mca btl_vader_single_copy_mechanism none -np 2 -x " +
+      kRankOutEnv + "=" + dir.string() + " " + fs::read_symlink("/proc/self/exe").string() +
+      " --gtest_also_run_disabled_tests --gtest_filter=MpiAdamwRank.DISABLED_TrainThisRanksRows "
+      "> " +
+      dir.string() + ".log 2>&1";
+  int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << slurp(dir.string() + ".log");
+  nlohmann::json rank0 = nlohmann::json::parse(slurp(dir / "rank0.json"));
+  nlohmann::json rank1 = nlohmann::json::parse(slurp(dir / "rank1.json"));
+  for (const char* name : kRankModels) {
+    SCOPED_TRACE(name);
+    const nlohmann::json &a = rank0.at(name), &b = rank1.at(name);
+    // Every rank reports the same losses and gradient norms and holds the same weights.
+    EXPECT_EQ(a.at("losses"), b.at("losses"));
+    EXPECT_EQ(a.at("grad_norms"), b.at("grad_norms"));
+    EXPECT_EQ(a.at("weights_fingerprint"), b.at("weights_fingerprint"));
+    // And they are PyTorch's (one process, all rows).
+    adamw_run::Reference ref = adamw_run::load_reference(name);
+    std::vector<double> losses = a.at("losses").get<std::vector<double>>();
+    ASSERT_EQ(losses.size(), ref.losses.size());
+    double loss_error = 0;
+    for (size_t i = 0; i < losses.size(); ++i)
+      loss_error = std::max(loss_error, std::fabs(losses[i] - ref.losses[i]) / ref.losses[i]);
+    const double weight_error = a.at("weight_error").get<double>();
+    std::cout << "[ mpi adamw ] " << name << ", 2 ranks vs torch: losses " << loss_error
+              << ", weights " << weight_error << " (" << a.at("worst_tensor").get<std::string>()
+              << ")\n";
+    EXPECT_LE(loss_error, 1e-4);
+    EXPECT_LE(weight_error, 1e-4);
+  }
 }
 
 }  // namespace
