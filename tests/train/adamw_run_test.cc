@@ -57,6 +57,10 @@ struct RunParam {
   int64_t micro_batches;
 };
 
+void PrintTo(const RunParam& p, std::ostream* os) {
+  *os << p.model << ", " << p.micro_batches << " micro-batches";
+}
+
 std::string run_param_name(const testing::TestParamInfo<RunParam>& info) {
   return info.param.model + "_micro" + std::to_string(info.param.micro_batches);
 }
