@@ -44,11 +44,15 @@ mirror=${ZOFT_FRESH_MIRROR:-$(host_mirror)}
 # The recipes read their data from ../shared/data; a git worktree elsewhere finds it next to the
 # main checkout (the parent of the common .git directory).
 shared_folder() {
-  local common
-  common=$(cd "$(git -C "$source_dir" rev-parse --git-common-dir)" && pwd)
-  for d in "$source_dir/../shared" "$common/../../shared"; do
-    [ -d "$d/data" ] && { (cd "$d" && pwd); return; }
+  local common d
+  common=$(cd "$(git -C "$source_dir" rev-parse --git-common-dir 2>/dev/null || echo /nonexistent)" 2>/dev/null && pwd || true)
+  for d in "$source_dir/../shared" "${common:-/nonexistent}/../../shared"; do
+    if [ -d "$d/data" ]; then
+      (cd "$d" && pwd)
+      return 0
+    fi
   done
+  return 0
 }
 shared=${ZOFT_FRESH_SHARED:-$(shared_folder)}
 

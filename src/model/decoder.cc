@@ -9,6 +9,17 @@
 
 namespace zoft {
 
+TokenBatch TokenBatch::slice(int64_t begin, int64_t end) const {
+  ZOFT_CHECK(0 <= begin && begin <= end && end <= batch, "sequences [{}, {}) of a batch of {}",
+             begin, end, batch);
+  TokenBatch t;
+  t.batch = end - begin;
+  t.seq = seq;
+  t.ids.assign(ids.begin() + begin * seq, ids.begin() + end * seq);
+  t.mask.assign(mask.begin() + begin * seq, mask.begin() + end * seq);
+  return t;
+}
+
 TokenBatch TokenBatch::from_sequences(const std::vector<std::vector<int32_t>>& sequences,
                                       int32_t pad_id, bool left_pad) {
   TokenBatch b;

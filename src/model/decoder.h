@@ -21,6 +21,8 @@ struct TokenBatch {
   static TokenBatch from_sequences(const std::vector<std::vector<int32_t>>& sequences,
                                    int32_t pad_id, bool left_pad);
   int64_t rows() const { return batch * seq; }
+  // Sequences [begin, end) of this batch (a rank's or a micro-batch's share).
+  TokenBatch slice(int64_t begin, int64_t end) const;
 };
 
 // Keys and values of past tokens, [batch, capacity, kv_heads, head_dim] per layer.

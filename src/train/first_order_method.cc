@@ -38,16 +38,6 @@ void check_supported(const Recipe& r, const Decoder& model) {
         r.source, m);
 }
 
-// Rows [begin, end) of a token batch and their targets.
-TokenBatch rows_of(const TokenBatch& b, int64_t begin, int64_t end) {
-  TokenBatch t;
-  t.batch = end - begin;
-  t.seq = b.seq;
-  t.ids.assign(b.ids.begin() + begin * b.seq, b.ids.begin() + end * b.seq);
-  t.mask.assign(b.mask.begin() + begin * b.seq, b.mask.begin() + end * b.seq);
-  return t;
-}
-
 bool all_finite(const std::vector<Buffer>& grads) {
   for (const Buffer& g : grads) {
     const float* p = g.as<float>();
@@ -81,7 +71,7 @@ double FirstOrderMethod::accumulate_gradients(const StepBatch& batch) {
   for (int64_t m = 0; m < micro_batches_; ++m) {
     const int64_t begin = rows * m / micro_batches_, end = rows * (m + 1) / micro_batches_;
     if (begin == end) continue;
-    loss_sum += model_.loss_and_grad(rows_of(batch.tokens, begin, end),
+    loss_sum += model_.loss_and_grad(batch.tokens.slice(begin, end),
                                      batch.targets.data() + begin * seq, scale, grads_, backward_);
   }
   return loss_sum;

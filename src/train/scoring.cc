@@ -40,7 +40,9 @@ int64_t correct_single_token(Decoder& model, const std::vector<data::EncodedExam
   model.run_blocks(state);
   std::vector<float> logits(rows.size() * ids.size());
   model.candidate_logits(state.h(), rows, ids, logits.data());
-  auto column = [&](int32_t token) { return size_t(std::find(ids.begin(), ids.end(), token) - ids.begin()); };
+  auto column = [&](int32_t token) {
+    return size_t(std::find(ids.begin(), ids.end(), token) - ids.begin());
+  };
   int64_t correct = 0;
   for (size_t r = 0; r < rows.size(); ++r) {
     const data::EncodedExample& e = examples[begin + r];

@@ -82,6 +82,20 @@ void check_every_row_scores(const std::vector<data::EncodedExample>& examples,
         source, unscored, examples.size(), key, max_length);
 }
 
+int64_t longest_example(const std::vector<data::EncodedExample>& examples) {
+  int64_t longest = 1;
+  for (const data::EncodedExample& e : examples) longest = std::max(longest, e.max_length());
+  return longest;
+}
+
+void add_examples(dist::Fingerprint& f, const std::vector<data::EncodedExample>& examples) {
+  f.add(int64_t(examples.size()));
+  for (const data::EncodedExample& e : examples) {
+    f.add(e.context_ids.data(), e.context_ids.size() * sizeof(int32_t)).add(int64_t(e.label));
+    for (const auto& c : e.candidate_ids) f.add(c.data(), c.size() * sizeof(int32_t));
+  }
+}
+
 class TaskData : public TrainData {
  public:
   TaskData(const Recipe& r, const text::Tokenizer& tokenizer, const ModelConfig& config) {
@@ -105,11 +119,7 @@ class TaskData : public TrainData {
     check_every_row_scores(eval_, eval_options, "data.eval", encode.max_length, r.source);
   }
 
-  int64_t max_row_length() const override {
-    int64_t longest = 1;
-    for (const data::EncodedExample& e : train_) longest = std::max(longest, e.max_length());
-    return longest;
-  }
+  int64_t max_row_length() const override { return longest_example(train_); }
   int64_t rows_per_example() const override {
     if (options_.mode != data::LossMode::kClassification) return 1;
     int64_t candidates = 1;
@@ -144,12 +154,8 @@ class TaskData : public TrainData {
   }
 
   void fingerprint(dist::Fingerprint& f) const override {
-    f.add(int64_t(train_.size())).add(int64_t(eval_.size()));
-    for (const auto* set : {&train_, &eval_})
-      for (const data::EncodedExample& e : *set) {
-        f.add(e.context_ids.data(), e.context_ids.size() * sizeof(int32_t)).add(int64_t(e.label));
-        for (const auto& c : e.candidate_ids) f.add(c.data(), c.size() * sizeof(int32_t));
-      }
+    add_examples(f, train_);
+    add_examples(f, eval_);
   }
 
  private:
@@ -268,11 +274,7 @@ class SftData : public TrainData {
   data::Batch batch(const std::vector<size_t>& indices) const override {
     return data::make_batch(train_, indices, options_);
   }
-  int64_t max_row_length() const override {
-    int64_t longest = 1;
-    for (const data::EncodedExample& e : train_) longest = std::max(longest, e.max_length());
-    return longest;
-  }
+  int64_t max_row_length() const override { return longest_example(train_); }
   int64_t rows_per_example() const override { return 1; }
   EvalResult evaluate(Decoder& model, int64_t batch_size, const char*,
                       dist::Communicator& comm) const override {
@@ -282,12 +284,8 @@ class SftData : public TrainData {
     return token_loss_eval(model, eval_.size(), batch_size, make, "examples", comm);
   }
   void fingerprint(dist::Fingerprint& f) const override {
-    f.add(int64_t(train_.size())).add(int64_t(eval_.size()));
-    for (const auto* set : {&train_, &eval_})
-      for (const data::EncodedExample& e : *set) {
-        f.add(e.context_ids.data(), e.context_ids.size() * sizeof(int32_t));
-        for (const auto& c : e.candidate_ids) f.add(c.data(), c.size() * sizeof(int32_t));
-      }
+    add_examples(f, train_);
+    add_examples(f, eval_);
   }
 
  private:

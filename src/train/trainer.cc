@@ -58,17 +58,6 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
-// Rows [begin, end) of a batch (all by default), with the batch's seq.
-TokenBatch token_batch(const data::Batch& b, int64_t begin = 0, int64_t end = -1) {
-  if (end < 0) end = b.rows;
-  TokenBatch t;
-  t.batch = end - begin;
-  t.seq = b.seq;
-  t.ids.assign(b.ids.begin() + begin * b.seq, b.ids.begin() + end * b.seq);
-  t.mask.assign(b.mask.begin() + begin * b.seq, b.mask.begin() + end * b.seq);
-  return t;
-}
-
 // dist: each rank's rows of a global batch: its even share of the examples with all their
 // rows (candidates), contiguous and in rank order, so that the ranks' per-token losses put end
 // to end are the whole batch's (docs/dist.md).
@@ -148,7 +137,7 @@ StepBatch rank_step_batch(const data::Batch& b, data::LossMode mode, dist::Commu
   const int64_t row0 = shard[size_t(comm.rank())], row1 = shard[size_t(comm.rank()) + 1];
   StepBatch s;
   s.global = &b;
-  s.tokens = token_batch(b, row0, row1);
+  s.tokens = TokenBatch{b.rows, b.seq, b.ids, b.mask}.slice(row0, row1);
   s.targets.assign(b.targets.begin() + row0 * b.seq, b.targets.begin() + row1 * b.seq);
   s.global_scored_tokens = b.scored_tokens();
   s.objective = [&b, mode, shard, &comm, &gathered](const std::vector<float>& loss) {

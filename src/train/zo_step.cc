@@ -22,8 +22,9 @@ bool ZoStepResult::finite() const {
 ZoStepper::ZoStepper(Decoder& model, zo::MezoSgd& optimizer, ZoOrder order)
     : model_(model), optimizer_(optimizer), order_(order) {
   if (model_.residency() && order_ == ZoOrder::Plain)  // offload streams block by block
-    fail("trainer.schedule plain cannot stream weights from disk: use zo2 with "
-         "placement.max_memory");
+    fail(
+        "trainer.schedule plain cannot stream weights from disk: use zo2 with "
+        "placement.max_memory");
   make_trainable(model_);
   params_ = list_parameters(model_);
   if (model_.config().tie_embeddings)
@@ -50,8 +51,7 @@ void ZoStepper::finish() {
   }
 }
 
-ZoStepResult ZoStepper::forward_passes(const TokenBatch& batch,
-                                       const std::vector<int32_t>& targets,
+ZoStepResult ZoStepper::forward_passes(const TokenBatch& batch, const std::vector<int32_t>& targets,
                                        const LossOfTokens& loss_of) {
   std::vector<zo::ZPass> passes;
   for (int k = 0; k < optimizer_.num_passes(); ++k) passes.push_back(optimizer_.pass(k));
@@ -85,8 +85,10 @@ ZoStepResult ZoStepper::zo2(const TokenBatch& batch, const std::vector<int32_t>&
   const int64_t last = model_.num_blocks() - 1;
   std::vector<KvCache> caches;
   std::vector<ForwardState> states(static_cast<size_t>(forwards));
-  for (int k = 0; k < forwards; ++k) caches.emplace_back(model_.config(), batch.batch, batch.seq, true);
-  for (int k = 0; k < forwards; ++k) model_.begin_forward(batch, caches[size_t(k)], states[size_t(k)]);
+  for (int k = 0; k < forwards; ++k)
+    caches.emplace_back(model_.config(), batch.batch, batch.seq, true);
+  for (int k = 0; k < forwards; ++k)
+    model_.begin_forward(batch, caches[size_t(k)], states[size_t(k)]);
 
   // A tied table is perturbed in place with the last block; the embedding lookup of forward k
   // sees it as it will be then: the looked-up rows with passes 0..k applied to a copy of them.
@@ -100,7 +102,8 @@ ZoStepResult ZoStepper::zo2(const TokenBatch& batch, const std::vector<int32_t>&
         std::memcpy(row.data(), src, row.size());
         Tensor view(row.data(), table.dtype, {H});
         for (int j = 0; j <= k; ++j)
-          passes[size_t(j)].apply_at(view, tied_table_->id, tied_table_->decay, uint64_t(ids[r]) * uint64_t(H));
+          passes[size_t(j)].apply_at(view, tied_table_->id, tied_table_->decay,
+                                     uint64_t(ids[r]) * uint64_t(H));
         convert_to_f32(row.data(), table.dtype, out + r * H, size_t(H));
       }
     });
