@@ -56,10 +56,7 @@ inline StepBatch step_batch(const std::string& model, const std::string& case_na
   const std::vector<int32_t> targets = Decoder::next_token_targets(all);
   const int64_t begin = all.batch * rank / ranks, end = all.batch * (rank + 1) / ranks;
   StepBatch b;
-  b.tokens.batch = end - begin;
-  b.tokens.seq = all.seq;
-  b.tokens.ids.assign(all.ids.begin() + begin * all.seq, all.ids.begin() + end * all.seq);
-  b.tokens.mask.assign(all.mask.begin() + begin * all.seq, all.mask.begin() + end * all.seq);
+  b.tokens = all.slice(begin, end);
   b.targets.assign(targets.begin() + begin * all.seq, targets.begin() + end * all.seq);
   b.global_scored_tokens =
       std::count_if(targets.begin(), targets.end(), [](int32_t t) { return t >= 0; });
