@@ -81,7 +81,6 @@ class Backprop {
                      float* dx, int64_t rows, int64_t dim) const;
   void linear_backward(const LinearWeights& w, const LinearGrads& g, const float* x,
                        const float* dy, int64_t rows, float* dx) const;
-
   void recompute_layer(int64_t layer, LayerActs& a);
 
   // layer_backward.cc
@@ -97,7 +96,7 @@ class Backprop {
   const TokenBatch& batch_;
   const BackwardOptions options_;
   const int64_t rows_;
-  KvCache cache_;  // one layer, capacity seq: only its bookkeeping is used (begin_forward)
+  KvCache cache_;       // one layer, capacity seq: each layer's keys and values in turn
   ForwardState state_;  // hidden: the running activations, then the final hidden states
   ModelGrads g_;
   std::vector<Buffer> block_inputs_;  // input of layer i; [L]: input of the final norm

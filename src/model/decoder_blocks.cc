@@ -165,7 +165,7 @@ Decoder::LayerBuffers Decoder::layer_buffers(int64_t layer, int64_t rows, LayerA
   b.k_raw = c.qk_norm ? ensure_floats(a.k_raw, M * kd) : b.k;
   b.attn = ensure_floats(a.attn, M * qd);
   b.o_out = w.post_attn_norm.weight ? ensure_floats(a.o_out, M * H) : tmp;
-  ensure_floats(a.mid, M * H);
+  ensure_floats(a.mid, M * H);  // layer_forward copies the residual stream there
   b.mlp_in = ensure_floats(a.mlp_in, M * H);
   b.up = ensure_floats(a.up, M * I);
   b.gate = c.gated_mlp ? ensure_floats(a.gate, M * I) : nullptr;
@@ -223,8 +223,8 @@ void Decoder::attention_block(int64_t layer, ForwardState& state, const LayerBuf
   }
   if (c.positions == PositionKind::Rope) {
     const RopeTable& rope = c.is_sliding(layer) ? rope_local_ : rope_global_;
-    cpu::rope(b.q, state.positions.data(), M, c.num_heads, D, rope.rotary_dim,
-              rope.inv_freq.data(), rope.attention_scaling);
+    cpu::rope(b.q, state.positions.data(), M, c.num_heads, D, rope.rotary_dim, rope.inv_freq.data(),
+              rope.attention_scaling);
     cpu::rope(b.k, state.positions.data(), M, c.num_kv_heads, D, rope.rotary_dim,
               rope.inv_freq.data(), rope.attention_scaling);
   }
