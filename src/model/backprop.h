@@ -2,10 +2,10 @@
 // backward needs, then the backward through the LM head, the final norm, the layers in reverse
 // and the embeddings. One Backprop lives for one Decoder::loss_and_grad call.
 //
-// The training forward runs the very ops of Decoder::layer_forward in the same order on the
-// same shapes, so its loss equals token_losses' bit for bit; it only writes the intermediate
-// tensors to kept buffers instead of scratch. With checkpointing it keeps each block's input
-// and recomputes a layer with the same function before that layer's backward.
+// The training forward is the inference forward (Decoder::run_block / layer_forward), so its
+// loss equals token_losses' bit for bit: layer_forward, given a LayerActs sink, writes the
+// intermediates there instead of to scratch. With checkpointing Backprop keeps each block's
+// input only and reruns layer_forward with a sink before that layer's backward.
 #pragma once
 
 #include <cstdint>
@@ -38,7 +38,7 @@ struct ModelGrads {
   std::vector<LayerGrads> layers;
 };
 
-// One layer's intermediate tensors, as the forward made them ([rows, width] f32).
+// One layer's intermediate tensors, as Decoder::layer_forward made them ([rows, width] f32).
 struct LayerActs {
   Buffer attn_in;       // attn_norm(input)
   Buffer q_raw, k_raw;  // projections before the per-head q/k norm (qk_norm only)
@@ -81,11 +81,9 @@ class Backprop {
                      float* dx, int64_t rows, int64_t dim) const;
   void linear_backward(const LinearWeights& w, const LinearGrads& g, const float* x,
                        const float* dy, int64_t rows, float* dx) const;
+  void recompute_layer(int64_t layer, LayerActs& a);
 
   // layer_backward.cc
-  void layer_forward(int64_t layer, const float* input, float* output, LayerActs& a);
-  void attention_block_forward(int64_t layer, const float* input, float* h, LayerActs& a);
-  void mlp_block_forward(int64_t layer, float* h, LayerActs& a);
   void layer_backward(int64_t layer, const float* input, const LayerActs& a, float* dh);
   void mlp_block_backward(int64_t layer, const LayerActs& a, float* dh);
   void attention_block_backward(int64_t layer, const float* input, const LayerActs& a, float* dh);
@@ -98,12 +96,11 @@ class Backprop {
   const TokenBatch& batch_;
   const BackwardOptions options_;
   const int64_t rows_;
-  KvCache cache_;  // one layer, capacity seq: only its bookkeeping is used (begin_forward)
-  ForwardState state_;
+  KvCache cache_;       // one layer, capacity seq: each layer's keys and values in turn
+  ForwardState state_;  // hidden: the running activations, then the final hidden states
   ModelGrads g_;
   std::vector<Buffer> block_inputs_;  // input of layer i; [L]: input of the final norm
   std::vector<LayerActs> acts_;       // one per layer, or one reused with checkpointing
-  Buffer final_hidden_;               // final_norm(block_inputs_[L])
   GradScratch s_;
 };
 

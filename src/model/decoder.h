@@ -78,6 +78,9 @@ struct ForwardState {
   float* h() const { return hidden.as<float>(); }
 };
 
+// One layer's intermediates kept for the backward (model/backprop.h).
+struct LayerActs;
+
 // First-order training (Decoder::loss_and_grad, model/decoder_backward.cc).
 struct BackwardOptions {
   // Activation checkpointing: keep only each block's input during the forward and recompute a
@@ -150,13 +153,19 @@ class Decoder {
   BlockResidency* residency() const { return residency_; }
 
  private:
-  friend class Backprop;  // model/backprop.h: the training forward and the backward
+  friend class Backprop;  // model/backprop.h: the backward (its forward is layer_forward)
   struct Scratch {
     Buffer normed, q, k, v, qkv, attn, tmp, gate, up, logits;
   };
   void forward_hidden(const TokenBatch& batch, KvCache& cache, ForwardState& state);
   void embed_forward(ForwardState& state, const EmbeddingRowsFn* embedding_rows);
-  void layer_forward(int64_t layer, ForwardState& state);
+  void layer_forward(int64_t layer, ForwardState& state, LayerActs* sink = nullptr);
+  struct LayerBuffers;
+  LayerBuffers layer_buffers(int64_t layer, int64_t rows, LayerActs* sink);
+  void attention_block(int64_t layer, ForwardState& state, const LayerBuffers& b);
+  void mlp_block(int64_t layer, ForwardState& state, const LayerBuffers& b);
+  void add_branch(const NormWeights& post_norm, const float* y, float* branch, float* h,
+                  int64_t rows) const;
   void norm(const NormWeights& w, const float* x, float* out, int64_t rows, int64_t dim) const;
   void linear(const LinearWeights& w, const float* x, int64_t rows, float* y) const;
   void head_logits(const float* hidden, int64_t rows, float* logits) const;

@@ -121,20 +121,18 @@ double Backprop::run(const int32_t* targets, float loss_scale) {
   const int64_t H = c_.hidden_size, L = c_.num_layers;
   std::vector<int64_t> rows = target_rows(targets, rows_, c_.vocab_size);
   forward();
-  Buffer d_final_buffer, dh_buffer, recompute_buffer;
+  Buffer d_final_buffer, dh_buffer;
   float* d_final = ensure_floats(d_final_buffer, rows_ * H);
   double loss = head_backward(targets, rows, loss_scale, d_final);
-  final_hidden_ = Buffer();
+  state_.hidden = Buffer();
   float* dh = ensure_floats(dh_buffer, rows_ * H);
   norm_backward(w_.final_norm, g_.final_norm, block_inputs_[size_t(L)].as<float>(), d_final, dh,
                 rows_, H);
   d_final_buffer = Buffer();
   for (int64_t layer = L - 1; layer >= 0; --layer) {
-    const float* input = block_inputs_[size_t(layer)].as<float>();
     LayerActs& acts = acts_[options_.checkpoint_blocks ? 0 : size_t(layer)];
-    if (options_.checkpoint_blocks)
-      layer_forward(layer, input, ensure_floats(recompute_buffer, rows_ * H), acts);
-    layer_backward(layer, input, acts, dh);
+    if (options_.checkpoint_blocks) recompute_layer(layer, acts);
+    layer_backward(layer, block_inputs_[size_t(layer)].as<float>(), acts, dh);
     if (!options_.checkpoint_blocks) acts = LayerActs();  // done with it
     block_inputs_[size_t(layer) + 1] = Buffer();
   }
@@ -142,21 +140,32 @@ double Backprop::run(const int32_t* targets, float loss_scale) {
   return loss;
 }
 
-// Embeddings (block 0, Decoder::embed_forward), then every layer keeping its internals (or,
-// with checkpointing, only its input), then the final norm.
+// The inference blocks in order (Decoder::run_block), keeping each block's input and every
+// layer's internals (with checkpointing: one layer's, overwritten). state_.hidden ends as the
+// final hidden states.
 void Backprop::forward() {
   const int64_t H = c_.hidden_size, L = c_.num_layers;
-  model_.run_block(0, state_);
+  auto keep_input = [&](int64_t layer) {  // layer L: the final norm's input
+    float* kept = ensure_floats(block_inputs_[size_t(layer)], rows_ * H);
+    std::memcpy(kept, state_.h(), size_t(rows_ * H) * sizeof(float));
+  };
   block_inputs_.resize(size_t(L) + 1);
-  std::swap(block_inputs_[0], state_.hidden);
   acts_.resize(options_.checkpoint_blocks ? 1 : size_t(L));
+  model_.run_block(0, state_);
   for (int64_t layer = 0; layer < L; ++layer) {
-    float* output = ensure_floats(block_inputs_[size_t(layer) + 1], rows_ * H);
-    LayerActs& acts = acts_[options_.checkpoint_blocks ? 0 : size_t(layer)];
-    layer_forward(layer, block_inputs_[size_t(layer)].as<float>(), output, acts);
+    keep_input(layer);
+    model_.layer_forward(layer, state_, &acts_[options_.checkpoint_blocks ? 0 : size_t(layer)]);
   }
-  float* out = ensure_floats(final_hidden_, rows_ * H);
-  model_.norm(w_.final_norm, block_inputs_[size_t(L)].as<float>(), out, rows_, H);
+  keep_input(L);
+  model_.run_block(L + 1, state_);
+}
+
+// Checkpointing: the layer's forward again, from its kept input, to refill `a`.
+void Backprop::recompute_layer(int64_t layer, LayerActs& a) {
+  const int64_t H = c_.hidden_size;
+  std::memcpy(ensure_floats(state_.hidden, rows_ * H), block_inputs_[size_t(layer)].as<float>(),
+              size_t(rows_ * H) * sizeof(float));
+  model_.layer_forward(layer, state_, &a);
 }
 
 // Decoder::losses_from_hidden's chunks (same logits, same losses) followed by their backward:
@@ -171,7 +180,7 @@ double Backprop::head_backward(const int32_t* targets, const std::vector<int64_t
   std::vector<float> picked(size_t(chunk * H)), d_picked(size_t(chunk * H));
   std::vector<int32_t> chunk_targets(static_cast<size_t>(chunk));
   std::vector<float> chunk_loss(static_cast<size_t>(chunk)), d_loss(size_t(chunk), loss_scale);
-  const float* hidden = final_hidden_.as<float>();
+  const float* hidden = state_.h();
   double loss = 0;
   for (int64_t begin = 0; begin < n_rows; begin += chunk) {
     const int64_t n = std::min(chunk, n_rows - begin);

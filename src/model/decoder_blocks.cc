@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "model/backprop.h"
 #include "model/decoder.h"
 #include "model/scratch.h"
 
@@ -123,56 +124,118 @@ void Decoder::embed_forward(ForwardState& state, const EmbeddingRowsFn* embeddin
   }
 }
 
-void Decoder::layer_forward(int64_t layer, ForwardState& state) {
+// Where one layer's forward writes its intermediates. Inference (no sink) reuses scratch for
+// every value that is dead by the time the next one is written; training writes what the
+// backward reads to the sink's own buffers.
+struct Decoder::LayerBuffers {
+  float *attn_in, *q_raw, *k_raw, *q, *k, *v, *attn, *o_out;
+  float *mlp_in, *gate, *up, *act, *down_out;
+  float* branch;  // a post-norm's output, added to the residual stream
+};
+
+Decoder::LayerBuffers Decoder::layer_buffers(int64_t layer, int64_t rows, LayerActs* sink) {
+  const ModelConfig& c = config_;
+  const LayerWeights& w = weights_.layers[size_t(layer)];
+  const int64_t M = rows, H = c.hidden_size, qd = c.q_dim(), kd = c.kv_dim();
+  const int64_t I = c.intermediate_size;
+  Scratch& s = scratch_;
+  LayerBuffers b;
+  float* tmp = ensure_floats(s.tmp, M * std::max(H, qd));
+  b.branch = ensure_floats(s.normed, M * H);
+  if (!sink) {
+    b.attn_in = b.mlp_in = b.branch;  // each norm's output is dead once projected
+    b.q = ensure_floats(s.q, M * qd);
+    b.k = ensure_floats(s.k, M * kd);
+    b.v = ensure_floats(s.v, M * kd);
+    b.attn = ensure_floats(s.attn, M * qd);
+    b.q_raw = c.qk_norm ? tmp : b.q;     // tmp and attn are free until the attention
+    b.k_raw = c.qk_norm ? b.attn : b.k;  // kv_dim <= q_dim
+    b.o_out = b.down_out = tmp;
+    b.up = ensure_floats(s.up, M * I);
+    b.gate = c.gated_mlp ? ensure_floats(s.gate, M * I) : nullptr;
+    b.act = c.gated_mlp ? b.gate : b.up;  // the activation runs in place
+    return b;
+  }
+  LayerActs& a = *sink;
+  b.attn_in = ensure_floats(a.attn_in, M * H);
+  b.q = ensure_floats(a.q, M * qd);
+  b.k = ensure_floats(a.k, M * kd);
+  b.v = ensure_floats(a.v, M * kd);
+  b.q_raw = c.qk_norm ? ensure_floats(a.q_raw, M * qd) : b.q;
+  b.k_raw = c.qk_norm ? ensure_floats(a.k_raw, M * kd) : b.k;
+  b.attn = ensure_floats(a.attn, M * qd);
+  b.o_out = w.post_attn_norm.weight ? ensure_floats(a.o_out, M * H) : tmp;
+  ensure_floats(a.mid, M * H);  // layer_forward copies the residual stream there
+  b.mlp_in = ensure_floats(a.mlp_in, M * H);
+  b.up = ensure_floats(a.up, M * I);
+  b.gate = c.gated_mlp ? ensure_floats(a.gate, M * I) : nullptr;
+  b.act = ensure_floats(a.act, M * I);
+  b.down_out = w.post_ffn_norm.weight ? ensure_floats(a.down_out, M * H) : tmp;
+  return b;
+}
+
+// h += y, or h += post_norm(y) for sandwich norms (Gemma).
+void Decoder::add_branch(const NormWeights& post_norm, const float* y, float* branch, float* h,
+                         int64_t rows) const {
+  const int64_t H = config_.hidden_size;
+  if (post_norm.weight) {
+    norm(post_norm, y, branch, rows, H);
+    cpu::add_inplace(h, branch, rows * H);
+  } else {
+    cpu::add_inplace(h, y, rows * H);
+  }
+}
+
+// sink: when set, the intermediates the backward needs are kept there (model/backprop.h).
+void Decoder::layer_forward(int64_t layer, ForwardState& state, LayerActs* sink) {
+  const int64_t M = state.batch->rows();
+  LayerBuffers b = layer_buffers(layer, M, sink);
+  attention_block(layer, state, b);
+  if (sink)  // the MLP norm's input, for its backward
+    std::memcpy(sink->mid.as<float>(), state.h(), size_t(M * config_.hidden_size) * sizeof(float));
+  mlp_block(layer, state, b);
+}
+
+// h += attention(attn_norm(h)).
+void Decoder::attention_block(int64_t layer, ForwardState& state, const LayerBuffers& b) {
   const ModelConfig& c = config_;
   const LayerWeights& w = weights_.layers[size_t(layer)];
   const TokenBatch& batch = *state.batch;
   KvCache& cache = *state.cache;
   const int64_t M = batch.rows(), H = c.hidden_size, D = c.head_dim;
-  const int64_t qd = c.q_dim(), kd = c.kv_dim(), I = c.intermediate_size;
-  Scratch& s = scratch_;
+  const int64_t qd = c.q_dim(), kd = c.kv_dim();
   float* h = state.h();
-  float* x = ensure_floats(s.normed, M * H);
-  float* q = ensure_floats(s.q, M * qd);
-  float* k = ensure_floats(s.k, M * kd);
-  float* v = ensure_floats(s.v, M * kd);
-  float* tmp = ensure_floats(s.tmp, M * std::max(H, qd));
-  float* attn = ensure_floats(s.attn, M * qd);
-
-  // Attention block.
-  norm(w.attn_norm, h, x, M, H);
+  norm(w.attn_norm, h, b.attn_in, M, H);
   if (w.qkv.weight.data) {
-    float* qkv = ensure_floats(s.qkv, M * (qd + 2 * kd));
-    linear(w.qkv, x, M, qkv);
-    copy_columns(qkv, M, qd + 2 * kd, 0, qd, q);
-    copy_columns(qkv, M, qd + 2 * kd, qd, kd, k);
-    copy_columns(qkv, M, qd + 2 * kd, qd + kd, kd, v);
+    float* qkv = ensure_floats(scratch_.qkv, M * (qd + 2 * kd));
+    linear(w.qkv, b.attn_in, M, qkv);
+    copy_columns(qkv, M, qd + 2 * kd, 0, qd, b.q_raw);
+    copy_columns(qkv, M, qd + 2 * kd, qd, kd, b.k_raw);
+    copy_columns(qkv, M, qd + 2 * kd, qd + kd, kd, b.v);
   } else {
-    linear(w.q, x, M, q);
-    linear(w.k, x, M, k);
-    linear(w.v, x, M, v);
+    linear(w.q, b.attn_in, M, b.q_raw);
+    linear(w.k, b.attn_in, M, b.k_raw);
+    linear(w.v, b.attn_in, M, b.v);
   }
-  if (c.qk_norm) {  // per-head RMSNorm; the norm reads and writes whole rows, so use tmp
-    norm(w.q_norm, q, tmp, M * c.num_heads, D);
-    std::memcpy(q, tmp, size_t(M * qd) * sizeof(float));
-    norm(w.k_norm, k, tmp, M * c.num_kv_heads, D);
-    std::memcpy(k, tmp, size_t(M * kd) * sizeof(float));
+  if (c.qk_norm) {  // per-head RMSNorm
+    norm(w.q_norm, b.q_raw, b.q, M * c.num_heads, D);
+    norm(w.k_norm, b.k_raw, b.k, M * c.num_kv_heads, D);
   }
   if (c.positions == PositionKind::Rope) {
     const RopeTable& rope = c.is_sliding(layer) ? rope_local_ : rope_global_;
-    cpu::rope(q, state.positions.data(), M, c.num_heads, D, rope.rotary_dim, rope.inv_freq.data(),
+    cpu::rope(b.q, state.positions.data(), M, c.num_heads, D, rope.rotary_dim, rope.inv_freq.data(),
               rope.attention_scaling);
-    cpu::rope(k, state.positions.data(), M, c.num_kv_heads, D, rope.rotary_dim,
+    cpu::rope(b.k, state.positions.data(), M, c.num_kv_heads, D, rope.rotary_dim,
               rope.inv_freq.data(), rope.attention_scaling);
   }
   // Append this step's keys and values after the cached ones.
   float* cache_k = cache.keys(layer);
   float* cache_v = cache.values(layer);
   const int64_t T = batch.seq, offset = cache.length_;
-  for (int64_t b = 0; b < batch.batch; ++b) {
-    size_t dst = size_t((b * cache.capacity_ + offset) * kd);
-    std::memcpy(cache_k + dst, k + b * T * kd, size_t(T * kd) * sizeof(float));
-    std::memcpy(cache_v + dst, v + b * T * kd, size_t(T * kd) * sizeof(float));
+  for (int64_t i = 0; i < batch.batch; ++i) {
+    size_t dst = size_t((i * cache.capacity_ + offset) * kd);
+    std::memcpy(cache_k + dst, b.k + i * T * kd, size_t(T * kd) * sizeof(float));
+    std::memcpy(cache_v + dst, b.v + i * T * kd, size_t(T * kd) * sizeof(float));
   }
   cpu::AttentionShape shape;
   shape.batch = batch.batch;
@@ -182,37 +245,31 @@ void Decoder::layer_forward(int64_t layer, ForwardState& state) {
   shape.q_heads = c.num_heads;
   shape.kv_heads = c.num_kv_heads;
   shape.head_dim = D;
-  cpu::attention(q, cache_k, cache_v, state.key_valid.data(), attn, shape, c.attention_scale,
+  cpu::attention(b.q, cache_k, cache_v, state.key_valid.data(), b.attn, shape, c.attention_scale,
                  c.layer_window[size_t(layer)], c.attn_softcap);
-  linear(w.o, attn, M, tmp);
-  if (w.post_attn_norm.weight) {
-    norm(w.post_attn_norm, tmp, x, M, H);
-    cpu::add_inplace(h, x, M * H);
-  } else {
-    cpu::add_inplace(h, tmp, M * H);
-  }
+  linear(w.o, b.attn, M, b.o_out);
+  add_branch(w.post_attn_norm, b.o_out, b.branch, h, M);
+}
 
-  // MLP block.
-  norm(w.ffn_norm, h, x, M, H);
-  float* up = ensure_floats(s.up, M * I);
-  float* act = up;
+// h += mlp(ffn_norm(h)).
+void Decoder::mlp_block(int64_t layer, ForwardState& state, const LayerBuffers& b) {
+  const ModelConfig& c = config_;
+  const LayerWeights& w = weights_.layers[size_t(layer)];
+  const int64_t M = state.batch->rows(), H = c.hidden_size, I = c.intermediate_size;
+  float* h = state.h();
+  norm(w.ffn_norm, h, b.mlp_in, M, H);
   if (c.gated_mlp) {
-    float* gate = ensure_floats(s.gate, M * I);
-    linear(w.gate, x, M, gate);
-    linear(w.up, x, M, up);
-    cpu::gated_activation(c.activation, gate, up, I, gate, M, I);
-    act = gate;
+    linear(w.gate, b.mlp_in, M, b.gate);
+    linear(w.up, b.mlp_in, M, b.up);
+    cpu::gated_activation(c.activation, b.gate, b.up, I, b.act, M, I);
   } else {
-    linear(w.up, x, M, up);
-    cpu::activation(c.activation, up, M * I);
+    linear(w.up, b.mlp_in, M, b.up);
+    if (b.act != b.up)  // training keeps the pre-activation
+      std::memcpy(b.act, b.up, size_t(M * I) * sizeof(float));
+    cpu::activation(c.activation, b.act, M * I);
   }
-  linear(w.down, act, M, tmp);
-  if (w.post_ffn_norm.weight) {
-    norm(w.post_ffn_norm, tmp, x, M, H);
-    cpu::add_inplace(h, x, M * H);
-  } else {
-    cpu::add_inplace(h, tmp, M * H);
-  }
+  linear(w.down, b.act, M, b.down_out);
+  add_branch(w.post_ffn_norm, b.down_out, b.branch, h, M);
 }
 
 void Decoder::run_blocks(ForwardState& state) {

@@ -1,6 +1,5 @@
-// One decoder layer for training: the forward of Decoder::layer_forward (same ops, same order,
-// so the same numbers) writing its intermediates to LayerActs, and its backward, which walks
-// the forward's steps in reverse.
+// The backward of one decoder layer: Decoder::layer_forward's steps in reverse, reading the
+// intermediates it kept in LayerActs.
 #include <algorithm>
 #include <cstring>
 
@@ -12,14 +11,7 @@ namespace zoft {
 
 namespace {
 
-// Copies columns [begin, begin + width) of a [rows, stride] matrix into a [rows, width] one.
-void take_columns(const float* src, int64_t rows, int64_t stride, int64_t begin, int64_t width,
-                  float* dst) {
-  for (int64_t r = 0; r < rows; ++r)
-    std::memcpy(dst + r * width, src + r * stride + begin, size_t(width) * sizeof(float));
-}
-
-// The reverse: a [rows, width] matrix into columns [begin, begin + width) of a [rows, stride] one.
+// A [rows, width] matrix into columns [begin, begin + width) of a [rows, stride] one.
 void put_columns(const float* src, int64_t rows, int64_t width, int64_t stride, int64_t begin,
                  float* dst) {
   for (int64_t r = 0; r < rows; ++r)
@@ -39,93 +31,6 @@ cpu::AttentionShape Backprop::attention_shape() const {
   shape.head_dim = c_.head_dim;
   return shape;
 }
-
-// ---------------------------------------------------------------------------- forward
-
-void Backprop::layer_forward(int64_t layer, const float* input, float* output, LayerActs& a) {
-  std::memcpy(output, input, size_t(rows_ * c_.hidden_size) * sizeof(float));
-  attention_block_forward(layer, input, output, a);
-  mlp_block_forward(layer, output, a);
-}
-
-// h += attention(attn_norm(input)) (post-normed for sandwich norms).
-void Backprop::attention_block_forward(int64_t layer, const float* input, float* h, LayerActs& a) {
-  const LayerWeights& w = w_.layers[size_t(layer)];
-  const int64_t M = rows_, H = c_.hidden_size, qd = c_.q_dim(), kd = c_.kv_dim();
-  float* x = ensure_floats(a.attn_in, M * H);
-  float* q = ensure_floats(a.q, M * qd);
-  float* k = ensure_floats(a.k, M * kd);
-  float* v = ensure_floats(a.v, M * kd);
-  float* q_proj = c_.qk_norm ? ensure_floats(a.q_raw, M * qd) : q;
-  float* k_proj = c_.qk_norm ? ensure_floats(a.k_raw, M * kd) : k;
-  model_.norm(w.attn_norm, input, x, M, H);
-  if (w.qkv.weight.data) {
-    float* qkv = ensure_floats(model_.scratch_.qkv, M * (qd + 2 * kd));
-    model_.linear(w.qkv, x, M, qkv);
-    take_columns(qkv, M, qd + 2 * kd, 0, qd, q_proj);
-    take_columns(qkv, M, qd + 2 * kd, qd, kd, k_proj);
-    take_columns(qkv, M, qd + 2 * kd, qd + kd, kd, v);
-  } else {
-    model_.linear(w.q, x, M, q_proj);
-    model_.linear(w.k, x, M, k_proj);
-    model_.linear(w.v, x, M, v);
-  }
-  if (c_.qk_norm) {
-    model_.norm(w.q_norm, q_proj, q, M * c_.num_heads, c_.head_dim);
-    model_.norm(w.k_norm, k_proj, k, M * c_.num_kv_heads, c_.head_dim);
-  }
-  if (c_.positions == PositionKind::Rope) {
-    const RopeTable& rope = c_.is_sliding(layer) ? model_.rope_local_ : model_.rope_global_;
-    cpu::rope(q, state_.positions.data(), M, c_.num_heads, c_.head_dim, rope.rotary_dim,
-              rope.inv_freq.data(), rope.attention_scaling);
-    cpu::rope(k, state_.positions.data(), M, c_.num_kv_heads, c_.head_dim, rope.rotary_dim,
-              rope.inv_freq.data(), rope.attention_scaling);
-  }
-  float* attn = ensure_floats(a.attn, M * qd);
-  cpu::attention(q, k, v, state_.key_valid.data(), attn, attention_shape(), c_.attention_scale,
-                 c_.layer_window[size_t(layer)], c_.attn_softcap);
-  float* tmp = ensure_floats(model_.scratch_.tmp, M * H);
-  if (w.post_attn_norm.weight) {
-    float* o_out = ensure_floats(a.o_out, M * H);
-    model_.linear(w.o, attn, M, o_out);
-    model_.norm(w.post_attn_norm, o_out, tmp, M, H);
-  } else {
-    model_.linear(w.o, attn, M, tmp);
-  }
-  cpu::add_inplace(h, tmp, M * H);
-  std::memcpy(ensure_floats(a.mid, M * H), h, size_t(M * H) * sizeof(float));
-}
-
-// h += mlp(ffn_norm(h)) (post-normed for sandwich norms).
-void Backprop::mlp_block_forward(int64_t layer, float* h, LayerActs& a) {
-  const LayerWeights& w = w_.layers[size_t(layer)];
-  const int64_t M = rows_, H = c_.hidden_size, I = c_.intermediate_size;
-  float* x = ensure_floats(a.mlp_in, M * H);
-  float* up = ensure_floats(a.up, M * I);
-  float* act = ensure_floats(a.act, M * I);
-  model_.norm(w.ffn_norm, h, x, M, H);
-  if (c_.gated_mlp) {
-    float* gate = ensure_floats(a.gate, M * I);
-    model_.linear(w.gate, x, M, gate);
-    model_.linear(w.up, x, M, up);
-    cpu::gated_activation(c_.activation, gate, up, I, act, M, I);
-  } else {
-    model_.linear(w.up, x, M, up);
-    std::memcpy(act, up, size_t(M * I) * sizeof(float));
-    cpu::activation(c_.activation, act, M * I);
-  }
-  float* tmp = ensure_floats(model_.scratch_.tmp, M * H);
-  if (w.post_ffn_norm.weight) {
-    float* down_out = ensure_floats(a.down_out, M * H);
-    model_.linear(w.down, act, M, down_out);
-    model_.norm(w.post_ffn_norm, down_out, tmp, M, H);
-  } else {
-    model_.linear(w.down, act, M, tmp);
-  }
-  cpu::add_inplace(h, tmp, M * H);
-}
-
-// ---------------------------------------------------------------------------- backward
 
 // dh: gradient at the layer's output on entry, at its input on return.
 void Backprop::layer_backward(int64_t layer, const float* input, const LayerActs& a, float* dh) {
