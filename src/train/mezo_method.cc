@@ -16,12 +16,6 @@ class DeviceZoStepper {};  // without CUDA the GPU stepper is never made (the po
 
 namespace zoft {
 
-#ifndef ZOFT_CUDA
-// The GPU stepper never exists without the CUDA backend; a complete type lets ~MezoMethod
-// (unique_ptr<DeviceZoStepper>) compile.
-class DeviceZoStepper {};
-#endif
-
 namespace {
 
 zo::MezoOptions mezo_options(const Recipe& r) {
