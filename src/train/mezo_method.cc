@@ -12,6 +12,11 @@
 
 namespace zoft {
 
+#ifndef ZOFT_CUDA
+// Without CUDA gpu_ stays empty, but its destructor still needs a complete type.
+class DeviceZoStepper {};
+#endif
+
 namespace {
 
 zo::MezoOptions mezo_options(const Recipe& r) {
