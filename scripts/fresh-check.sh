@@ -11,8 +11,7 @@
 #     --keep      keep the root after a PASS (a FAIL always keeps it, for a look inside)
 #   ZOFT_FRESH_ROOT  scratch folder (default /tmp/zoft-fresh); its root/ is wiped first
 #   ZOFT_FRESH_MIRROR  Debian mirror (default: this machine's, from its apt sources)
-#   ZOFT_FRESH_SHARED  the project's shared/ folder (demo data, DESIGN.md) that sits next to the
-#                      repository; default ../shared, else the one next to the main checkout
+# Only the repository goes in, nothing that sits beside it: the demo's data ships in datasets/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source_dir=$PWD
@@ -40,21 +39,6 @@ host_mirror() {
   echo "${uri:-http://deb.debian.org/debian}"
 }
 mirror=${ZOFT_FRESH_MIRROR:-$(host_mirror)}
-
-# The recipes read their data from ../shared/data; a git worktree elsewhere finds it next to the
-# main checkout (the parent of the common .git directory).
-shared_folder() {
-  local common d
-  common=$(cd "$(git -C "$source_dir" rev-parse --git-common-dir 2>/dev/null || echo /nonexistent)" 2>/dev/null && pwd || true)
-  for d in "$source_dir/../shared" "${common:-/nonexistent}/../../shared"; do
-    if [ -d "$d/data" ]; then
-      (cd "$d" && pwd)
-      return 0
-    fi
-  done
-  return 0
-}
-shared=${ZOFT_FRESH_SHARED:-$(shared_folder)}
 
 # Everything mounted under the root, deepest first; a root with anything still mounted is never
 # deleted (rm -rf would reach the host's /dev).
@@ -138,17 +122,12 @@ copy_tree() {
   else
     git -C "$source_dir" archive HEAD | tar -C "$root/root/zoft" -xf -
   fi
-  if [ -n "$shared" ]; then
-    cp -r "$shared" "$root/root/shared"
-  else
-    echo "fresh-check: no shared/ folder found (ZOFT_FRESH_SHARED); the demo (--run) needs its data"
-  fi
 }
 
 remove_root
 rm -rf "$logs"
 mkdir -p "$root" "$logs"
-echo "fresh-check: root $root, mirror $mirror, shared ${shared:-none}, tree $([ "$copy_worktree" = 1 ] && echo 'working tree' || git -C "$source_dir" rev-parse --short HEAD)"
+echo "fresh-check: root $root, mirror $mirror, tree $([ "$copy_worktree" = 1 ] && echo 'working tree' || git -C "$source_dir" rev-parse --short HEAD)"
 
 step debootstrap make_root
 step mount mount_system
