@@ -16,11 +16,6 @@ class DeviceZoStepper {};  // without CUDA the GPU stepper is never made (the po
 
 namespace zoft {
 
-#ifndef ZOFT_CUDA
-// Without CUDA gpu_ stays empty, but its destructor still needs a complete type.
-class DeviceZoStepper {};
-#endif
-
 namespace {
 
 zo::MezoOptions mezo_options(const Recipe& r) {
