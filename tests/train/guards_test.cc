@@ -87,6 +87,7 @@ TEST(RecipeChanges, IgnoresWhereAndHowObservablyARunGoes) {
   now.trainer.nan_policy = "stop";
   now.trainer.schedule = "plain";
   now.trainer.allow_changed_recipe = true;
+  now.trainer.gradient_checkpointing = true;
   now.placement.threads = 3;
   now.placement.max_memory = "cpu=1GiB";
   now.dist.backend = "mpi";
