@@ -142,21 +142,34 @@ void all_gather_rows(Communicator& comm, const std::vector<float>& mine,
   comm.all_gather(mine.data(), all.data(), counts);
 }
 
-void all_reduce_sum_in_rank_order(Communicator& comm, float* data, size_t n) {
+namespace {
+
+template <class T>
+void sum_in_rank_order(Communicator& comm, T* data, size_t n) {
   const size_t ranks = size_t(comm.size());
   if (ranks == 1 || n == 0) return;
-  // In pieces, so that the gathered copies cost ranks x 4 MiB, not ranks x the whole array.
+  // In pieces, so that the gathered copies cost ranks x 1 Mi values, not ranks x the array.
   constexpr size_t kPiece = size_t(1) << 20;
-  std::vector<float> gathered(ranks * std::min(n, kPiece));
+  std::vector<T> gathered(ranks * std::min(n, kPiece));
   for (size_t begin = 0; begin < n; begin += kPiece) {
     const size_t len = std::min(kPiece, n - begin);
-    comm.all_gather(data + begin, gathered.data(), std::vector<size_t>(ranks, len * sizeof(float)));
+    comm.all_gather(data + begin, gathered.data(), std::vector<size_t>(ranks, len * sizeof(T)));
     for (size_t i = 0; i < len; ++i) {
-      float sum = gathered[i];
+      T sum = gathered[i];
       for (size_t r = 1; r < ranks; ++r) sum += gathered[r * len + i];
       data[begin + i] = sum;
     }
   }
+}
+
+}  // namespace
+
+void all_reduce_sum_in_rank_order(Communicator& comm, float* data, size_t n) {
+  sum_in_rank_order(comm, data, n);
+}
+
+void all_reduce_sum_in_rank_order(Communicator& comm, double* data, size_t n) {
+  sum_in_rank_order(comm, data, n);
 }
 
 int threads_per_rank(const Communicator& comm, int requested) {

@@ -90,6 +90,7 @@ void all_gather_rows(Communicator& comm, const std::vector<float>& mine,
 // data[i] = the sum over ranks of every rank's data[i], added in rank order (0 + 1 + 2 ...), so
 // every rank gets the same bits and a rerun with the same ranks the same result.
 void all_reduce_sum_in_rank_order(Communicator& comm, float* data, size_t n);
+void all_reduce_sum_in_rank_order(Communicator& comm, double* data, size_t n);
 // Threads for this rank: `requested` when set, else the node's cores shared by its ranks.
 int threads_per_rank(const Communicator& comm, int requested);
 

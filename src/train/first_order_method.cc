@@ -38,15 +38,6 @@ void check_supported(const Recipe& r, const Decoder& model) {
         r.source, m);
 }
 
-bool all_finite(const std::vector<Buffer>& grads) {
-  for (const Buffer& g : grads) {
-    const float* p = g.as<float>();
-    for (size_t i = 0; i < g.size() / sizeof(float); ++i)
-      if (!std::isfinite(p[i])) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 FirstOrderMethod::FirstOrderMethod(const Recipe& r, Decoder& model, dist::Communicator& comm)
@@ -82,10 +73,7 @@ void FirstOrderMethod::sum_over_ranks(double& loss_sum) {
   if (comm_.size() == 1) return;
   for (Buffer& g : grads_)
     dist::all_reduce_sum_in_rank_order(comm_, g.as<float>(), g.size() / sizeof(float));
-  std::vector<double> all(size_t(comm_.size()));
-  comm_.all_gather(&loss_sum, all.data(), std::vector<size_t>(all.size(), sizeof(double)));
-  loss_sum = 0;
-  for (double l : all) loss_sum += l;
+  dist::all_reduce_sum_in_rank_order(comm_, &loss_sum, 1);
 }
 
 StepReport FirstOrderMethod::step(const StepBatch& batch) {
@@ -96,7 +84,8 @@ StepReport FirstOrderMethod::step(const StepBatch& batch) {
   report.loss = loss_sum / double(std::max<int64_t>(batch.global_scored_tokens, 1));
   const double norm = optim::clip_grad_norm(grads_, max_grad_norm_);
   report.metrics["train/grad_norm"] = norm;
-  report.finite = std::isfinite(report.loss) && std::isfinite(norm) && all_finite(grads_);
+  // A NaN or infinite gradient element makes the norm non-finite: no second pass is needed.
+  report.finite = std::isfinite(report.loss) && std::isfinite(norm);
   if (report.finite) optimizer_->step(params_, grads_);
   return report;
 }

@@ -46,18 +46,6 @@ std::pair<size_t, size_t> my_share(size_t n, const dist::Communicator& comm) {
   return {n * rank / ranks, n * (rank + 1) / ranks};
 }
 
-// Sums per-rank doubles in rank order, so every rank gets the same bits.
-std::vector<double> sum_over_ranks(dist::Communicator& comm, const std::vector<double>& mine) {
-  if (comm.size() == 1) return mine;
-  std::vector<double> all(mine.size() * size_t(comm.size()));
-  comm.all_gather(mine.data(), all.data(),
-                  std::vector<size_t>(size_t(comm.size()), mine.size() * sizeof(double)));
-  std::vector<double> sum(mine.size(), 0.0);
-  for (int r = 0; r < comm.size(); ++r)
-    for (size_t i = 0; i < mine.size(); ++i) sum[i] += all[size_t(r) * mine.size() + i];
-  return sum;
-}
-
 // Every example must leave at least one token to score in each row it makes (its answer, or
 // each candidate): a row without one makes the batch loss non-finite, and every step that draws
 // it would be skipped. Truncation to data.max_seq_length is what takes them away.
@@ -181,7 +169,8 @@ EvalResult token_loss_eval(Decoder& model, size_t items, int64_t batch_size, con
     for (size_t i = 0; i < loss.size(); ++i)
       if (batch.targets[i] >= 0) nll += loss[i], tokens += 1;
   }
-  std::vector<double> sum = sum_over_ranks(comm, {nll, tokens});
+  double sum[2] = {nll, tokens};
+  dist::all_reduce_sum_in_rank_order(comm, sum, 2);
   const double mean = sum[1] > 0 ? sum[0] / sum[1] : 0.0;
   EvalResult result;
   result.metrics["eval/loss"] = mean;

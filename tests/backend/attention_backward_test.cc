@@ -11,6 +11,7 @@
 
 #include "backend/ops_backward.h"
 #include "backward_reference.h"
+#include "op_test_util.h"
 #include "reference.h"
 
 namespace zoft::testing {
@@ -28,15 +29,9 @@ struct Case {
   std::vector<uint8_t> key_valid;  // empty: all valid
 };
 
-class AttentionBackwardTest : public ::testing::Test {
+class AttentionBackwardTest : public ::testing::Test, public RandomInputs {
  protected:
-  std::mt19937 rng_{777};
-  std::vector<float> uniform(size_t n, float lo = -1.0f, float hi = 1.0f) {
-    std::uniform_real_distribution<float> dist(lo, hi);
-    std::vector<float> v(n);
-    for (auto& x : v) x = dist(rng_);
-    return v;
-  }
+  AttentionBackwardTest() : RandomInputs(777) {}
 };
 
 int64_t q_size(const AttentionShape& s) {

@@ -21,21 +21,9 @@ namespace backward_test {  // named: unity builds share one anonymous namespace
 
 using namespace zoft::backward_reference;
 
-class BackwardTest : public ::testing::Test {
+class BackwardTest : public ::testing::Test, public RandomInputs {
  protected:
-  std::mt19937 rng_{4321};
-  std::vector<float> uniform(size_t n, float lo = -1.0f, float hi = 1.0f) {
-    std::uniform_real_distribution<float> dist(lo, hi);
-    std::vector<float> v(n);
-    for (auto& x : v) x = dist(rng_);
-    return v;
-  }
-  std::vector<float> normal(size_t n, float stddev = 1.0f) {
-    std::normal_distribution<float> dist(0.0f, stddev);
-    std::vector<float> v(n);
-    for (auto& x : v) x = dist(rng_);
-    return v;
-  }
+  BackwardTest() : RandomInputs(4321) {}
 };
 
 // ---- linear -----------------------------------------------------------------------------------
@@ -203,20 +191,6 @@ TEST_F(BackwardTest, RmsNormBackward) {
 constexpr Activation kActivations[] = {Activation::ReLU, Activation::GeluErf, Activation::GeluTanh,
                                        Activation::SiLU};
 
-std::string activation_name(Activation kind) {
-  switch (kind) {
-    case Activation::ReLU:
-      return "relu";
-    case Activation::GeluErf:
-      return "gelu_erf";
-    case Activation::GeluTanh:
-      return "gelu_tanh";
-    case Activation::SiLU:
-      return "silu";
-  }
-  return "?";
-}
-
 TEST_F(BackwardTest, ActivationSlopesMatchFiniteDifferences) {
   std::vector<float> x = uniform(200, -8.0f, 8.0f);
   for (float& v : x)
@@ -241,7 +215,7 @@ TEST_F(BackwardTest, ActivationBackward) {
       for (int64_t i = 0; i < n; ++i) want[i] = dy[i] * activation_slope(kind, x[i]);
       std::vector<float> dx(n, NAN);
       cpu::activation_backward(kind, x.data(), dy.data(), dx.data(), n);
-      const std::string what = activation_name(kind) + " n=" + std::to_string(n);
+      const std::string what = std::string(activation_name(kind)) + " n=" + std::to_string(n);
       expect_relative(dx, want, 5e-6, what);
       cpu::activation_backward(kind, x.data(), dy.data(), dy.data(), n);  // dx aliases dy
       expect_relative(dy, want, 5e-6, what + " in place");
@@ -264,7 +238,7 @@ TEST_F(BackwardTest, GatedActivationBackwardFusedRows) {
         want[r * stride + j] = d * u * activation_slope(kind, g);
         want[r * stride + dim + j] = d * reference::activation(kind, g);
       }
-    expect_relative(dfused, want, 5e-6, "gated " + activation_name(kind));
+    expect_relative(dfused, want, 5e-6, std::string("gated ") + activation_name(kind));
   }
 }
 

@@ -15,16 +15,10 @@
 
 namespace zoft::testing {
 
-// Every op test runs once per backend; a backend that is not available skips.
-class BackendTest : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    backend_ = make_backend(GetParam());
-    if (!backend_) GTEST_SKIP() << "backend '" << GetParam() << "' is not built or has no device";
-  }
-  OpsBackend& be() { return *backend_; }
-
-  std::mt19937 rng_{1234};
+// Random inputs from one seeded generator (each fixture picks its seed).
+class RandomInputs {
+ public:
+  explicit RandomInputs(uint32_t seed) : rng_(seed) {}
   std::vector<float> uniform(size_t n, float lo = -1.0f, float hi = 1.0f) {
     std::uniform_real_distribution<float> dist(lo, hi);
     std::vector<float> v(n);
@@ -37,6 +31,34 @@ class BackendTest : public ::testing::TestWithParam<std::string> {
     for (auto& x : v) x = dist(rng_);
     return v;
   }
+
+ private:
+  std::mt19937 rng_;
+};
+
+inline const char* activation_name(Activation kind) {
+  switch (kind) {
+    case Activation::ReLU:
+      return "relu";
+    case Activation::GeluErf:
+      return "gelu_erf";
+    case Activation::GeluTanh:
+      return "gelu_tanh";
+    case Activation::SiLU:
+      return "silu";
+  }
+  return "?";
+}
+
+// Every op test runs once per backend; a backend that is not available skips.
+class BackendTest : public ::testing::TestWithParam<std::string>, public RandomInputs {
+ protected:
+  BackendTest() : RandomInputs(1234) {}
+  void SetUp() override {
+    backend_ = make_backend(GetParam());
+    if (!backend_) GTEST_SKIP() << "backend '" << GetParam() << "' is not built or has no device";
+  }
+  OpsBackend& be() { return *backend_; }
 
  private:
   std::unique_ptr<OpsBackend> backend_;

@@ -67,20 +67,6 @@ static std::vector<float> activation_inputs() {
   return x;
 }
 
-static const char* name(Activation kind) {
-  switch (kind) {
-    case Activation::ReLU:
-      return "relu";
-    case Activation::GeluErf:
-      return "gelu_erf";
-    case Activation::GeluTanh:
-      return "gelu_tanh";
-    case Activation::SiLU:
-      return "silu";
-  }
-  return "?";
-}
-
 TEST_P(OpsTest, Activations) {
   for (Activation kind :
        {Activation::ReLU, Activation::GeluErf, Activation::GeluTanh, Activation::SiLU}) {
@@ -90,7 +76,7 @@ TEST_P(OpsTest, Activations) {
     be().activation(kind, x.data(), int64_t(x.size()));
     // Relative accuracy everywhere, also in the tiny negative tails of GELU and SiLU (where an
     // f32 rounding of the argument alone costs ~1e-6: the tails are steep).
-    expect_close(x, want, 1e-30, 1e-5, name(kind));
+    expect_close(x, want, 1e-30, 1e-5, activation_name(kind));
   }
 }
 
@@ -105,7 +91,7 @@ TEST_P(OpsTest, GatedActivation) {
         want[r * dim + j] =
             reference::activation(kind, fused[r * stride + j]) * fused[r * stride + dim + j];
     be().gated_activation(kind, fused.data(), fused.data() + dim, stride, out.data(), rows, dim);
-    expect_close(out, want, 1e-30, 1e-5, std::string("gated ") + name(kind));
+    expect_close(out, want, 1e-30, 1e-5, std::string("gated ") + activation_name(kind));
   }
 }
 
