@@ -13,6 +13,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/cpu/key_tile.h"
 #include "backend/cpu/simd.h"
 #include "backend/ops.h"
 #include "core/error.h"
@@ -22,7 +23,7 @@ namespace zoft::cpu {
 namespace {
 
 constexpr int64_t kQueryTile = 128;
-constexpr int64_t kKeyTile = 64;  // = 4 vectors of 16 lanes
+constexpr int64_t kKeyTile = kKeyTileWidth;
 
 // The arguments of one call, with the indexing of q / k / v / out in one place.
 struct Problem {
@@ -70,31 +71,6 @@ struct Tiles {
     alpha.resize(kQueryTile);
   }
 };
-
-// p[r][0, 64) = q[r] . kt[:, 0..64) for ROWS consecutive queries.
-template <int ROWS>
-void scores_kernel(const float* q, int64_t D, const float* kt, float* p) {
-  __m512 acc[ROWS][4];
-#pragma GCC unroll 8
-  for (int r = 0; r < ROWS; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
-  for (int64_t d = 0; d < D; ++d) {
-    __m512 kv[4];
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) kv[v] = _mm512_loadu_ps(kt + d * kKeyTile + 16 * v);
-#pragma GCC unroll 8
-    for (int r = 0; r < ROWS; ++r) {
-      __m512 qv = _mm512_set1_ps(q[r * D + d]);
-#pragma GCC unroll 4
-      for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_fmadd_ps(qv, kv[v], acc[r][v]);
-    }
-  }
-#pragma GCC unroll 8
-  for (int r = 0; r < ROWS; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) _mm512_storeu_ps(p + r * kKeyTile + 16 * v, acc[r][v]);
-}
 
 // acc[r][d0, d0 + 16 NV) = acc * alpha[r] + sum_j p[r][j] v_j[d0, ...) for ROWS queries;
 // v_j = v + j * v_stride, the last of the NV vectors covers `last` lanes.
@@ -147,23 +123,6 @@ void pv_rows(int nv, const float* p, const float* alpha, const float* v, int64_t
 }
 
 constexpr int kRows = 6;  // queries per register tile: 6 x 4 accumulators
-
-void scores_block(int rows, const float* q, int64_t D, const float* kt, float* p) {
-  switch (rows) {
-    case 1:
-      return scores_kernel<1>(q, D, kt, p);
-    case 2:
-      return scores_kernel<2>(q, D, kt, p);
-    case 3:
-      return scores_kernel<3>(q, D, kt, p);
-    case 4:
-      return scores_kernel<4>(q, D, kt, p);
-    case 5:
-      return scores_kernel<5>(q, D, kt, p);
-    default:
-      return scores_kernel<6>(q, D, kt, p);
-  }
-}
 
 void pv_block(int rows, int nv, const float* p, const float* alpha, const float* v,
               int64_t v_stride, int64_t keys, float* acc, int64_t D, int64_t d0) {
@@ -265,7 +224,8 @@ void run_unit(const Problem& pr, Tiles& w, int64_t b, int64_t h, int64_t t0, int
       int rows = int(std::min<int64_t>(kRows, nq - r));
       bool sees_tile = qp0 + r + rows - 1 >= s0 && pr.first_key(qp0 + r) < s0 + keys;
       if (sees_tile)  // else softmax_row finds no visible key and zeroes the rows
-        scores_block(rows, w.q.data() + r * D, D, w.kt.data(), w.p.data() + r * kKeyTile);
+        rows_times_key_tile(w.q.data() + r * D, D, rows, w.kt.data(), kKeyTile, D, 1.0f,
+                            w.p.data() + r * kKeyTile);
     }
     for (int64_t r = 0; r < nq; ++r)
       softmax_row(pr, w.p.data() + r * kKeyTile, qp0 + r, s0, valid, w.m[r], w.l[r], w.alpha[r]);

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/cpu/key_tile.h"
 #include "backend/cpu/simd.h"
 #include "backend/ops_backward.h"
 #include "core/error.h"
@@ -25,8 +26,8 @@
 namespace zoft::cpu {
 namespace attention_bwd {
 
-constexpr int64_t kQT = 64;  // queries per tile
-constexpr int64_t kKT = 64;  // keys per tile
+constexpr int64_t kQT = 64;             // queries per tile
+constexpr int64_t kKT = kKeyTileWidth;  // keys per tile
 // A packed panel: the 64 rows of a tile in slices of 64 dims, [ceil(D / 64)][64 rows][64 dims],
 // zeros past the rows and dims that exist.
 constexpr int64_t kPanelRows = 64, kPanelDims = 64;
@@ -178,61 +179,6 @@ static void softcap_inplace(float* x, int64_t n, float cap) {
 #if defined(__AVX512F__)
 constexpr int kRowBlock = 6;  // rows per register tile: 6 x 4 accumulators
 
-template <int ROWS>
-static void tile_kernel(const float* a, int64_t lda, const float* bt, int64_t ldb, int64_t D,
-                        float factor, float* c) {
-  __m512 acc[ROWS][4];
-#pragma GCC unroll 8
-  for (int r = 0; r < ROWS; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
-  for (int64_t d = 0; d < D; ++d) {
-    __m512 b[4];
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) b[v] = _mm512_loadu_ps(bt + d * ldb + 16 * v);
-#pragma GCC unroll 8
-    for (int r = 0; r < ROWS; ++r) {
-      __m512 x = _mm512_set1_ps(a[r * lda + d]);
-#pragma GCC unroll 4
-      for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
-    }
-  }
-  const __m512 f = simd::splat(factor);
-#pragma GCC unroll 8
-  for (int r = 0; r < ROWS; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) _mm512_storeu_ps(c + r * kKT + 16 * v, _mm512_mul_ps(acc[r][v], f));
-}
-
-static void rows_times_tile(const float* a, int64_t lda, int64_t rows, const float* bt, int64_t ldb,
-                            int64_t D, float factor, float* c) {
-  static_assert(kKT == 64, "tile_kernel covers 64 lanes");
-  for (int64_t r = 0; r < rows; r += kRowBlock) {
-    const float* ar = a + r * lda;
-    float* cr = c + r * kKT;
-    switch (std::min<int64_t>(kRowBlock, rows - r)) {
-      case 1:
-        tile_kernel<1>(ar, lda, bt, ldb, D, factor, cr);
-        break;
-      case 2:
-        tile_kernel<2>(ar, lda, bt, ldb, D, factor, cr);
-        break;
-      case 3:
-        tile_kernel<3>(ar, lda, bt, ldb, D, factor, cr);
-        break;
-      case 4:
-        tile_kernel<4>(ar, lda, bt, ldb, D, factor, cr);
-        break;
-      case 5:
-        tile_kernel<5>(ar, lda, bt, ldb, D, factor, cr);
-        break;
-      default:
-        tile_kernel<6>(ar, lda, bt, ldb, D, factor, cr);
-        break;
-    }
-  }
-}
-
 // acc[r][d0, d0 + 16 NV) for ROWS rows; only the last vector may be partial.
 template <int ROWS, int NV>
 static void accumulate_kernel(const float* coef, int64_t coef_rs, int64_t coef_cs, const float* src,
@@ -312,16 +258,6 @@ static void accumulate(const float* coef, int64_t coef_rs, int64_t coef_cs, cons
 
 #else  // scalar build
 
-static void rows_times_tile(const float* a, int64_t lda, int64_t rows, const float* bt, int64_t ldb,
-                            int64_t D, float factor, float* c) {
-  for (int64_t i = 0; i < rows; ++i) {
-    float acc[kKT] = {};
-    for (int64_t d = 0; d < D; ++d)
-      for (int64_t j = 0; j < kKT; ++j) acc[j] += a[i * lda + d] * bt[d * ldb + j];
-    for (int64_t j = 0; j < kKT; ++j) c[i * kKT + j] = acc[j] * factor;
-  }
-}
-
 static void accumulate(const float* coef, int64_t coef_rs, int64_t coef_cs, const float* panel,
                        int64_t n, float* acc, int64_t rows, int64_t D) {
   for (int64_t r = 0; r < rows; ++r)
@@ -341,8 +277,8 @@ static void accumulate(const float* coef, int64_t coef_rs, int64_t coef_cs, cons
 static void tile_scores(const Problem& pr, Scratch& w, int64_t b, int64_t h, int64_t t0, int64_t nq,
                         int64_t s0) {
   const int64_t D = pr.s.head_dim, hk = h / (pr.s.q_heads / pr.s.kv_heads);
-  rows_times_tile(pr.q + pr.q_index(b, t0, h), pr.s.q_heads * D, nq, pr.k_transposed(b, hk, s0),
-                  kKT, D, pr.scale, w.score.data());
+  rows_times_key_tile(pr.q + pr.q_index(b, t0, h), pr.s.q_heads * D, nq, pr.k_transposed(b, hk, s0),
+                      kKT, D, pr.scale, w.score.data());
   if (pr.softcap > 0) softcap_inplace(w.score.data(), nq * kKT, pr.softcap);
 }
 
@@ -362,8 +298,8 @@ static void tile_probabilities(const Problem& pr, Scratch& w, int64_t b, int64_t
 static void tile_score_gradient(const Problem& pr, Scratch& w, int64_t b, int64_t h, int64_t t0,
                                 int64_t nq, int64_t s0) {
   const int64_t D = pr.s.head_dim, hk = h / (pr.s.q_heads / pr.s.kv_heads);
-  rows_times_tile(pr.dout + pr.q_index(b, t0, h), pr.s.q_heads * D, nq, pr.v_transposed(b, hk, s0),
-                  kKT, D, 1.0f, w.dprob.data());
+  rows_times_key_tile(pr.dout + pr.q_index(b, t0, h), pr.s.q_heads * D, nq,
+                      pr.v_transposed(b, hk, s0), kKT, D, 1.0f, w.dprob.data());
   const float inv_cap = pr.softcap > 0 ? 1.0f / pr.softcap : 0.0f;
   for (int64_t i = 0; i < nq; ++i) {
     const float delta = pr.delta[pr.row_index(b, h, t0 + i)];
