@@ -189,15 +189,23 @@ void check_memory(const Recipe& r, Decoder& model, const TrainData& data,
   const DType compute = model.weights().compute_dtype;
   const bool first_order = r.optim.method != "mezo-sgd";
   double weights = 0;
+  std::map<int64_t, double> block_bytes;
   for (const ParameterRef& p : list_parameters(model)) {
-    weights +=
+    const double bytes =
         double(std::max<uint64_t>(p.tensor.nbytes(), p.tensor.numel() * dtype_size(compute)));
+    weights += bytes;
+    block_bytes[p.block] += bytes;
     if (first_order) weights += double(p.tensor.numel()) * 4.0 * (compute == DType::BF16 ? 4 : 3);
   }
+  // ZO: the copy that undoes a forward's perturbation, of one block (zo2) or of all (plain).
+  double zo_copy = 0;
+  for (const auto& [block, bytes] : block_bytes) zo_copy = std::max(zo_copy, bytes);
+  if (r.trainer.schedule == "plain") zo_copy = weights;
   if (!r.placement.max_memory.empty())  // offload: only the CPU budget's share is resident
     weights = std::min(
         weights,
         double(runtime::parse_max_memory(r.placement.max_memory).cpu.value_or(uint64_t(weights))));
+  if (!first_order) weights += zo_copy;
   int forwards = 2 * int(r.optim.samples);
   if (first_order)
     forwards = r.trainer.gradient_checkpointing ? 3 : int(model.config().num_layers) + 2;

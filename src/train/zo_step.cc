@@ -51,49 +51,87 @@ void ZoStepper::finish() {
   }
 }
 
+void ZoStepper::save_weights(int64_t block) {
+  size_t bytes = 0;
+  for (const ParameterRef& p : params_)
+    if (block < 0 || p.block == block) bytes += p.tensor.nbytes();
+  saved_.resize(bytes);
+  uint8_t* at = saved_.data();
+  for (const ParameterRef& p : params_)
+    if (block < 0 || p.block == block) {
+      std::memcpy(at, p.tensor.data, p.tensor.nbytes());
+      at += p.tensor.nbytes();
+    }
+}
+
+void ZoStepper::restore_weights(int64_t block) {
+  const uint8_t* at = saved_.data();
+  for (const ParameterRef& p : params_)
+    if (block < 0 || p.block == block) {
+      std::memcpy(p.tensor.data, at, p.tensor.nbytes());
+      at += p.tensor.nbytes();
+    }
+}
+
 ZoStepResult ZoStepper::forward_passes(const TokenBatch& batch, const std::vector<int32_t>& targets,
                                        const LossOfTokens& loss_of) {
-  std::vector<zo::ZPass> passes;
-  for (int k = 0; k < optimizer_.num_passes(); ++k) passes.push_back(optimizer_.pass(k));
-  ZoStepResult r = order_ == ZoOrder::Plain ? plain(batch, targets, loss_of, passes)
-                                            : zo2(batch, targets, loss_of, passes);
+  std::vector<zo::ZPass> perturbations;
+  for (int k = 0; k < optimizer_.num_forwards(); ++k)
+    perturbations.push_back(optimizer_.perturbation(k));
+  std::vector<double> losses =
+      run_forwards(optimizer_.update(), perturbations, batch, targets, loss_of);
+  ZoStepResult r;
+  for (size_t k = 0; k < losses.size(); ++k)
+    (k % 2 == 0 ? r.loss_plus : r.loss_minus).push_back(losses[k]);
   if (r.finite())
     for (size_t j = 0; j < r.loss_plus.size(); ++j)
       optimizer_.record(int(j), r.loss_plus[j], r.loss_minus[j]);
   return r;
 }
 
-ZoStepResult ZoStepper::plain(const TokenBatch& batch, const std::vector<int32_t>& targets,
-                              const LossOfTokens& loss_of, const std::vector<zo::ZPass>& passes) {
-  const int n = optimizer_.options().samples;
-  ZoStepResult r;
-  r.loss_plus.resize(size_t(n));
-  r.loss_minus.resize(size_t(n));
-  std::vector<float> token_loss(size_t(batch.rows()));
-  for (int k = 0; k < 2 * n + 1; ++k) {
-    apply_pass(passes[size_t(k)], -1);
-    if (k == 2 * n) break;
-    model_.token_losses(batch, targets.data(), token_loss.data());
-    (k % 2 == 0 ? r.loss_plus : r.loss_minus)[size_t(k / 2)] = loss_of(token_loss);
-  }
-  return r;
+std::vector<double> ZoStepper::run_forwards(const zo::ZPass& update,
+                                            const std::vector<zo::ZPass>& perturbations,
+                                            const TokenBatch& batch,
+                                            const std::vector<int32_t>& targets,
+                                            const LossOfTokens& loss_of) {
+  return order_ == ZoOrder::Plain ? plain(update, perturbations, batch, targets, loss_of)
+                                  : zo2(update, perturbations, batch, targets, loss_of);
 }
 
-ZoStepResult ZoStepper::zo2(const TokenBatch& batch, const std::vector<int32_t>& targets,
-                            const LossOfTokens& loss_of, const std::vector<zo::ZPass>& passes) {
-  const int n = optimizer_.options().samples, forwards = 2 * n;
+std::vector<double> ZoStepper::plain(const zo::ZPass& update,
+                                     const std::vector<zo::ZPass>& perturbations,
+                                     const TokenBatch& batch, const std::vector<int32_t>& targets,
+                                     const LossOfTokens& loss_of) {
+  apply_pass(update, -1);
+  save_weights(-1);
+  std::vector<double> losses;
+  std::vector<float> token_loss(size_t(batch.rows()));
+  for (const zo::ZPass& perturbation : perturbations) {
+    apply_pass(perturbation, -1);
+    model_.token_losses(batch, targets.data(), token_loss.data());
+    losses.push_back(loss_of(token_loss));
+    if (!perturbation.is_identity()) restore_weights(-1);
+  }
+  return losses;
+}
+
+std::vector<double> ZoStepper::zo2(const zo::ZPass& update,
+                                   const std::vector<zo::ZPass>& perturbations,
+                                   const TokenBatch& batch, const std::vector<int32_t>& targets,
+                                   const LossOfTokens& loss_of) {
+  const size_t forwards = perturbations.size();
   const int64_t last = model_.num_blocks() - 1;
   std::vector<KvCache> caches;
-  std::vector<ForwardState> states(static_cast<size_t>(forwards));
-  for (int k = 0; k < forwards; ++k)
+  std::vector<ForwardState> states(forwards);
+  for (size_t k = 0; k < forwards; ++k)
     caches.emplace_back(model_.config(), batch.batch, batch.seq, true);
-  for (int k = 0; k < forwards; ++k)
-    model_.begin_forward(batch, caches[size_t(k)], states[size_t(k)]);
+  for (size_t k = 0; k < forwards; ++k) model_.begin_forward(batch, caches[k], states[k]);
 
-  // A tied table is perturbed in place with the last block; the embedding lookup of forward k
-  // sees it as it will be then: the looked-up rows with passes 0..k applied to a copy of them.
-  auto perturbed_rows = [&](int k) {
-    return EmbeddingRowsFn([this, k, &passes](const int32_t* ids, int64_t rows, float* out) {
+  // A tied table is updated and perturbed with the last block; the embedding lookup of forward
+  // k sees it as it will be then: the looked-up rows, updated and perturbed in a copy.
+  auto perturbed_rows = [&](size_t k) {
+    return EmbeddingRowsFn([this, k, &update, &perturbations](const int32_t* ids, int64_t rows,
+                                                              float* out) {
       const Tensor& table = tied_table_->tensor;
       const int64_t H = table.dim(1);
       std::vector<uint8_t> row(size_t(H) * dtype_size(table.dtype));
@@ -101,44 +139,44 @@ ZoStepResult ZoStepper::zo2(const TokenBatch& batch, const std::vector<int32_t>&
         const uint8_t* src = static_cast<const uint8_t*>(table.data) + size_t(ids[r]) * row.size();
         std::memcpy(row.data(), src, row.size());
         Tensor view(row.data(), table.dtype, {H});
-        for (int j = 0; j <= k; ++j)
-          passes[size_t(j)].apply_at(view, tied_table_->id, tied_table_->decay,
-                                     uint64_t(ids[r]) * uint64_t(H));
+        const uint64_t offset = uint64_t(ids[r]) * uint64_t(H);
+        update.apply_at(view, tied_table_->id, tied_table_->decay, offset);
+        perturbations[k].apply_at(view, tied_table_->id, tied_table_->decay, offset);
         convert_to_f32(row.data(), table.dtype, out + r * H, size_t(H));
       }
     });
   };
 
-  ZoStepResult r;
-  r.loss_plus.resize(size_t(n));
-  r.loss_minus.resize(size_t(n));
+  std::vector<double> losses(forwards);
   std::vector<float> token_loss(size_t(batch.rows()));
-  // Offload (runtime/): a streamed block is read into a slot (read ahead) before its passes
-  // and written back after them, while the next block computes.
+  // Offload (runtime/): a streamed block is read into a slot (read ahead) before its update
+  // and forwards and written back after them, while the next block computes.
   BlockResidency* residency = model_.residency();
   for (int64_t block = 0; block <= last; ++block) {
     if (residency) {
       residency->acquire(block);
       refresh_block(model_, block, params_);
     }
-    for (int k = 0; k <= forwards; ++k) {
-      apply_pass(passes[size_t(k)], block);
-      if (k == forwards) break;
-      ForwardState& state = states[size_t(k)];
+    apply_pass(update, block);
+    save_weights(block);
+    for (size_t k = 0; k < forwards; ++k) {
+      apply_pass(perturbations[k], block);
+      ForwardState& state = states[k];
       if (block == 0 && tied_table_) {
         EmbeddingRowsFn rows = perturbed_rows(k);
         model_.run_block(block, state, &rows);
       } else {
         model_.run_block(block, state);
       }
-      if (block == last) {
+      if (block == last) {  // the LM head is the last block's
         model_.losses_from_hidden(state.h(), batch.rows(), targets.data(), token_loss.data());
-        (k % 2 == 0 ? r.loss_plus : r.loss_minus)[size_t(k / 2)] = loss_of(token_loss);
+        losses[k] = loss_of(token_loss);
       }
+      if (!perturbations[k].is_identity()) restore_weights(block);
     }
     if (residency) residency->release(block, true);
   }
-  return r;
+  return losses;
 }
 
 }  // namespace zoft

@@ -3,7 +3,9 @@
 //   zo2:   block by block, every pass and forward of that block while its weights are at hand
 //          (the schedule the offload runtime streams with).
 // Both apply the same zo::ZPass calls to each parameter in the same order, so they produce
-// bit-identical weights.
+// bit-identical weights. A forward's perturbation is applied to the weights in place and undone
+// by copying the exact bytes back (a copy of one block in zo2, of every parameter in plain), so
+// the only lasting change of a step is its update (zo/mezo.h).
 #pragma once
 
 #include <functional>
@@ -39,20 +41,35 @@ class ZoStepper {
   // Applies the pending update to every parameter (before a checkpoint, evaluation or exit).
   void finish();
 
+  // The general step (any ZO method): applies `update` in place, then runs one forward per
+  // perturbation on the updated weights plus that perturbation, restoring the exact updated
+  // weights after each; returns the forwards' losses in order. An identity perturbation is a
+  // forward of the updated weights themselves.
+  std::vector<double> run_forwards(const zo::ZPass& update,
+                                   const std::vector<zo::ZPass>& perturbations,
+                                   const TokenBatch& batch, const std::vector<int32_t>& targets,
+                                   const LossOfTokens& loss_of);
+
   const std::vector<ParameterRef>& parameters() const { return params_; }
 
  private:
   void apply_pass(const zo::ZPass& pass, int64_t block);
-  ZoStepResult plain(const TokenBatch& batch, const std::vector<int32_t>& targets,
-                     const LossOfTokens& loss_of, const std::vector<zo::ZPass>& passes);
-  ZoStepResult zo2(const TokenBatch& batch, const std::vector<int32_t>& targets,
-                   const LossOfTokens& loss_of, const std::vector<zo::ZPass>& passes);
+  // Copies the bytes of block's parameters (every parameter for block < 0) aside / back.
+  void save_weights(int64_t block);
+  void restore_weights(int64_t block);
+  std::vector<double> plain(const zo::ZPass& update, const std::vector<zo::ZPass>& perturbations,
+                            const TokenBatch& batch, const std::vector<int32_t>& targets,
+                            const LossOfTokens& loss_of);
+  std::vector<double> zo2(const zo::ZPass& update, const std::vector<zo::ZPass>& perturbations,
+                          const TokenBatch& batch, const std::vector<int32_t>& targets,
+                          const LossOfTokens& loss_of);
 
   Decoder& model_;
   zo::MezoSgd& optimizer_;
   ZoOrder order_;
   std::vector<ParameterRef> params_;
   const ParameterRef* tied_table_ = nullptr;  // the embedding table when the LM head shares it
+  std::vector<uint8_t> saved_;                // save_weights' copy (one block, or all in plain)
 };
 
 }  // namespace zoft

@@ -41,37 +41,37 @@ double MezoSgd::lr_at(uint64_t step) const {
   return options_.lr * options_.schedule.factor(int64_t(step));
 }
 
-// Slots 0..2n are the passes of the step, 2n + 1 is finish(): every stochastic rounding of a
-// parameter draws fresh bits.
+// Slot 0 is the update applied at this step (by update() or finish(), never both), slot 1 + k
+// forward k's perturbation: every stochastic rounding draws fresh bits.
 uint64_t MezoSgd::rounding_step(int slot) const {
-  return state_.step * uint64_t(2 * options_.samples + 2) + uint64_t(slot);
+  return state_.step * uint64_t(2 * options_.samples + 1) + uint64_t(slot);
 }
 
-// -lr_{t-1} g_j / n for every sample of step t-1, scales rounded once from double.
-void MezoSgd::add_pending(ZPass* pass) const {
-  if (state_.pending_grad.empty()) return;
-  uint64_t prev = state_.step - 1;
-  double lr = lr_at(prev), n = double(options_.samples);
-  for (int j = 0; j < options_.samples; ++j)
-    pass->terms.push_back({prev, uint32_t(j), float(-lr * double(state_.pending_grad[j]) / n)});
-  pass->decay = float(1.0 - lr * options_.weight_decay);
-}
-
-ZPass MezoSgd::pass(int k) const {
-  int n = options_.samples;
-  ZOFT_CHECK(k >= 0 && k < num_passes(), "mezo: pass {} out of range [0, {})", k, num_passes());
+// -lr_{t-1} g_j / n for every sample of step t-1, scales rounded once from double. Zero terms are
+// left out, so that lr = 0 or g = 0 changes no bit (x + 0 would turn -0 into +0).
+ZPass MezoSgd::update() const {
   ZPass p;
   p.seed = options_.seed;
-  p.rounding_step = rounding_step(k);
-  uint64_t t = state_.step;
-  float eps = float(options_.eps);
-  if (k == 0) add_pending(&p);
-  if (k % 2 == 1) {
-    p.terms.push_back({t, uint32_t(k / 2), -2.0f * eps});
-  } else {
-    if (k > 0) p.terms.push_back({t, uint32_t(k / 2 - 1), eps});  // restore sample k/2 - 1
-    if (k < 2 * n) p.terms.push_back({t, uint32_t(k / 2), eps});  // perturb sample k/2
+  p.rounding_step = rounding_step(0);
+  if (state_.pending_grad.empty()) return p;
+  uint64_t prev = state_.step - 1;
+  double lr = lr_at(prev), n = double(options_.samples);
+  for (int j = 0; j < options_.samples; ++j) {
+    float scale = float(-lr * double(state_.pending_grad[j]) / n);
+    if (scale != 0.0f) p.terms.push_back({prev, uint32_t(j), scale});
   }
+  p.decay = float(1.0 - lr * options_.weight_decay);
+  return p;
+}
+
+ZPass MezoSgd::perturbation(int k) const {
+  ZOFT_CHECK(k >= 0 && k < num_forwards(), "mezo: forward {} out of range [0, {})", k,
+             num_forwards());
+  ZPass p;
+  p.seed = options_.seed;
+  p.rounding_step = rounding_step(1 + k);
+  float eps = float(options_.eps);
+  p.terms.push_back({state_.step, uint32_t(k / 2), k % 2 == 0 ? eps : -eps});
   return p;
 }
 
@@ -108,10 +108,7 @@ ZPass MezoSgd::finish() {
   for (int j = 0; j < options_.samples; ++j)
     ZOFT_CHECK(!recorded_[j], "mezo: finish in the middle of step {}; call it between steps",
                state_.step);
-  ZPass p;
-  p.seed = options_.seed;
-  p.rounding_step = rounding_step(2 * options_.samples + 1);
-  add_pending(&p);
+  ZPass p = update();
   state_.pending_grad.clear();
   return p;
 }

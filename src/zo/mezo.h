@@ -1,18 +1,23 @@
-// MeZO-SGD bookkeeping (Malladi et al. 2023), independent of any model: which perturbation terms
-// each in-place pass over the parameters applies, the projected gradients, the pending update.
+// MeZO-SGD bookkeeping (Malladi et al. 2023), independent of any model: the update each step
+// applies to the parameters, the perturbation each forward sees, the projected gradients.
 //
-// Step t with n samples is 2n + 1 passes (docs/zo-rng.md section 6); forward k follows pass k:
-//   pass 0      pending update of step t-1 (and its weight decay), +eps z_{t,0}   -> forward +0
-//   pass 2j+1   -2 eps z_{t,j}                                                    -> forward -j
-//   pass 2j     +eps z_{t,j-1} (restore), +eps z_{t,j}            (0 < j < n)    -> forward +j
-//   pass 2n     +eps z_{t,n-1} (restore)
+// Step t with n samples (docs/zo-rng.md section 6):
+//   update()          the pending update of step t-1 (and its weight decay), in place, rounded
+//                     once to the storage dtype: the only change a step makes to the weights
+//   perturbation(k)   forward k (0 <= k < 2n) runs on a copy of the updated weights plus
+//                     +eps z_{t,k/2} (k even) or -eps z_{t,k/2} (k odd); the exact weights are
+//                     restored from a copy afterwards, so the perturbations leave no trace
 // then record() each sample's two losses and end_step(); the update -lr g z waits, pending, for
-// pass 0 of the next step (the ZO2 fusion) or for finish().
+// the next step's update() (the ZO2 fusion: one pass over each block per step) or for finish().
 //
-// A plain MeZO trainer runs pass k over all parameters, then the whole forward k. A ZO2 trainer
-// runs, per block, passes 0..2n on the block's parameters with the block's part of forward k
-// after pass k (2n activations in flight). Each parameter sees the same apply_z_terms calls in
-// the same order either way, so the two orders give bit-identical parameters.
+// Perturbing in place and undoing it (+eps, -2eps, +eps) does not restore bf16 weights: each
+// stochastically rounded pass moves them by up to an ulp, a random walk that corrupts the model
+// whatever the gradient (and f32 weights by float rounding). Restoring from a copy is exact.
+//
+// A plain MeZO trainer perturbs all parameters, then runs a whole forward. A ZO2 trainer runs,
+// per block, the update and each forward's part on the block's parameters (2n activations in
+// flight). Each parameter sees the same apply_z_terms calls either way, so the two orders give
+// bit-identical parameters.
 #pragma once
 
 #include <cstdint>
@@ -60,12 +65,16 @@ class MezoSgd {
   const MezoState& state() const { return state_; }
   uint64_t step() const { return state_.step; }
   bool has_pending() const { return !state_.pending_grad.empty(); }
-  int num_passes() const { return 2 * options_.samples + 1; }
+  int num_forwards() const { return 2 * options_.samples; }
   // Learning rate of step t: lr * schedule.factor(t).
   double lr_at(uint64_t step) const;
 
-  // Pass k (0 <= k < num_passes()) of the current step; build once, apply to every parameter.
-  ZPass pass(int k) const;
+  // The pending update of step t-1 (identity when none), to apply in place to every parameter
+  // before the current step's first forward. A zero update (lr or g is 0) is the identity.
+  ZPass update() const;
+  // Forward k's perturbation (0 <= k < num_forwards()), to apply to the updated weights for
+  // that forward only; build once, apply to every parameter.
+  ZPass perturbation(int k) const;
 
   // g = (L+ - L-) / (2 eps), in double.
   static double projected_grad(double loss_plus, double loss_minus, double eps);
@@ -76,13 +85,12 @@ class MezoSgd {
   // After every sample is recorded: its update becomes pending, the step counter advances.
   void end_step();
 
-  // The pending update alone (identity when none), to apply to every parameter before a
-  // checkpoint, an evaluation or the end of training; clears it.
+  // update(), to apply to every parameter before a checkpoint, an evaluation or the end of
+  // training; clears it. It rounds with the same bits as update() would in the next step, so
+  // evaluations and checkpoints do not change the trajectory.
   ZPass finish();
 
  private:
-  // The pending update's terms and decay factor, at the front of pass 0 or as finish().
-  void add_pending(ZPass* pass) const;
   uint64_t rounding_step(int slot) const;
 
   MezoOptions options_;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -84,31 +85,59 @@ void apply_to(const ZPass& pass, Param& p) {
   pass.apply(p.t.view, p.id, p.decayable);
 }
 
-// Plain MeZO order: each pass over all parameters, then one whole forward.
+std::vector<std::vector<uint8_t>> bytes_of(const Toy& toy, int block) {
+  std::vector<std::vector<uint8_t>> out;
+  for (const Param& p : toy.params)
+    if (block < 0 || p.block == block) {
+      auto* b = static_cast<const uint8_t*>(p.t.view.data);
+      out.emplace_back(b, b + p.t.view.nbytes());
+    }
+  return out;
+}
+
+void put_bytes(Toy& toy, int block, const std::vector<std::vector<uint8_t>>& saved) {
+  size_t i = 0;
+  for (Param& p : toy.params)
+    if (block < 0 || p.block == block) {
+      std::memcpy(p.t.view.data, saved[i].data(), saved[i].size());
+      ++i;
+    }
+}
+
+// Plain MeZO order: the update over all parameters, then per forward its perturbation over all
+// parameters, one whole forward, and the exact weights put back.
 void plain_step(Toy& toy, MezoSgd& opt) {
   int n = opt.options().samples;
   std::vector<double> loss(2 * n);
-  for (int k = 0; k < opt.num_passes(); ++k) {
-    ZPass pass = opt.pass(k);
-    for (Param& p : toy.params) apply_to(pass, p);
-    if (k < 2 * n) loss[k] = full_forward(toy);
+  ZPass update = opt.update();
+  for (Param& p : toy.params) apply_to(update, p);
+  auto saved = bytes_of(toy, -1);
+  for (int k = 0; k < opt.num_forwards(); ++k) {
+    ZPass perturbation = opt.perturbation(k);
+    for (Param& p : toy.params) apply_to(perturbation, p);
+    loss[k] = full_forward(toy);
+    put_bytes(toy, -1, saved);
   }
   for (int j = 0; j < n; ++j) opt.record(j, loss[2 * j], loss[2 * j + 1]);
   opt.end_step();
 }
 
-// ZO2 order: per block, every pass with the block's forward of all 2n streams in between.
+// ZO2 order: per block, the update, then every forward's part with its perturbation.
 void zo2_step(Toy& toy, MezoSgd& opt) {
   int n = opt.options().samples;
-  std::vector<ZPass> passes;
-  for (int k = 0; k < opt.num_passes(); ++k) passes.push_back(opt.pass(k));
+  ZPass update = opt.update();
   std::vector<std::vector<float>> h(2 * n, toy.x);
-  for (int b = 0; b < 3; ++b)
-    for (int k = 0; k < opt.num_passes(); ++k) {
+  for (int b = 0; b < 3; ++b) {
+    for (Param& p : toy.params)
+      if (p.block == b) apply_to(update, p);
+    auto saved = bytes_of(toy, b);
+    for (int k = 0; k < opt.num_forwards(); ++k) {
       for (Param& p : toy.params)
-        if (p.block == b) apply_to(passes[k], p);
-      if (k < 2 * n) h[k] = block_forward(toy, b, h[k]);
+        if (p.block == b) apply_to(opt.perturbation(k), p);
+      h[k] = block_forward(toy, b, h[k]);
+      put_bytes(toy, b, saved);
     }
+  }
   for (int j = 0; j < n; ++j) opt.record(j, h[2 * j][0], h[2 * j + 1][0]);
   opt.end_step();
 }
@@ -175,8 +204,48 @@ TEST(Mezo, ResumeIsBitExact) {
   }
 }
 
-// The pass table of docs/zo-rng.md section 6, spelled out for n = 2 at step 3.
-TEST(Mezo, PassTerms) {
+// With lr = 0 the weights stay bit-identical however many steps run, in either order and with
+// bf16 storage: the perturbations are undone exactly (from a copy), not by rounding -2 eps and
+// +eps back, which moved bf16 weights by an ulp per pass (a random walk, whatever the gradient).
+TEST(Mezo, ZeroLearningRateLeavesEveryBitInPlace) {
+  for (DType dtype : {DType::F32, DType::BF16})
+    for (int samples : {1, 3}) {
+      Toy plain = make_toy(dtype), zo2 = make_toy(dtype), start = make_toy(dtype);
+      MezoOptions o = toy_options(samples);
+      o.lr = 0;
+      MezoSgd opt_plain(o), opt_zo2(o);
+      for (int t = 0; t < 10; ++t) {
+        plain_step(plain, opt_plain);
+        zo2_step(zo2, opt_zo2);
+        if (t == 4) finish(plain, opt_plain);  // as before an evaluation
+      }
+      EXPECT_NE(opt_plain.state().pending_grad[0], 0.0f);  // the gradients were not zero
+      finish(plain, opt_plain);
+      finish(zo2, opt_zo2);
+      EXPECT_TRUE(same_bytes(plain, start)) << dtype_name(dtype) << " n" << samples;
+      EXPECT_TRUE(same_bytes(zo2, start)) << dtype_name(dtype) << " n" << samples;
+    }
+}
+
+// An evaluation or checkpoint in between (finish()) does not change the trajectory: the update
+// rounds with the same bits whether finish() or the next step applies it.
+TEST(Mezo, FinishBetweenStepsDoesNotChangeTheTrajectory) {
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    Toy straight = make_toy(dtype), interrupted = make_toy(dtype);
+    MezoSgd a(toy_options(2)), b(toy_options(2));
+    for (int t = 0; t < 12; ++t) {
+      plain_step(straight, a);
+      zo2_step(interrupted, b);
+      if (t % 3 == 1) finish(interrupted, b);
+    }
+    finish(straight, a);
+    finish(interrupted, b);
+    EXPECT_TRUE(same_bytes(straight, interrupted)) << dtype_name(dtype);
+  }
+}
+
+// The terms of docs/zo-rng.md section 6, spelled out for n = 2 at step 3.
+TEST(Mezo, UpdateAndPerturbationTerms) {
   MezoOptions o;
   o.lr = 0.1;
   o.eps = 1e-3;
@@ -195,20 +264,24 @@ TEST(Mezo, PassTerms) {
     EXPECT_EQ(p.decay, decay);
     EXPECT_EQ(p.seed, 42u);
   };
-  const float e = 1e-3f;
-  expect_terms(opt.pass(0),
-               {{2, 0, float(-0.1 * 0.5 / 2)}, {2, 1, float(0.1 * 0.25 / 2)}, {3, 0, e}}, 18,
-               float(1 - 0.1 * 0.1));
-  expect_terms(opt.pass(1), {{3, 0, -2 * e}}, 19, 1.0f);
-  expect_terms(opt.pass(2), {{3, 0, e}, {3, 1, e}}, 20, 1.0f);
-  expect_terms(opt.pass(3), {{3, 1, -2 * e}}, 21, 1.0f);
-  expect_terms(opt.pass(4), {{3, 1, e}}, 22, 1.0f);
-  EXPECT_THROW(opt.pass(5), Error);
-  expect_terms(opt.finish(), {{2, 0, float(-0.1 * 0.5 / 2)}, {2, 1, float(0.1 * 0.25 / 2)}}, 23,
-               float(1 - 0.1 * 0.1));
+  const float e = 1e-3f, decay = float(1 - 0.1 * 0.1);
+  const std::vector<ZTerm> pending = {{2, 0, float(-0.1 * 0.5 / 2)}, {2, 1, float(0.1 * 0.25 / 2)}};
+  expect_terms(opt.update(), pending, 15, decay);
+  expect_terms(opt.perturbation(0), {{3, 0, e}}, 16, 1.0f);
+  expect_terms(opt.perturbation(1), {{3, 0, -e}}, 17, 1.0f);
+  expect_terms(opt.perturbation(2), {{3, 1, e}}, 18, 1.0f);
+  expect_terms(opt.perturbation(3), {{3, 1, -e}}, 19, 1.0f);
+  EXPECT_THROW(opt.perturbation(4), Error);
+  EXPECT_THROW(opt.perturbation(-1), Error);
+  expect_terms(opt.finish(), pending, 15, decay);  // the bits update() would have used
   EXPECT_FALSE(opt.has_pending());
-  expect_terms(opt.pass(0), {{3, 0, e}}, 18, 1.0f);
+  EXPECT_TRUE(opt.update().is_identity());
   EXPECT_TRUE(opt.finish().is_identity());
+  // A zero gradient adds no term; lr = 0 is the identity (x + 0 would turn -0 into +0).
+  MezoSgd half(o, MezoState{3, {0.0f, -0.25f}});
+  expect_terms(half.update(), {pending[1]}, 15, decay);
+  o.lr = 0;
+  EXPECT_TRUE(MezoSgd(o, MezoState{3, {0.5f, -0.25f}}).update().is_identity());
 }
 
 TEST(Mezo, ProjectedGradientAndStepBookkeeping) {
@@ -248,9 +321,12 @@ TEST(Mezo, DescendsOnAQuadratic) {
   double start = loss();
   for (int t = 0; t < 400; ++t) {
     double l[2];
-    for (int k = 0; k < 3; ++k) {
-      opt.pass(k).apply(view, 0, true);
-      if (k < 2) l[k] = loss();
+    opt.update().apply(view, 0, true);
+    std::vector<float> exact = theta;
+    for (int k = 0; k < 2; ++k) {
+      opt.perturbation(k).apply(view, 0, true);
+      l[k] = loss();
+      std::copy(exact.begin(), exact.end(), theta.begin());  // the view's storage
     }
     opt.record(0, l[0], l[1]);
     opt.end_step();

@@ -1,5 +1,6 @@
 #include "train/cuda/device_zo_step.h"
 
+#include "backend/cuda/check.h"
 #include "backend/cuda/context.h"
 #include "model/cuda/device_decoder.h"
 #include "zo/cuda/perturb.h"
@@ -24,20 +25,42 @@ void DeviceZoStepper::apply_pass(const zo::ZPass& pass) {
                             pass.rounding_step, p.decay ? pass.decay : 1.0f);
 }
 
+void DeviceZoStepper::save_weights() {
+  size_t bytes = 0;
+  for (const DeviceParameter& p : params_) bytes += p.device.nbytes();
+  if (!saved_) saved_ = std::make_unique<cuda::PoolBuffer>(cuda::context().pool, bytes);
+  uint8_t* at = saved_->as<uint8_t>();
+  for (const DeviceParameter& p : params_) {
+    ZOFT_CUDA_CHECK(cudaMemcpyAsync(at, p.device.data, p.device.nbytes(), cudaMemcpyDeviceToDevice,
+                                    cuda::context().stream));
+    at += p.device.nbytes();
+  }
+}
+
+void DeviceZoStepper::restore_weights() {
+  const uint8_t* at = saved_->as<uint8_t>();
+  for (const DeviceParameter& p : params_) {
+    ZOFT_CUDA_CHECK(cudaMemcpyAsync(p.device.data, at, p.device.nbytes(), cudaMemcpyDeviceToDevice,
+                                    cuda::context().stream));
+    at += p.device.nbytes();
+  }
+}
+
 ZoStepResult DeviceZoStepper::forward_passes(const TokenBatch& batch,
                                              const std::vector<int32_t>& targets,
                                              const LossOfTokens& loss_of) {
-  // ZoStepper::plain, step for step: pass k over all parameters, then forward k.
+  // ZoStepper::plain, step for step: the update over all parameters, then per forward its
+  // perturbation, the whole forward and the exact weights copied back.
   const int n = optimizer_.options().samples;
   ZoStepResult r;
-  r.loss_plus.resize(size_t(n));
-  r.loss_minus.resize(size_t(n));
   std::vector<float> token_loss(size_t(batch.rows()));
-  for (int k = 0; k < 2 * n + 1; ++k) {
-    apply_pass(optimizer_.pass(k));
-    if (k == 2 * n) break;
+  apply_pass(optimizer_.update());
+  save_weights();
+  for (int k = 0; k < 2 * n; ++k) {
+    apply_pass(optimizer_.perturbation(k));
     decoder_->token_losses(batch, targets.data(), token_loss.data());
-    (k % 2 == 0 ? r.loss_plus : r.loss_minus)[size_t(k / 2)] = loss_of(token_loss);
+    (k % 2 == 0 ? r.loss_plus : r.loss_minus).push_back(loss_of(token_loss));
+    restore_weights();
   }
   if (r.finite())
     for (int j = 0; j < n; ++j)

@@ -1,8 +1,9 @@
 // One MeZO-SGD step with the weights on a CUDA GPU (built with ZOFT_CUDA only): ZoStepper's
 // plain order (each pass over all parameters, then a whole forward) over the device copies of
-// a DeviceDecoder. The passes are the optimiser's (zo::MezoSgd::pass) and each parameter keeps
-// its host id, so z (seed, param_id, step, sample) and the rounding bits are the CPU's, bit for
-// bit (zo/cuda/perturb.h); only the forward's float rounding differs, so a GPU run tracks a CPU
+// a DeviceDecoder. The passes are the optimiser's (zo::MezoSgd::update and ::perturbation; a
+// device copy of the updated weights restores them exactly after each forward) and each parameter
+// keeps its host id, so z (seed, param_id, step, sample) and the rounding bits are the CPU's, bit
+// for bit (zo/cuda/perturb.h); only the forward's float rounding differs, so a GPU run tracks a CPU
 // run within the forward's tolerance instead of matching it bit for bit.
 //
 // The host Decoder stays the reference copy for everything else the trainer does (evaluation,
@@ -20,6 +21,9 @@
 namespace zoft {
 
 class DeviceDecoder;
+namespace cuda {
+class PoolBuffer;
+}
 
 class DeviceZoStepper {
  public:
@@ -47,10 +51,14 @@ class DeviceZoStepper {
     bool decay = false;
   };
   void apply_pass(const zo::ZPass& pass);
+  // Copies every device parameter into saved_ / back (device to device).
+  void save_weights();
+  void restore_weights();
 
   zo::MezoSgd& optimizer_;
   std::unique_ptr<DeviceDecoder> decoder_;
   std::vector<DeviceParameter> params_;
+  std::unique_ptr<cuda::PoolBuffer> saved_;  // the updated weights during a step's forwards
 };
 
 }  // namespace zoft
