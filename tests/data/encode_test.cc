@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+
 #include "data/data_test_util.h"
 #include "data/lm_chunks.h"
 
@@ -188,6 +191,80 @@ TEST(Encode, TruncatesFromTheLeftAfterBos) {
   auto long_candidate = example("ctx", {" a very long candidate indeed"}, 0);
   expect_error([&] { encode_example(long_candidate, llama, options); },
                {"t.jsonl:3: a candidate of", "does not fit in max_length 2"});
+}
+
+// The shipped tasks made by tools/make_task_data.py (recipes/tasks/, datasets/): balanced test
+// sets, no text in both splits, the label values mapped to the candidates in label_words order
+// in both splits, and truncation at the demo's max_seq_length keeps the question at the
+// template's end and the candidates whole (it cuts the front of the text).
+struct ShippedTask {
+  std::string name;
+  std::vector<std::string> labels, candidates;  // label_words, in file order
+  std::string question;                         // the template after {text}
+  size_t test_size;
+  double min_truncated;  // fraction of test examples longer than 64 tokens
+};
+
+TEST(ShippedTasks, BalancedSplitsAndTruncationKeepsTheQuestion) {
+  const std::vector<ShippedTask> tasks = {
+      {"austen_novels",
+       {"persuasion", "northanger_abbey"},
+       {" Anne", " Catherine"},
+       "\nThe heroine of this novel is",
+       1000,
+       1.0},
+      {"fortunes", {"science", "politics"}, {" science", " politics"}, "\nTopic:", 500, 0.05}};
+  const auto& llama = tokenizer("llama2");  // a BOS tokenizer: the BOS must stay too
+  for (const ShippedTask& t : tasks) {
+    Task task = Task::load(source_path("recipes/tasks/" + t.name + ".yaml"));
+    std::map<std::string, size_t> test_texts;
+    for (const char* split : {"train", "test"}) {
+      auto records = read_records(source_path("datasets/" + t.name + "/" + split + ".jsonl.xz"));
+      auto examples = task.make_examples(records);
+      std::vector<size_t> per_label(t.labels.size(), 0);
+      for (size_t i = 0; i < examples.size(); ++i) {
+        const std::string& label = records[i].get("label");
+        const std::string& text = records[i].get("text");
+        size_t want = size_t(std::find(t.labels.begin(), t.labels.end(), label) - t.labels.begin());
+        ASSERT_LT(want, t.labels.size()) << t.name << " label " << label;
+        EXPECT_EQ(examples[i].label, int32_t(want)) << t.name << " " << split;
+        EXPECT_EQ(examples[i].candidates, t.candidates);
+        ++per_label[want];
+        if (std::string(split) == "test")
+          ++test_texts[text];
+        else
+          EXPECT_EQ(test_texts.count(text), 0u) << t.name << ": a text in both splits";
+      }
+      for (size_t n : per_label) EXPECT_EQ(n, per_label[0]) << t.name << " " << split;
+      if (std::string(split) == "train") continue;
+      EXPECT_EQ(examples.size(), t.test_size) << t.name;
+      EncodeOptions options;
+      options.max_length = 64;
+      auto full = encode_examples(examples, llama);
+      auto cut = encode_examples(examples, llama, options);
+      const Ids question = llama.encode(t.question, false);
+      size_t truncated = 0;
+      for (size_t i = 0; i < examples.size(); ++i) {
+        EXPECT_LE(cut[i].max_length(), 64);
+        EXPECT_EQ(cut[i].candidate_ids, full[i].candidate_ids);
+        if (full[i].max_length() <= 64) {
+          EXPECT_EQ(cut[i].context_ids, full[i].context_ids);
+          continue;
+        }
+        ++truncated;
+        EXPECT_EQ(cut[i].context_ids.front(), full[i].context_ids.front());  // the BOS
+        // The kept context is the end of the full one, so it ends with the question.
+        const Ids& c = cut[i].context_ids;
+        ASSERT_GE(c.size(), question.size() + 8) << t.name << ": little text left";
+        EXPECT_TRUE(
+            std::equal(c.begin() + 1, c.end(), full[i].context_ids.end() - int64_t(c.size() - 1)));
+      }
+      EXPECT_GE(double(truncated) / double(examples.size()), t.min_truncated) << t.name;
+    }
+    auto first =
+        task.make_examples(read_records(source_path("datasets/" + t.name + "/test.jsonl.xz")));
+    EXPECT_TRUE(first[0].context.ends_with(t.question)) << t.name;
+  }
 }
 
 TEST(Encode, BadExamples) {
