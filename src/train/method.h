@@ -31,6 +31,10 @@ struct StepBatch {
   // Scored tokens of the global batch: a gradient method's loss is the mean over them, so
   // its gradient does not depend on how the rows are split into ranks or micro-batches.
   int64_t global_scored_tokens = 0;
+  // Set by the single-token fast path (train/single_token.h): tokens are one context row per
+  // example and the batch objective comes from the final hidden states through this head;
+  // targets and objective are then empty. A forward-only method must use it when set.
+  LossOfHidden head;
 };
 
 struct StepReport {

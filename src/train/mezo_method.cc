@@ -89,8 +89,12 @@ StepReport MezoMethod::step(const StepBatch& batch) {
 
 ZoStepResult MezoMethod::forward_passes(const StepBatch& batch) {
 #ifdef ZOFT_CUDA
-  if (gpu_) return gpu_->forward_passes(batch.tokens, batch.targets, batch.objective);
+  if (gpu_) {
+    ZOFT_CHECK(!batch.head, "the single-token fast path is not available on the GPU");
+    return gpu_->forward_passes(batch.tokens, batch.targets, batch.objective);
+  }
 #endif
+  if (batch.head) return stepper_.forward_passes(batch.tokens, batch.head);
   return stepper_.forward_passes(batch.tokens, batch.targets, batch.objective);
 }
 

@@ -142,6 +142,7 @@ std::vector<std::pair<std::string, Field>> schema(Recipe& r) {
       {"trainer.gradient_accumulation_steps", int_field(r.trainer.gradient_accumulation_steps)},
       {"trainer.gradient_checkpointing", bool_field(r.trainer.gradient_checkpointing)},
       {"trainer.allow_changed_recipe", bool_field(r.trainer.allow_changed_recipe)},
+      {"trainer.single_token_fast_path", bool_field(r.trainer.single_token_fast_path)},
       {"placement.device", string_field(r.placement.device)},
       {"placement.threads", int_field(r.placement.threads)},
       {"placement.max_memory", string_field(r.placement.max_memory)},

@@ -68,6 +68,9 @@ struct Recipe {
     // Resume even though a training-relevant key differs from the checkpoint's recipe.yaml
     // (train/recipe_changes.h says which keys are).
     bool allow_changed_recipe = false;
+    // Classification with one-token candidates: score every candidate from one forward of the
+    // context (train/single_token.h); the same loss up to float rounding, fewer rows per step.
+    bool single_token_fast_path = true;
   } trainer;
   struct Placement {
     std::string device = "cpu";

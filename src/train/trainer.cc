@@ -35,6 +35,7 @@
 #include "train/output_lock.h"
 #include "train/recipe_changes.h"
 #include "train/scoring.h"
+#include "train/single_token.h"
 #include "train/train_data.h"
 
 namespace zoft {
@@ -132,7 +133,9 @@ class MetricsLog {
 // objective comes from every rank's per-token losses gathered in rank order, computed exactly
 // as one process computes it.
 StepBatch rank_step_batch(const data::Batch& b, data::LossMode mode, dist::Communicator& comm,
-                          std::vector<float>& gathered) {
+                          std::vector<float>& gathered, bool single_token_fast_path) {
+  if (single_token_fast_path)
+    if (std::optional<StepBatch> s = single_token_step_batch(b, mode, comm)) return std::move(*s);
   const std::vector<int64_t> shard = shard_rows(b, comm.size());
   const int64_t row0 = shard[size_t(comm.rank())], row1 = shard[size_t(comm.rank()) + 1];
   StepBatch s;
@@ -451,11 +454,13 @@ class Run {
     loop_start_ = Clock::now();
     first_step_ = method_->steps_done();
     std::vector<float> gathered;
+    // The GPU stepper reads per-token losses only (train/cuda/device_zo_step.h).
+    const bool fast_path = r_.trainer.single_token_fast_path && r_.placement.device == "cpu";
     while (method_->steps_done() < r_.trainer.steps) {
       const int64_t step = method_->steps_done() + 1;
       data::Batch b = data_->batch(order_->next(size_t(r_.trainer.batch_size)));
-      StepReport report =
-          method_->step(rank_step_batch(b, data_->batch_options().mode, comm_, gathered));
+      StepReport report = method_->step(
+          rank_step_batch(b, data_->batch_options().mode, comm_, gathered, fast_path));
       fault_point("step", step);
       if (!report.finite) on_non_finite(step);
       summary_.final_train_loss = report.loss;

@@ -19,6 +19,14 @@ bool ZoStepResult::finite() const {
   return true;
 }
 
+LossOfHidden token_loss_head(const std::vector<int32_t>& targets, const LossOfTokens& loss_of) {
+  return [&targets, &loss_of](Decoder& model, const float* hidden, int64_t rows) {
+    std::vector<float> token_loss(static_cast<size_t>(rows));
+    model.losses_from_hidden(hidden, rows, targets.data(), token_loss.data());
+    return loss_of(token_loss);
+  };
+}
+
 ZoStepper::ZoStepper(Decoder& model, zo::MezoSgd& optimizer, ZoOrder order)
     : model_(model), optimizer_(optimizer), order_(order) {
   if (model_.residency() && order_ == ZoOrder::Plain)  // offload streams block by block
@@ -73,13 +81,11 @@ void ZoStepper::restore_weights(int64_t block) {
     }
 }
 
-ZoStepResult ZoStepper::forward_passes(const TokenBatch& batch, const std::vector<int32_t>& targets,
-                                       const LossOfTokens& loss_of) {
+ZoStepResult ZoStepper::forward_passes(const TokenBatch& batch, const LossOfHidden& head) {
   std::vector<zo::ZPass> perturbations;
   for (int k = 0; k < optimizer_.num_forwards(); ++k)
     perturbations.push_back(optimizer_.perturbation(k));
-  std::vector<double> losses =
-      run_forwards(optimizer_.update(), perturbations, batch, targets, loss_of);
+  std::vector<double> losses = run_forwards(optimizer_.update(), perturbations, batch, head);
   ZoStepResult r;
   for (size_t k = 0; k < losses.size(); ++k)
     (k % 2 == 0 ? r.loss_plus : r.loss_minus).push_back(losses[k]);
@@ -91,25 +97,24 @@ ZoStepResult ZoStepper::forward_passes(const TokenBatch& batch, const std::vecto
 
 std::vector<double> ZoStepper::run_forwards(const zo::ZPass& update,
                                             const std::vector<zo::ZPass>& perturbations,
-                                            const TokenBatch& batch,
-                                            const std::vector<int32_t>& targets,
-                                            const LossOfTokens& loss_of) {
-  return order_ == ZoOrder::Plain ? plain(update, perturbations, batch, targets, loss_of)
-                                  : zo2(update, perturbations, batch, targets, loss_of);
+                                            const TokenBatch& batch, const LossOfHidden& head) {
+  return order_ == ZoOrder::Plain ? plain(update, perturbations, batch, head)
+                                  : zo2(update, perturbations, batch, head);
 }
 
 std::vector<double> ZoStepper::plain(const zo::ZPass& update,
                                      const std::vector<zo::ZPass>& perturbations,
-                                     const TokenBatch& batch, const std::vector<int32_t>& targets,
-                                     const LossOfTokens& loss_of) {
+                                     const TokenBatch& batch, const LossOfHidden& head) {
   apply_pass(update, -1);
   save_weights(-1);
   std::vector<double> losses;
-  std::vector<float> token_loss(size_t(batch.rows()));
   for (const zo::ZPass& perturbation : perturbations) {
     apply_pass(perturbation, -1);
-    model_.token_losses(batch, targets.data(), token_loss.data());
-    losses.push_back(loss_of(token_loss));
+    KvCache cache(model_.config(), batch.batch, batch.seq, true);
+    ForwardState state;
+    model_.begin_forward(batch, cache, state);
+    model_.run_blocks(state);
+    losses.push_back(head(model_, state.h(), batch.rows()));
     if (!perturbation.is_identity()) restore_weights(-1);
   }
   return losses;
@@ -117,8 +122,7 @@ std::vector<double> ZoStepper::plain(const zo::ZPass& update,
 
 std::vector<double> ZoStepper::zo2(const zo::ZPass& update,
                                    const std::vector<zo::ZPass>& perturbations,
-                                   const TokenBatch& batch, const std::vector<int32_t>& targets,
-                                   const LossOfTokens& loss_of) {
+                                   const TokenBatch& batch, const LossOfHidden& head) {
   const size_t forwards = perturbations.size();
   const int64_t last = model_.num_blocks() - 1;
   std::vector<KvCache> caches;
@@ -148,7 +152,6 @@ std::vector<double> ZoStepper::zo2(const zo::ZPass& update,
   };
 
   std::vector<double> losses(forwards);
-  std::vector<float> token_loss(size_t(batch.rows()));
   // Offload (runtime/): a streamed block is read into a slot (read ahead) before its update
   // and forwards and written back after them, while the next block computes.
   BlockResidency* residency = model_.residency();
@@ -168,10 +171,8 @@ std::vector<double> ZoStepper::zo2(const zo::ZPass& update,
       } else {
         model_.run_block(block, state);
       }
-      if (block == last) {  // the LM head is the last block's
-        model_.losses_from_hidden(state.h(), batch.rows(), targets.data(), token_loss.data());
-        losses[k] = loss_of(token_loss);
-      }
+      if (block == last)  // the LM head is the last block's
+        losses[k] = head(model_, state.h(), batch.rows());
       if (!perturbations[k].is_identity()) restore_weights(block);
     }
     if (residency) residency->release(block, true);

@@ -22,6 +22,15 @@ enum class ZoOrder { Plain, Zo2 };
 // Turns a forward's per-token losses [rows * seq] into the scalar the optimiser sees.
 using LossOfTokens = std::function<double(const std::vector<float>& token_loss)>;
 
+// Turns a forward's final hidden states [rows, hidden] (after the last block) into the scalar the
+// optimiser sees. The usual head is token_loss_head; the single-token fast path
+// (train/single_token.h) reads a few candidate logits instead of the per-token losses.
+using LossOfHidden = std::function<double(Decoder& model, const float* hidden, int64_t rows)>;
+
+// The LM head's per-token losses at `targets` (model.losses_from_hidden), then loss_of. Both are
+// referenced, not copied: they must outlive the returned function.
+LossOfHidden token_loss_head(const std::vector<int32_t>& targets, const LossOfTokens& loss_of);
+
 struct ZoStepResult {
   std::vector<double> loss_plus, loss_minus;  // per sample
   double mean_loss() const;                   // mean of all 2n losses
@@ -34,8 +43,11 @@ class ZoStepper {
 
   // Runs the 2n forwards of the optimiser's current step and records the losses. When a loss
   // is not finite nothing is recorded: the caller decides (skip_step() or stop).
+  ZoStepResult forward_passes(const TokenBatch& batch, const LossOfHidden& head);
   ZoStepResult forward_passes(const TokenBatch& batch, const std::vector<int32_t>& targets,
-                              const LossOfTokens& loss_of);
+                              const LossOfTokens& loss_of) {
+    return forward_passes(batch, token_loss_head(targets, loss_of));
+  }
   // Completes the step with the recorded losses: the update becomes pending.
   void end_step() { optimizer_.end_step(); }
   // Applies the pending update to every parameter (before a checkpoint, evaluation or exit).
@@ -47,8 +59,13 @@ class ZoStepper {
   // forward of the updated weights themselves.
   std::vector<double> run_forwards(const zo::ZPass& update,
                                    const std::vector<zo::ZPass>& perturbations,
+                                   const TokenBatch& batch, const LossOfHidden& head);
+  std::vector<double> run_forwards(const zo::ZPass& update,
+                                   const std::vector<zo::ZPass>& perturbations,
                                    const TokenBatch& batch, const std::vector<int32_t>& targets,
-                                   const LossOfTokens& loss_of);
+                                   const LossOfTokens& loss_of) {
+    return run_forwards(update, perturbations, batch, token_loss_head(targets, loss_of));
+  }
 
   const std::vector<ParameterRef>& parameters() const { return params_; }
 
@@ -58,11 +75,9 @@ class ZoStepper {
   void save_weights(int64_t block);
   void restore_weights(int64_t block);
   std::vector<double> plain(const zo::ZPass& update, const std::vector<zo::ZPass>& perturbations,
-                            const TokenBatch& batch, const std::vector<int32_t>& targets,
-                            const LossOfTokens& loss_of);
+                            const TokenBatch& batch, const LossOfHidden& head);
   std::vector<double> zo2(const zo::ZPass& update, const std::vector<zo::ZPass>& perturbations,
-                          const TokenBatch& batch, const std::vector<int32_t>& targets,
-                          const LossOfTokens& loss_of);
+                          const TokenBatch& batch, const LossOfHidden& head);
 
   Decoder& model_;
   zo::MezoSgd& optimizer_;
