@@ -14,5 +14,6 @@ void add_generate_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
+void add_merge_command(CLI::App& app);
 
 }  // namespace zoft::cli

@@ -7,6 +7,7 @@
 #include "backend/ops.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "model/lora_io.h"
 #include "text/file_text.h"
 
 namespace zoft::cli {
@@ -51,6 +52,16 @@ DType apply_placement(const PlacementOptions& options, bool cuda_ok) {
   DType dtype = parse_dtype(options.dtype);
   if (dtype == DType::F16) fail("--dtype f16 is not supported on the CPU: use f32 or bf16");
   return dtype;
+}
+
+std::unique_ptr<LoraAdapters> attach_adapter(Decoder& model, const std::string& dir,
+                                             const PlacementOptions& options) {
+  if (dir.empty()) return nullptr;
+  if (options.device != "cpu" || !options.max_memory.empty())
+    fail(
+        "--adapter runs on the CPU with every layer resident: for --device cuda or "
+        "--max-memory, merge the adapter first (zoft merge BASE ADAPTER OUT)");
+  return attach_peft_adapter(model, dir);
 }
 
 std::unique_ptr<runtime::Offload> attach_offload(Decoder& model, const std::string& path,

@@ -6,6 +6,7 @@
 
 #include "core/dtype.h"
 #include "model/decoder.h"
+#include "model/lora.h"
 #include "runtime/offload.h"
 
 namespace CLI {
@@ -33,6 +34,12 @@ DType apply_placement(const PlacementOptions& options, bool cuda_ok = false);
 // result alive while the model is used.
 std::unique_ptr<runtime::Offload> attach_offload(Decoder& model, const std::string& path,
                                                  const PlacementOptions& options);
+
+// --adapter DIR: the PEFT LoRA adapter of DIR attached to `model` (model/lora_io.h); null when
+// `dir` is empty. The adapter runs in the CPU forward: with --device cuda or --max-memory it is
+// refused (merge it with `zoft merge` instead). Keep the result alive while the model is used.
+std::unique_ptr<LoraAdapters> attach_adapter(Decoder& model, const std::string& dir,
+                                             const PlacementOptions& options);
 
 // Reads a whole file ("-" = stdin), decompressing a .xz file; errors name the path.
 std::string read_text_file(const std::string& path);

@@ -1,4 +1,5 @@
-// zoft eval --model MODEL --data FILE [--window N --stride S --max-tokens N] [--json]
+// zoft eval --model MODEL --data FILE [--adapter DIR] [--window N --stride S --max-tokens N]
+// [--json]
 //           [--device cpu|cuda] [--random-init]
 // Perplexity over a .txt file or the text field of a .jsonl file, with a sliding window.
 #include <CLI/CLI.hpp>
@@ -24,7 +25,7 @@ namespace zoft::cli {
 namespace {
 
 struct EvalOptions {
-  std::string model, data, task, text_field = "text";
+  std::string model, data, task, adapter, text_field = "text";
   int64_t window = 0, stride = 0, max_tokens = 0, max_examples = 0, batch_size = 16;
   PlacementOptions placement;
   bool json = false;
@@ -77,7 +78,7 @@ void run_eval(const EvalOptions& opt) {
     auto start = std::chrono::steady_clock::now();
     double acc = evaluate_task_accuracy(opt.model, opt.task, opt.data, opt.max_examples,
                                         opt.window > 0 ? opt.window : 2048, opt.batch_size,
-                                        dtype_name(dtype));
+                                        dtype_name(dtype), opt.adapter);
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     nlohmann::json j = {{"model", opt.model},
@@ -100,7 +101,8 @@ void run_eval(const EvalOptions& opt) {
       opt.random_init ? Decoder::random_init(opt.model, dtype) : Decoder::load(opt.model, dtype);
   if (opt.random_init && !opt.placement.max_memory.empty())
     fail("--random-init has no checkpoint to stream layers from: drop --max-memory");
-  auto offload = attach_offload(model, opt.model, opt.placement);  // --max-memory: stream layers
+  auto adapter = attach_adapter(model, opt.adapter, opt.placement);  // --adapter: LoRA
+  auto offload = attach_offload(model, opt.model, opt.placement);    // --max-memory: stream layers
   TokenLossFn token_losses = [&model](const TokenBatch& b, const int32_t* t, float* loss) {
     model.token_losses(b, t, loss);
   };
@@ -161,6 +163,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--model", opt->model, "HF model directory")->required();
   cmd->add_option("--data", opt->data, ".txt or .jsonl file, optionally .xz ('-' = stdin)")
       ->required();
+  cmd->add_option("--adapter", opt->adapter, "a PEFT LoRA adapter directory to apply");
   cmd->add_option("--task", opt->task, "task accuracy: a built-in task name or a task YAML");
   cmd->add_option("--max-examples", opt->max_examples, "task: a seeded subset of N examples");
   cmd->add_option("--batch-size", opt->batch_size, "task: examples per forward");

@@ -1,4 +1,5 @@
-// zoft generate --model MODEL --prompt TEXT [--max-new-tokens N --temperature T --top-k K
+// zoft generate --model MODEL --prompt TEXT [--adapter DIR] [--max-new-tokens N --temperature T
+// --top-k K
 //                --top-p P --repetition-penalty R --seed S] [--ignore-eos] [--json]
 //                [--device cpu|cuda]
 #include <CLI/CLI.hpp>
@@ -20,7 +21,7 @@ namespace zoft::cli {
 namespace {
 
 struct GenerateOptions {
-  std::string model, prompt;
+  std::string model, prompt, adapter;
   SamplingOptions sampling;
   int64_t seed = 0;  // parsed signed, so that -1 is refused rather than wrapped
   PlacementOptions placement;
@@ -42,7 +43,8 @@ void run_generate(GenerateOptions& opt) {
   DType dtype = apply_placement(opt.placement, /*cuda_ok=*/true);
   text::Tokenizer tokenizer = text::Tokenizer::from_file(opt.model);
   Decoder model = Decoder::load(opt.model, dtype);
-  auto offload = attach_offload(model, opt.model, opt.placement);  // --max-memory: stream layers
+  auto adapter = attach_adapter(model, opt.adapter, opt.placement);  // --adapter: LoRA
+  auto offload = attach_offload(model, opt.model, opt.placement);    // --max-memory: stream layers
   std::vector<int32_t> prompt = tokenizer.encode(opt.prompt, !opt.no_special);
   if (prompt.empty()) fail("the prompt encodes to no tokens: give some text");
   for (int32_t id : {tokenizer.eos_id(), model.config().eos_id})
@@ -111,6 +113,7 @@ void add_generate_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("generate", "continue a prompt");
   cmd->add_option("--model", opt->model, "HF model directory")->required();
   cmd->add_option("--prompt", opt->prompt, "the text to continue")->required();
+  cmd->add_option("--adapter", opt->adapter, "a PEFT LoRA adapter directory to apply");
   cmd->add_option("--max-new-tokens", opt->sampling.max_new_tokens, "tokens to generate");
   cmd->add_option("--temperature", opt->sampling.temperature, "0 = greedy");
   cmd->add_option("--top-k", opt->sampling.top_k, "keep the k most likely tokens (0 = off)");

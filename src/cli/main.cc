@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   zoft::cli::add_eval_command(app);
   zoft::cli::add_train_command(app);
   zoft::cli::add_convert_command(app);
+  zoft::cli::add_merge_command(app);
   if (!known_command(app, argc, argv)) return 1;
   try {
     app.parse(argc, argv);

@@ -21,6 +21,8 @@ namespace zoft {
 struct LinearGrads {
   float* weight = nullptr;
   float* bias = nullptr;
+  float* lora_a = nullptr;  // the layer's LoRA adapter (LoRA training only)
+  float* lora_b = nullptr;
 };
 struct NormGrads {
   float* weight = nullptr;
@@ -73,6 +75,7 @@ class Backprop {
  private:
   // decoder_backward.cc
   void bind_gradients(std::vector<Buffer>& grads);
+  void bind_lora_gradients(std::vector<Buffer>& grads);
   void forward();
   double head_backward(const int32_t* targets, const std::vector<int64_t>& rows, float loss_scale,
                        float* d_hidden);
@@ -102,6 +105,7 @@ class Backprop {
   std::vector<Buffer> block_inputs_;  // input of layer i; [L]: input of the final norm
   std::vector<LayerActs> acts_;       // one per layer, or one reused with checkpointing
   GradScratch s_;
+  int64_t lowest_layer_ = 0;  // the backward stops below it (LoRA: the lowest adapted layer)
 };
 
 }  // namespace zoft

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "model/lora.h"
 #include "model/model_source.h"
 #include "model/scratch.h"
 
@@ -82,6 +83,7 @@ void Decoder::norm(const NormWeights& w, const float* x, float* out, int64_t row
 
 void Decoder::linear(const LinearWeights& w, const float* x, int64_t rows, float* y) const {
   cpu::linear(x, rows, w.in_features, w.weight, weights_.weights_are_kn, w.bias, y);
+  if (w.lora) lora_forward(*w.lora, x, rows, y);  // --- LoRA hook (model/lora.h) ---
 }
 
 void Decoder::head_logits(const float* hidden, int64_t rows, float* logits) const {

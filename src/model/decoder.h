@@ -81,8 +81,13 @@ struct ForwardState {
 // One layer's intermediates kept for the backward (model/backprop.h).
 struct LayerActs;
 
+class LoraAdapters;  // model/lora.h
+
 // First-order training (Decoder::loss_and_grad, model/decoder_backward.cc).
 struct BackwardOptions {
+  // LoRA training: the gradients are those of the adapters (attached with attach_lora), one
+  // buffer per lora_parameters(*lora) entry in that order; the base weights get none (frozen).
+  const LoraAdapters* lora = nullptr;
   // Activation checkpointing: keep only each block's input during the forward and recompute a
   // layer's internals during its backward (less memory, one more forward). Gradients are
   // bit-identical either way.

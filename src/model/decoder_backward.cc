@@ -7,6 +7,7 @@
 #include "backend/ops_backward.h"
 #include "core/error.h"
 #include "model/backprop.h"
+#include "model/lora.h"
 #include "model/parameters.h"
 #include "model/scratch.h"
 
@@ -89,8 +90,9 @@ Backprop::Backprop(Decoder& model, const TokenBatch& batch, std::vector<Buffer>&
   bind_gradients(grads);
 }
 
-void Backprop::bind_gradients(std::vector<Buffer>& grads) {
-  std::vector<ParameterRef> params = list_parameters(model_);
+// Allocates (when `grads` is empty) and checks one f32 gradient buffer per parameter; maps each
+// parameter's storage to its buffer.
+static GradMap bind_buffers(const std::vector<ParameterRef>& params, std::vector<Buffer>& grads) {
   if (grads.empty())
     for (const ParameterRef& p : params) {
       size_t bytes = size_t(p.tensor.numel()) * sizeof(float);
@@ -107,6 +109,12 @@ void Backprop::bind_gradients(std::vector<Buffer>& grads) {
                grads[i].size(), need);
     map.emplace(params[i].tensor.data, grads[i].as<float>());
   }
+  return map;
+}
+
+void Backprop::bind_gradients(std::vector<Buffer>& grads) {
+  if (options_.lora) return bind_lora_gradients(grads);
+  GradMap map = bind_buffers(list_parameters(model_), grads);
   g_.embed_tokens = grad_of(map, w_.embed_tokens.data, "embedding table");
   if (c_.positions == PositionKind::Learned)
     g_.embed_positions = grad_of(map, w_.embed_positions.data, "position table");
@@ -115,6 +123,31 @@ void Backprop::bind_gradients(std::vector<Buffer>& grads) {
   g_.lm_head =
       c_.tie_embeddings ? g_.embed_tokens : grad_of(map, w_.lm_head.weight.data, "LM head");
   for (const LayerWeights& lw : w_.layers) g_.layers.push_back(layer_grads(map, lw));
+}
+
+// LoRA: gradients for the adapters only; every base weight's is null (frozen).
+void Backprop::bind_lora_gradients(std::vector<Buffer>& grads) {
+  GradMap map = bind_buffers(lora_parameters(*options_.lora), grads);
+  g_.layers.resize(w_.layers.size());
+  for (size_t l = 0; l < w_.layers.size(); ++l) {
+    const LayerWeights& lw = w_.layers[l];
+    LayerGrads& g = g_.layers[l];
+    for (auto [w, lg] : {std::pair{&lw.q, &g.q},
+                         {&lw.k, &g.k},
+                         {&lw.v, &g.v},
+                         {&lw.qkv, &g.qkv},
+                         {&lw.o, &g.o},
+                         {&lw.gate, &g.gate},
+                         {&lw.up, &g.up},
+                         {&lw.down, &g.down}}) {
+      if (!w->lora) continue;
+      lg->lora_a = grad_of(map, w->lora->a.view.data, "LoRA A");
+      lg->lora_b = grad_of(map, w->lora->b.view.data, "LoRA B");
+    }
+  }
+  lowest_layer_ = int64_t(w_.layers.size());
+  for (const LoraModule& m : options_.lora->modules())
+    lowest_layer_ = std::min(lowest_layer_, m.layer);
 }
 
 double Backprop::run(const int32_t* targets, float loss_scale) {
@@ -129,14 +162,15 @@ double Backprop::run(const int32_t* targets, float loss_scale) {
   norm_backward(w_.final_norm, g_.final_norm, block_inputs_[size_t(L)].as<float>(), d_final, dh,
                 rows_, H);
   d_final_buffer = Buffer();
-  for (int64_t layer = L - 1; layer >= 0; --layer) {
+  // LoRA: nothing below the lowest adapted layer has a gradient.
+  for (int64_t layer = L - 1; layer >= lowest_layer_; --layer) {
     LayerActs& acts = acts_[options_.checkpoint_blocks ? 0 : size_t(layer)];
     if (options_.checkpoint_blocks) recompute_layer(layer, acts);
     layer_backward(layer, block_inputs_[size_t(layer)].as<float>(), acts, dh);
     if (!options_.checkpoint_blocks) acts = LayerActs();  // done with it
     block_inputs_[size_t(layer) + 1] = Buffer();
   }
-  embeddings_backward(dh);
+  if (g_.embed_tokens) embeddings_backward(dh);
   return loss;
 }
 
@@ -199,8 +233,9 @@ double Backprop::head_backward(const int32_t* targets, const std::vector<int64_t
       cpu::softcap_backward(logits.data(), d_logits.data(), d_logits.data(), n * V,
                             c_.final_softcap);
     cpu::linear_backward_input(d_logits.data(), n, V, w_.lm_head.weight, false, d_picked.data());
-    cpu::linear_backward_weight(d_logits.data(), picked.data(), n, V, H, false, g_.lm_head,
-                                nullptr);
+    if (g_.lm_head)
+      cpu::linear_backward_weight(d_logits.data(), picked.data(), n, V, H, false, g_.lm_head,
+                                  nullptr);
     for (int64_t j = 0; j < n; ++j)
       std::memcpy(d_hidden + rows[size_t(begin + j)] * H, d_picked.data() + j * H,
                   size_t(H) * sizeof(float));
@@ -236,7 +271,9 @@ void Backprop::linear_backward(const LinearWeights& w, const LinearGrads& g, con
                                const float* dy, int64_t rows, float* dx) const {
   const bool kn = w_.weights_are_kn;
   cpu::linear_backward_input(dy, rows, w.out_features, w.weight, kn, dx);
-  cpu::linear_backward_weight(dy, x, rows, w.out_features, w.in_features, kn, g.weight, g.bias);
+  if (g.weight || g.bias)
+    cpu::linear_backward_weight(dy, x, rows, w.out_features, w.in_features, kn, g.weight, g.bias);
+  if (w.lora) lora_backward(*w.lora, x, dy, rows, dx, g.lora_a, g.lora_b);  // --- LoRA hook ---
 }
 
 }  // namespace zoft

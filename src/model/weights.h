@@ -14,11 +14,14 @@
 
 namespace zoft {
 
+struct LoraModule;  // model/lora.h
+
 struct LinearWeights {
   Tensor weight;                // [out, in] ([in, out] when ModelWeights::weights_are_kn)
   const float* bias = nullptr;  // [out] or null
   int64_t out_features = 0;
   int64_t in_features = 0;
+  const LoraModule* lora = nullptr;  // a LoRA adapter added to the output (attach_lora)
 };
 
 struct NormWeights {

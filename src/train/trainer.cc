@@ -22,6 +22,7 @@
 #include "dist/communicator.h"
 #include "dist/startup.h"
 #include "io/json_file.h"
+#include "model/lora_io.h"
 #include "model/parameters.h"
 #include "runtime/offload.h"
 #include "runtime/plan.h"
@@ -511,10 +512,12 @@ TrainSummary train(const Recipe& r) {
 
 double evaluate_task_accuracy(const std::string& model_path, const std::string& task_name,
                               const std::string& data_path, int64_t max_examples,
-                              int64_t max_seq_length, int64_t batch_size,
-                              const std::string& dtype) {
+                              int64_t max_seq_length, int64_t batch_size, const std::string& dtype,
+                              const std::string& adapter_dir) {
   text::Tokenizer tokenizer = text::Tokenizer::from_file(model_path);
   Decoder model = Decoder::load(model_path, parse_dtype(dtype));
+  std::unique_ptr<LoraAdapters> adapter;
+  if (!adapter_dir.empty()) adapter = attach_peft_adapter(model, adapter_dir);
   data::Task task = data::Task::load(task_name);
   data::EncodeOptions encode;
   encode.max_length = std::min(max_seq_length, model.config().max_positions);

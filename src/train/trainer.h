@@ -25,9 +25,11 @@ struct TrainSummary {
 
 TrainSummary train(const Recipe& recipe);
 
-// Accuracy of a model directory on a task's eval data (zoft eval --task).
+// Accuracy of a model directory on a task's eval data (zoft eval --task), with the PEFT LoRA
+// adapter of `adapter_dir` applied when it is not empty.
 double evaluate_task_accuracy(const std::string& model_path, const std::string& task,
                               const std::string& data_path, int64_t max_examples,
-                              int64_t max_seq_length, int64_t batch_size, const std::string& dtype);
+                              int64_t max_seq_length, int64_t batch_size, const std::string& dtype,
+                              const std::string& adapter_dir = "");
 
 }  // namespace zoft
