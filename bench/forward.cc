@@ -7,7 +7,7 @@
 // per-block activation checkpointing. peak_rss_gib is the process's peak resident memory.
 // --random-init 1: MODEL_DIR is a config.json (or a directory holding one) and the weights are
 // drawn in memory (Decoder::random_init): shapes such as OPT-6.7B without a checkpoint
-// (bench/configs/). --device cuda: the forward runs on the GPU (model/cuda/device_decoder.h).
+// (bench/configs/). --device cuda: the same forward on the GPU (Decoder::to_device).
 #include <sys/resource.h>
 
 #include <chrono>
@@ -20,10 +20,6 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "model/decoder.h"
-#ifdef ZOFT_CUDA
-#include "backend/cuda/context.h"
-#include "model/cuda/device_decoder.h"
-#endif
 
 using namespace zoft;
 
@@ -66,13 +62,8 @@ int main(int argc, char** argv) {
     auto t0 = std::chrono::steady_clock::now();
     Decoder model = random_init ? Decoder::random_init(dir, parse_dtype(dtype))
                                 : Decoder::load(dir, parse_dtype(dtype));
-    if (device != "cpu" && device != "cuda") fail("--device must be cpu or cuda, got {}", device);
-#ifdef ZOFT_CUDA
-    std::unique_ptr<DeviceDecoder> gpu;
-    if (device == "cuda") gpu = std::make_unique<DeviceDecoder>(model);
-#else
-    if (device == "cuda") fail("--device cuda: this build has no CUDA backend");
-#endif
+    const Device placed = parse_device(device);
+    if (placed != Device::CPU) model = model.to_device(placed);
     double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const ModelConfig& c = model.config();
 
@@ -85,15 +76,6 @@ int main(int argc, char** argv) {
     std::vector<Buffer> grads;
     // Both devices copy their result to host memory: a timed call includes the wait.
     auto run = [&] {
-#ifdef ZOFT_CUDA
-      if (gpu) {
-        if (mode == "logits")
-          gpu->logits(b, out.data());
-        else
-          gpu->token_losses(b, targets.data(), out.data());
-        return;
-      }
-#endif
       if (grad)
         model.loss_and_grad(b, targets.data(), 1.0f, grads,
                             {.checkpoint_blocks = mode == "grad-checkpoint"});
@@ -111,10 +93,8 @@ int main(int argc, char** argv) {
       best = std::min(best, dt);
       total += dt;
     }
-    double gpu_peak_gib = 0;  // device memory in use at its peak: weights + activations
-#ifdef ZOFT_CUDA
-    if (gpu) gpu_peak_gib = double(cuda::context().pool.stats().peak_bytes_in_use) / (1 << 30);
-#endif
+    // device memory in use at its peak: weights + activations
+    const double gpu_peak_gib = double(ops::peak_bytes_in_use(placed)) / (1 << 30);
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
     const double peak_rss_gib = double(usage.ru_maxrss) / (1 << 20);  // ru_maxrss is in KiB

@@ -29,8 +29,8 @@
 #endif
 
 #include "backend/cpu/gemm_kernels.h"
+#include "backend/cpu/ops.h"
 #include "backend/cpu/simd.h"  // AVX-512 intrinsics, for the peak estimate
-#include "backend/ops.h"
 #include "core/thread_pool.h"
 
 using namespace zoft;

@@ -11,7 +11,7 @@
 
 #include <cstdint>
 
-#include "backend/ops.h"
+#include "backend/cpu/ops.h"
 
 namespace zoft::cpu {
 

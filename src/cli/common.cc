@@ -26,14 +26,13 @@ void add_placement_options(CLI::App* cmd, PlacementOptions& options) {
 
 // Why --device cuda cannot run here, or "" when it can.
 static std::string cuda_unavailable(bool cuda_ok) {
-#ifdef ZOFT_CUDA
   if (!cuda_ok)
     return "this command runs on the cpu only so far (zoft eval and generate run on cuda)";
-  if (!cuda::device_available()) return "no CUDA device found (cudaGetDeviceCount reports none)";
-  return "";
-#else
-  return "this build has no CUDA backend (rebuild with -DZOFT_CUDA=ON and the CUDA toolkit)";
-#endif
+  return ops::unavailable_reason(Device::CUDA);
+}
+
+Device placement_device(const PlacementOptions& options) {
+  return parse_device(options.device);
 }
 
 DType apply_placement(const PlacementOptions& options, bool cuda_ok) {

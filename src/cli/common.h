@@ -26,9 +26,12 @@ struct PlacementOptions {
 
 void add_placement_options(CLI::App* cmd, PlacementOptions& options);
 // Validates the flags, sizes the thread pool, and returns the compute dtype. `--device cuda` is
-// accepted only by commands that pass cuda_ok (they run on a DeviceDecoder: eval, generate), and
-// only in a build with the CUDA backend on a machine with a GPU; elsewhere it is a clear error.
+// accepted only by commands that pass cuda_ok (their model is placed there with Decoder::to_device:
+// eval, generate), and only in a build with the CUDA backend on a machine with a GPU; elsewhere it
+// is a clear error.
 DType apply_placement(const PlacementOptions& options, bool cuda_ok = false);
+// The device of --device (after apply_placement accepted it).
+Device placement_device(const PlacementOptions& options);
 // With --max-memory: plans the placement of `model` (loaded from `path`), prints the plan and
 // streams what does not fit from --offload-dir; null when everything is resident. Keep the
 // result alive while the model is used.

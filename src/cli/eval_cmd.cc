@@ -14,9 +14,6 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "model/perplexity.h"
-#ifdef ZOFT_CUDA
-#include "model/cuda/device_decoder.h"
-#endif
 #include "text/tokenizer.h"
 #include "train/trainer.h"
 
@@ -103,18 +100,10 @@ void run_eval(const EvalOptions& opt) {
     fail("--random-init has no checkpoint to stream layers from: drop --max-memory");
   auto adapter = attach_adapter(model, opt.adapter, opt.placement);  // --adapter: LoRA
   auto offload = attach_offload(model, opt.model, opt.placement);    // --max-memory: stream layers
+  if (cuda) model = model.to_device(Device::CUDA);  // --device cuda: weights uploaded once, here
   TokenLossFn token_losses = [&model](const TokenBatch& b, const int32_t* t, float* loss) {
     model.token_losses(b, t, loss);
   };
-#ifdef ZOFT_CUDA
-  std::unique_ptr<DeviceDecoder> device;  // --device cuda: weights uploaded once, here
-  if (cuda) {
-    device = std::make_unique<DeviceDecoder>(model);
-    token_losses = [&device](const TokenBatch& b, const int32_t* t, float* loss) {
-      device->token_losses(b, t, loss);
-    };
-  }
-#endif
   std::vector<int32_t> ids = tokenizer.encode(body, true);
   if (opt.max_tokens > 0 && int64_t(ids.size()) > opt.max_tokens)
     ids.resize(size_t(opt.max_tokens));

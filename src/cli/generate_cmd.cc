@@ -11,9 +11,6 @@
 #include "cli/common.h"
 #include "core/error.h"
 #include "model/generate.h"
-#ifdef ZOFT_CUDA
-#include "model/cuda/device_decoder.h"
-#endif
 #include "text/tokenizer.h"
 
 namespace zoft::cli {
@@ -52,40 +49,20 @@ void run_generate(GenerateOptions& opt) {
 
   // --device cuda: the weights and the KV cache on the GPU; the sampler runs on the host on
   // the last position's logits, copied back every step.
-  CachedStepFn step;
-  std::unique_ptr<KvCache> cache;
-  if (opt.placement.device == "cpu") {
-    cache = std::make_unique<KvCache>(
-        model.config(), 1, generation_capacity(model.config(), prompt, opt.sampling), false);
-    step = [&](const TokenBatch& batch, float* logits) {
-      model.forward_cached(batch, *cache, {batch.seq - 1}, logits);
-    };
-  }
-#ifdef ZOFT_CUDA
-  std::unique_ptr<DeviceDecoder> device;
-  std::unique_ptr<DeviceKvCache> device_cache;
-  if (opt.placement.device == "cuda") {
-    device = std::make_unique<DeviceDecoder>(model);
-    device_cache = std::make_unique<DeviceKvCache>(
-        model.config(), 1, generation_capacity(model.config(), prompt, opt.sampling));
-    step = [&](const TokenBatch& batch, float* logits) {
-      device->forward_cached(batch, *device_cache, {batch.seq - 1}, logits);
-    };
-  }
-#endif
+  if (placement_device(opt.placement) != Device::CPU)
+    model = model.to_device(placement_device(opt.placement));
 
   auto start = std::chrono::steady_clock::now();
   auto first_token = start;
   bool stream = !opt.json;
-  std::vector<int32_t> produced =
-      generate(model.config(), step, prompt, opt.sampling, [&](int32_t id) {
-        if (first_token == start) first_token = std::chrono::steady_clock::now();
-        if (stream && !tokenizer.is_special(id)) {
-          std::string bytes = tokenizer.token_bytes(id);
-          std::fwrite(bytes.data(), 1, bytes.size(), stdout);
-          std::fflush(stdout);
-        }
-      });
+  std::vector<int32_t> produced = generate(model, prompt, opt.sampling, [&](int32_t id) {
+    if (first_token == start) first_token = std::chrono::steady_clock::now();
+    if (stream && !tokenizer.is_special(id)) {
+      std::string bytes = tokenizer.token_bytes(id);
+      std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+      std::fflush(stdout);
+    }
+  });
   auto end = std::chrono::steady_clock::now();
   if (stream) std::printf("\n");
   double prefill_s = std::chrono::duration<double>(first_token - start).count();

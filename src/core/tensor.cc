@@ -51,6 +51,16 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
+const char* device_name(Device device) {
+  return device == Device::CUDA ? "cuda" : "cpu";
+}
+
+Device parse_device(const std::string& name) {
+  if (name == "cpu") return Device::CPU;
+  if (name == "cuda") return Device::CUDA;
+  fail("device '{}' is not known: use cpu or cuda", name);
+}
+
 std::string Tensor::shape_string() const {
   std::string s = "[";
   for (int i = 0; i < ndim; ++i) s += (i ? ", " : "") + std::to_string(shape[i]);

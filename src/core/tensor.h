@@ -14,11 +14,19 @@ namespace zoft {
 
 constexpr int kMaxDims = 4;
 
+// Where a tensor's memory lives. Every op (backend/ops.h) runs where its tensors are.
+enum class Device : uint8_t { CPU, CUDA };
+const char* device_name(Device device);  // "cpu", "cuda"
+// "cpu" or "cuda"; anything else throws Error naming the choices.
+Device parse_device(const std::string& name);
+
 // A view of memory someone else owns: an mmap-ed file, a Buffer, a device allocation.
-// Strides are in elements; a freshly made view is row-major contiguous.
+// Strides are in elements; a freshly made view is row-major contiguous. `device` says where
+// `data` points (host memory unless a placement moved the tensor, model/decoder.h to_device).
 struct Tensor {
   void* data = nullptr;
   DType dtype = DType::F32;
+  Device device = Device::CPU;
   int ndim = 0;
   std::array<int64_t, kMaxDims> shape{};
   std::array<int64_t, kMaxDims> stride{};

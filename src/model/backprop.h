@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "backend/ops_backward.h"
 #include "core/tensor.h"
 #include "model/decoder.h"
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "model/lora.h"
@@ -39,12 +40,13 @@ TokenBatch TokenBatch::from_sequences(const std::vector<std::vector<int32_t>>& s
   return b;
 }
 
-KvCache::KvCache(const ModelConfig& c, int64_t batch, int64_t capacity, bool one_layer_only)
+KvCache::KvCache(const ModelConfig& c, int64_t batch, int64_t capacity, bool one_layer_only,
+                 Device device)
     : batch_(batch), capacity_(capacity), kv_dim_(c.kv_dim()), one_layer_only_(one_layer_only) {
   int64_t layers = one_layer_only ? 1 : c.num_layers;
   size_t bytes = size_t(layers * batch * capacity * kv_dim_) * sizeof(float);
-  k_ = Buffer(bytes);
-  v_ = Buffer(bytes);
+  k_ = DeviceBuffer(device, bytes);
+  v_ = DeviceBuffer(device, bytes);
   valid_.assign(size_t(batch * capacity), 0);
   next_position_.assign(size_t(batch), 0);
 }
@@ -67,6 +69,113 @@ Decoder Decoder::load(const std::string& path, DType compute) {
   return d;
 }
 
+namespace {
+
+// Moves a model's weights to another device's memory, each host storage once (a tied table and
+// its LM head are one copy there, as here).
+class Uploader {
+ public:
+  Uploader(Device device, ModelWeights& into) : device_(device), into_(into) {}
+
+  void* move(const void* host, size_t bytes) {
+    auto found = moved_.find(host);
+    if (found != moved_.end()) return found->second;
+    DeviceBuffer buffer(device_, bytes);
+    ops::upload(device_, buffer.data(), host, bytes);
+    void* there = buffer.data();
+    into_.device_owned.push_back(std::move(buffer));
+    moved_[host] = there;
+    return there;
+  }
+  void tensor(Tensor& t) {
+    if (!t.data) return;
+    ZOFT_CHECK(t.is_contiguous(), "to_device: weight {} is not contiguous", t.shape_string());
+    t.data = move(t.data, t.nbytes());
+    t.device = device_;
+  }
+  void floats(const float*& p, int64_t n) {
+    if (p) p = static_cast<const float*>(move(p, size_t(n) * sizeof(float)));
+  }
+  void linear(LinearWeights& w) {
+    tensor(w.weight);
+    floats(w.bias, w.out_features);
+  }
+  void norm(NormWeights& w, int64_t dim) {
+    floats(w.weight, dim);
+    floats(w.bias, dim);
+  }
+
+ private:
+  Device device_;
+  ModelWeights& into_;
+  std::unordered_map<const void*, void*> moved_;
+};
+
+}  // namespace
+
+Decoder Decoder::to_device(Device device) const {
+  if (!ops::available(device))
+    fail("device {}: {}; use the cpu", device_name(device), ops::unavailable_reason(device));
+  ZOFT_CHECK(this->device() == Device::CPU, "to_device: the model is already on {}",
+             device_name(this->device()));
+  ZOFT_CHECK(!residency_, "to_device: an offloaded model (placement.max_memory) stays on the cpu");
+  const ModelConfig& c = config_;
+  Decoder d;
+  d.arch_ = arch_;
+  d.config_ = config_;
+  d.rope_global_ = rope_global_;
+  d.rope_local_ = rope_local_;
+  ModelWeights& w = d.weights_;
+  const ModelWeights& from = weights_;
+  w.compute_dtype = from.compute_dtype;
+  w.device = device;
+  w.trainable = true;  // every tensor is an owned, writable copy
+  w.weights_are_kn = from.weights_are_kn;
+  w.embed_tokens = from.embed_tokens;
+  w.embed_positions = from.embed_positions;
+  w.final_norm = from.final_norm;
+  w.lm_head = from.lm_head;
+  w.layers = from.layers;
+  w.parameter_count = from.parameter_count;
+  w.checkpoint_bytes = from.checkpoint_bytes;
+  w.checkpoint_dtypes = from.checkpoint_dtypes;
+
+  Uploader up(device, w);
+  const int64_t H = c.hidden_size, D = c.head_dim;
+  up.tensor(w.embed_tokens);
+  up.tensor(w.embed_positions);
+  for (LayerWeights& L : w.layers) {
+    for (NormWeights* n : {&L.attn_norm, &L.post_attn_norm, &L.ffn_norm, &L.post_ffn_norm})
+      up.norm(*n, H);
+    up.norm(L.q_norm, D);
+    up.norm(L.k_norm, D);
+    for (LinearWeights* l : {&L.q, &L.k, &L.v, &L.qkv, &L.o, &L.gate, &L.up, &L.down}) {
+      if (l->lora)  // host memory and CPU ops (model/lora.h)
+        fail("to_device: LoRA adapters run on the cpu only: merge the adapter first (zoft merge)");
+      up.linear(*l);
+    }
+  }
+  up.norm(w.final_norm, H);
+  up.linear(w.lm_head);
+  if (c.positions == PositionKind::Rope) {
+    auto upload_freq = [device](const RopeTable& rope, DeviceBuffer& into) {
+      const size_t bytes = rope.inv_freq.size() * sizeof(float);
+      into = DeviceBuffer(device, std::max<size_t>(bytes, 1));
+      ops::upload(device, into.data(), rope.inv_freq.data(), bytes);
+    };
+    upload_freq(rope_global_, d.rope_freq_global_);
+    upload_freq(rope_local_, d.rope_freq_local_);
+  }
+  ops::synchronize(device);  // the host copies may go once this returns
+  return d;
+}
+
+const float* Decoder::inv_freq(bool sliding) const {
+  const RopeTable& rope = sliding ? rope_local_ : rope_global_;
+  if (device() == Device::CPU) return rope.inv_freq.data();
+  return (sliding ? rope_freq_local_ : rope_freq_global_).as<float>();
+}
+
 void Decoder::make_rope_tables() {
   if (config_.positions != PositionKind::Rope) return;
   rope_global_ = make_rope_table(config_.rope, config_.head_dim);
@@ -76,61 +185,92 @@ void Decoder::make_rope_tables() {
 void Decoder::norm(const NormWeights& w, const float* x, float* out, int64_t rows,
                    int64_t dim) const {
   if (config_.norm == NormKind::LayerNorm)
-    cpu::layer_norm(x, w.weight, w.bias, out, rows, dim, config_.norm_eps);
+    ops::layer_norm(device(), x, w.weight, w.bias, out, rows, dim, config_.norm_eps);
   else
-    cpu::rms_norm(x, w.weight, out, rows, dim, config_.norm_eps, config_.norm_unit_offset);
+    ops::rms_norm(device(), x, w.weight, out, rows, dim, config_.norm_eps,
+                  config_.norm_unit_offset);
 }
 
 void Decoder::linear(const LinearWeights& w, const float* x, int64_t rows, float* y) const {
-  cpu::linear(x, rows, w.in_features, w.weight, weights_.weights_are_kn, w.bias, y);
+  ops::linear(x, rows, w.in_features, w.weight, weights_.weights_are_kn, w.bias, y);
   if (w.lora) lora_forward(*w.lora, x, rows, y);  // --- LoRA hook (model/lora.h) ---
 }
 
 void Decoder::head_logits(const float* hidden, int64_t rows, float* logits) const {
-  cpu::linear(hidden, rows, config_.hidden_size, weights_.lm_head.weight, false, nullptr, logits);
+  ops::linear(hidden, rows, config_.hidden_size, weights_.lm_head.weight, false, nullptr, logits);
   if (config_.final_softcap > 0)
-    cpu::softcap(logits, rows * config_.vocab_size, config_.final_softcap);
+    ops::softcap(device(), logits, rows * config_.vocab_size, config_.final_softcap);
+}
+
+void Decoder::head_logits_to_host(const float* hidden, int64_t rows, float* host_logits) {
+  if (device() == Device::CPU) return head_logits(hidden, rows, host_logits);
+  const int64_t H = config_.hidden_size, V = config_.vocab_size;
+  const int64_t chunk = std::min(std::max<int64_t>(1, (int64_t(64) << 20) / V), rows);  // 256 MiB
+  float* logits = ensure_floats(scratch_.logits, device(), chunk * V);
+  for (int64_t begin = 0; begin < rows; begin += chunk) {
+    int64_t n = std::min(chunk, rows - begin);
+    head_logits(hidden + begin * H, n, logits);
+    ops::download(device(), host_logits + begin * V, logits, size_t(n * V) * sizeof(float));
+  }
+}
+
+float* Decoder::pick_rows(const float* hidden, const int64_t* rows, int64_t n, DeviceBuffer& into) {
+  const int64_t H = config_.hidden_size;
+  float* picked = ensure_floats(into, device(), n * H);
+  for (int64_t i = 0; i < n; ++i)
+    ops::copy(device(), picked + i * H, hidden + rows[i] * H, size_t(H) * sizeof(float));
+  return picked;
+}
+
+const int32_t* Decoder::on_device(const std::vector<int32_t>& ints, DeviceBuffer& into) {
+  if (device() == Device::CPU) return ints.data();
+  auto* staged = reinterpret_cast<int32_t*>(ensure_floats(into, device(), int64_t(ints.size())));
+  ops::upload(device(), staged, ints.data(), ints.size() * sizeof(int32_t));
+  return staged;
 }
 
 void Decoder::candidate_logits(const float* hidden, const std::vector<int64_t>& rows,
                                const std::vector<int32_t>& ids, float* out) const {
   const int64_t H = config_.hidden_size, V = config_.vocab_size;
+  const int64_t n = int64_t(rows.size()), m = int64_t(ids.size());
   const Tensor& head = weights_.lm_head.weight;
   const size_t row_bytes = size_t(H) * dtype_size(head.dtype);
-  Buffer picked_w(ids.size() * row_bytes);
-  for (size_t j = 0; j < ids.size(); ++j) {
-    ZOFT_CHECK(ids[j] >= 0 && ids[j] < V, "candidate token {} is outside the vocabulary of {}",
-               ids[j], V);
-    std::memcpy(static_cast<uint8_t*>(picked_w.data()) + j * row_bytes,
-                static_cast<const uint8_t*>(head.data) + size_t(ids[j]) * row_bytes, row_bytes);
+  DeviceBuffer picked_w(device(), size_t(m) * row_bytes);
+  for (int64_t j = 0; j < m; ++j) {
+    ZOFT_CHECK(ids[size_t(j)] >= 0 && ids[size_t(j)] < V,
+               "candidate token {} is outside the vocabulary of {}", ids[size_t(j)], V);
+    ops::copy(device(), static_cast<uint8_t*>(picked_w.data()) + size_t(j) * row_bytes,
+              static_cast<const uint8_t*>(head.data) + size_t(ids[size_t(j)]) * row_bytes,
+              row_bytes);
   }
-  std::vector<float> picked_h(rows.size() * size_t(H));
-  for (size_t i = 0; i < rows.size(); ++i)
-    std::memcpy(picked_h.data() + i * size_t(H), hidden + rows[i] * H, size_t(H) * sizeof(float));
-  Tensor w(picked_w.data(), head.dtype, {int64_t(ids.size()), H});
-  cpu::linear(picked_h.data(), int64_t(rows.size()), H, w, false, nullptr, out);
-  if (config_.final_softcap > 0)
-    cpu::softcap(out, int64_t(rows.size() * ids.size()), config_.final_softcap);
+  DeviceBuffer picked_h(device(), size_t(n * H) * sizeof(float));
+  for (int64_t i = 0; i < n; ++i)
+    ops::copy(device(), picked_h.as<float>() + i * H, hidden + rows[size_t(i)] * H,
+              size_t(H) * sizeof(float));
+  Tensor w(picked_w.data(), head.dtype, {m, H});
+  w.device = device();
+  DeviceBuffer result(device(), size_t(n * m) * sizeof(float));
+  float* y = device() == Device::CPU ? out : result.as<float>();
+  ops::linear(picked_h.as<float>(), n, H, w, false, nullptr, y);
+  if (config_.final_softcap > 0) ops::softcap(device(), y, n * m, config_.final_softcap);
+  if (y != out) ops::download(device(), out, y, size_t(n * m) * sizeof(float));
 }
 
 void Decoder::logits(const TokenBatch& batch, float* out) {
-  KvCache cache(config_, batch.batch, batch.seq, true);
+  KvCache cache(config_, batch.batch, batch.seq, true, device());
   ForwardState state;
   forward_hidden(batch, cache, state);
-  head_logits(state.h(), batch.rows(), out);
+  head_logits_to_host(state.h(), batch.rows(), out);
 }
 
 void Decoder::forward_cached(const TokenBatch& batch, KvCache& cache,
                              const std::vector<int64_t>& rows, float* out) {
-  const int64_t H = config_.hidden_size;
+  for (int64_t row : rows)
+    ZOFT_CHECK(row >= 0 && row < batch.rows(), "row {} outside the batch", row);
   ForwardState state;
   forward_hidden(batch, cache, state);
-  std::vector<float> picked(rows.size() * size_t(H));
-  for (size_t i = 0; i < rows.size(); ++i) {
-    ZOFT_CHECK(rows[i] >= 0 && rows[i] < batch.rows(), "row {} outside the batch", rows[i]);
-    std::memcpy(picked.data() + i * size_t(H), state.h() + rows[i] * H, size_t(H) * sizeof(float));
-  }
-  head_logits(picked.data(), int64_t(rows.size()), out);
+  float* picked = pick_rows(state.h(), rows.data(), int64_t(rows.size()), scratch_.picked);
+  head_logits_to_host(picked, int64_t(rows.size()), out);
 }
 
 std::vector<int32_t> Decoder::next_token_targets(const TokenBatch& batch) {
@@ -144,7 +284,7 @@ std::vector<int32_t> Decoder::next_token_targets(const TokenBatch& batch) {
 }
 
 void Decoder::token_losses(const TokenBatch& batch, const int32_t* targets, float* loss) {
-  KvCache cache(config_, batch.batch, batch.seq, true);
+  KvCache cache(config_, batch.batch, batch.seq, true, device());
   ForwardState state;
   forward_hidden(batch, cache, state);
   losses_from_hidden(state.h(), batch.rows(), targets, loss);
@@ -152,7 +292,7 @@ void Decoder::token_losses(const TokenBatch& batch, const int32_t* targets, floa
 
 void Decoder::losses_from_hidden(const float* hidden, int64_t M, const int32_t* targets,
                                  float* loss) {
-  const int64_t H = config_.hidden_size, V = config_.vocab_size;
+  const int64_t V = config_.vocab_size;
   // Only rows with a target need logits; gather them and go a chunk at a time (~32 MiB).
   std::vector<int64_t> rows;
   for (int64_t i = 0; i < M; ++i) {
@@ -163,19 +303,19 @@ void Decoder::losses_from_hidden(const float* hidden, int64_t M, const int32_t* 
   }
   const int64_t chunk = std::max<int64_t>(1, (int64_t(8) << 20) / V);
   float* logits =
-      ensure_floats(scratch_.logits, std::min<int64_t>(chunk, int64_t(rows.size())) * V);
-  std::vector<float> picked(static_cast<size_t>(chunk * H));
+      ensure_floats(scratch_.logits, device(), std::min<int64_t>(chunk, int64_t(rows.size())) * V);
+  float* device_loss = ensure_floats(scratch_.loss, device(), chunk);
   std::vector<int32_t> chunk_targets(static_cast<size_t>(chunk));
   std::vector<float> chunk_loss(static_cast<size_t>(chunk));
   for (size_t begin = 0; begin < rows.size(); begin += size_t(chunk)) {
     int64_t n = std::min<int64_t>(chunk, int64_t(rows.size() - begin));
-    for (int64_t j = 0; j < n; ++j) {
-      int64_t r = rows[begin + size_t(j)];
-      std::memcpy(picked.data() + j * H, hidden + r * H, size_t(H) * sizeof(float));
-      chunk_targets[size_t(j)] = targets[r];
-    }
-    head_logits(picked.data(), n, logits);
-    cpu::cross_entropy(logits, chunk_targets.data(), n, V, chunk_loss.data());
+    chunk_targets.resize(size_t(n));
+    for (int64_t j = 0; j < n; ++j) chunk_targets[size_t(j)] = targets[rows[begin + size_t(j)]];
+    float* picked = pick_rows(hidden, rows.data() + begin, n, scratch_.picked);
+    head_logits(picked, n, logits);
+    ops::cross_entropy(device(), logits, on_device(chunk_targets, scratch_.ints), n, V,
+                       device_loss);
+    ops::download(device(), chunk_loss.data(), device_loss, size_t(n) * sizeof(float));
     for (int64_t j = 0; j < n; ++j) loss[rows[begin + size_t(j)]] = chunk_loss[size_t(j)];
   }
 }

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/ops.h"
 #include "model/arch.h"
 #include "model/rope.h"
 #include "model/weights.h"
@@ -25,11 +26,14 @@ struct TokenBatch {
   TokenBatch slice(int64_t begin, int64_t end) const;
 };
 
-// Keys and values of past tokens, [batch, capacity, kv_heads, head_dim] per layer.
-// The batched forward without generation uses a one-layer cache of capacity seq.
+// Keys and values of past tokens, [batch, capacity, kv_heads, head_dim] per layer, in the
+// memory of `device` (the model's: Decoder::device()); the bookkeeping (valid keys, positions,
+// length) stays on the host. The batched forward without generation uses a one-layer cache of
+// capacity seq.
 class KvCache {
  public:
-  KvCache(const ModelConfig& config, int64_t batch, int64_t capacity, bool one_layer_only);
+  KvCache(const ModelConfig& config, int64_t batch, int64_t capacity, bool one_layer_only,
+          Device device = Device::CPU);
 
   int64_t batch() const { return batch_; }
   int64_t capacity() const { return capacity_; }
@@ -41,14 +45,16 @@ class KvCache {
   friend class Decoder;
   int64_t batch_, capacity_, kv_dim_, length_ = 0;
   bool one_layer_only_;
-  Buffer k_, v_;
+  DeviceBuffer k_, v_;
   std::vector<uint8_t> valid_;          // [batch, capacity]
   std::vector<int32_t> next_position_;  // valid tokens seen so far, per sequence
 };
 
-// Writes the unscaled embedding-table rows of `ids` as f32 into out [rows, hidden]. Lets a
-// caller substitute rows (e.g. perturbed ones) without touching the table.
-using EmbeddingRowsFn = std::function<void(const int32_t* ids, int64_t rows, float* out)>;
+// Writes the embedding-table rows of `ids` (host memory) as f32, times `scale`, into out
+// [rows, hidden] on the model's device: what ops::embedding writes, from rows a caller
+// substitutes (e.g. perturbed ones) without touching the table.
+using EmbeddingRowsFn =
+    std::function<void(const int32_t* ids, int64_t rows, float scale, float* out)>;
 
 // Where a block's weights come from when not all of them are resident (runtime/ offload):
 // acquire(b) returns once block b's weights are in memory and the model points at them;
@@ -68,13 +74,19 @@ class BlockResidency {
 // applied by losses()/logits on the result). Two states can be interleaved block by block,
 // which is how the ZO2 schedule runs both perturbed passes while a block's weights are
 // resident.
+// hidden lives on the model's device; the host vectors are mirrored there (device_*: the
+// vectors themselves on the CPU, copies made by begin_forward on a GPU).
 struct ForwardState {
   const TokenBatch* batch = nullptr;
   KvCache* cache = nullptr;
-  Buffer hidden;                   // [rows, hidden_size] f32
+  DeviceBuffer hidden;             // [rows, hidden_size] f32
   std::vector<int32_t> positions;  // per row, counting real tokens only
   std::vector<uint8_t> key_valid;  // [batch, kv_len]
   std::vector<int32_t> embed_ids;  // ids with pads replaced by 0
+  const int32_t* device_positions = nullptr;
+  const uint8_t* device_key_valid = nullptr;
+  const int32_t* device_embed_ids = nullptr;
+  DeviceBuffer staged;  // the device copies, on a GPU
   float* h() const { return hidden.as<float>(); }
 };
 
@@ -107,10 +119,20 @@ class Decoder {
   static Decoder random_init(const JsonConfig& config, DType compute = DType::F32,
                              uint64_t seed = 0);
 
+  // Placement: a copy of this model whose weights live on `device` (uploaded once, in the
+  // dtypes they have here; a tied table once), owned and writable (ZO training perturbs them in
+  // place). The same forward then runs there, with its scratch and KV caches on that device.
+  // Throws one clear line when the device cannot run here. Offload (set_residency) and the
+  // backward stay on the CPU.
+  Decoder to_device(Device device) const;
+  // Where the weights are and every op of the forward runs.
+  Device device() const { return weights_.device; }
+
   const ModelConfig& config() const { return config_; }
   const ArchTable& arch() const { return *arch_; }
   const ModelWeights& weights() const { return weights_; }
 
+  // Host memory in and out: logits, forward_cached's out, token_losses' targets and loss.
   // logits: [batch, seq, vocab] for every position (pad positions hold unspecified values).
   void logits(const TokenBatch& batch, float* logits);
 
@@ -137,10 +159,12 @@ class Decoder {
   // one is set (offload): what a caller outside the ZO stepper should use to run a whole pass.
   void run_blocks(ForwardState& state);
   // out[i, j] = logit of token ids[j] at hidden row rows[i]: only those LM-head rows are computed
-  // (a loss over a few candidate tokens needs no [rows, vocab] product).
+  // (a loss over a few candidate tokens needs no [rows, vocab] product). hidden on the model's
+  // device (a ForwardState's), out in host memory.
   void candidate_logits(const float* hidden, const std::vector<int64_t>& rows,
                         const std::vector<int32_t>& ids, float* out) const;
-  // Per-token losses from final hidden states [rows, hidden] (LM head + chunked cross-entropy).
+  // Per-token losses from final hidden states [rows, hidden] on the model's device (LM head +
+  // chunked cross-entropy); targets and loss in host memory.
   void losses_from_hidden(const float* hidden, int64_t rows, const int32_t* targets, float* loss);
   // First-order training: returns the summed loss over the rows with a target >= 0 (the sum of
   // token_losses) and ACCUMULATES loss_scale * d(summed loss)/d(parameter) into grads, f32, one
@@ -159,10 +183,12 @@ class Decoder {
 
  private:
   friend class Backprop;  // model/backprop.h: the backward (its forward is layer_forward)
+  // On the model's device; grow-only.
   struct Scratch {
-    Buffer normed, q, k, v, qkv, attn, tmp, gate, up, logits;
+    DeviceBuffer normed, q, k, v, qkv, attn, tmp, gate, up, logits, picked, loss, ints;
   };
   void forward_hidden(const TokenBatch& batch, KvCache& cache, ForwardState& state);
+  void stage_on_device(ForwardState& state) const;
   void embed_forward(ForwardState& state, const EmbeddingRowsFn* embedding_rows);
   void layer_forward(int64_t layer, ForwardState& state, LayerActs* sink = nullptr);
   struct LayerBuffers;
@@ -174,12 +200,20 @@ class Decoder {
   void norm(const NormWeights& w, const float* x, float* out, int64_t rows, int64_t dim) const;
   void linear(const LinearWeights& w, const float* x, int64_t rows, float* y) const;
   void head_logits(const float* hidden, int64_t rows, float* logits) const;
+  // head_logits into host memory, a chunk at a time through device scratch off the CPU.
+  void head_logits_to_host(const float* hidden, int64_t rows, float* host_logits);
+  // Gathers hidden rows `rows` into [rows.size(), hidden] device scratch.
+  float* pick_rows(const float* hidden, const int64_t* rows, int64_t n, DeviceBuffer& into);
+  // `ints` on the model's device: itself on the CPU, a copy in `into` elsewhere.
+  const int32_t* on_device(const std::vector<int32_t>& ints, DeviceBuffer& into);
+  const float* inv_freq(bool sliding) const;
   void make_rope_tables();
 
   const ArchTable* arch_ = nullptr;
   ModelConfig config_;
   ModelWeights weights_;
   RopeTable rope_global_, rope_local_;
+  DeviceBuffer rope_freq_global_, rope_freq_local_;  // inv_freq off the CPU
   Scratch scratch_;
   BlockResidency* residency_ = nullptr;
 };

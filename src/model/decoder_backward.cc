@@ -73,6 +73,9 @@ double Decoder::loss_and_grad(const TokenBatch& batch, const int32_t* targets, f
       "token batch holds {} ids and {} mask entries for {} x {}", batch.ids.size(),
       batch.mask.size(), batch.batch, batch.seq);
   ZOFT_CHECK(!residency_, "first-order training needs every weight resident (no offload)");
+  ZOFT_CHECK(device() == Device::CPU,
+             "first-order training runs on the cpu only (the model is on {})",
+             device_name(device()));
   Backprop backprop(*this, batch, grads, options);
   return backprop.run(targets, loss_scale);
 }
@@ -157,7 +160,7 @@ double Backprop::run(const int32_t* targets, float loss_scale) {
   Buffer d_final_buffer, dh_buffer;
   float* d_final = ensure_floats(d_final_buffer, rows_ * H);
   double loss = head_backward(targets, rows, loss_scale, d_final);
-  state_.hidden = Buffer();
+  state_.hidden = DeviceBuffer();
   float* dh = ensure_floats(dh_buffer, rows_ * H);
   norm_backward(w_.final_norm, g_.final_norm, block_inputs_[size_t(L)].as<float>(), d_final, dh,
                 rows_, H);
@@ -197,8 +200,8 @@ void Backprop::forward() {
 // Checkpointing: the layer's forward again, from its kept input, to refill `a`.
 void Backprop::recompute_layer(int64_t layer, LayerActs& a) {
   const int64_t H = c_.hidden_size;
-  std::memcpy(ensure_floats(state_.hidden, rows_ * H), block_inputs_[size_t(layer)].as<float>(),
-              size_t(rows_ * H) * sizeof(float));
+  std::memcpy(ensure_floats(state_.hidden, Device::CPU, rows_ * H),
+              block_inputs_[size_t(layer)].as<float>(), size_t(rows_ * H) * sizeof(float));
   model_.layer_forward(layer, state_, &a);
 }
 

@@ -12,10 +12,10 @@ namespace zoft {
 namespace {
 
 // Copies columns [begin, begin + width) of a [rows, stride] matrix into a [rows, width] one.
-void copy_columns(const float* src, int64_t rows, int64_t stride, int64_t begin, int64_t width,
-                  float* dst) {
-  for (int64_t r = 0; r < rows; ++r)
-    std::memcpy(dst + r * width, src + r * stride + begin, size_t(width) * sizeof(float));
+void copy_columns(Device device, const float* src, int64_t rows, int64_t stride, int64_t begin,
+                  int64_t width, float* dst) {
+  ops::copy_rows(device, dst, size_t(width) * sizeof(float), src + begin,
+                 size_t(stride) * sizeof(float), size_t(width) * sizeof(float), rows);
 }
 
 }  // namespace
@@ -33,7 +33,7 @@ void Decoder::begin_forward(const TokenBatch& batch, KvCache& cache, ForwardStat
              batch.mask.size(), B, T);
   state.batch = &batch;
   state.cache = &cache;
-  ensure_floats(state.hidden, M * c.hidden_size);
+  ensure_floats(state.hidden, device(), M * c.hidden_size);
 
   // Positions count real tokens only, so a left-padded sequence is computed as if unpadded.
   state.positions.assign(size_t(M), 0);
@@ -67,6 +67,28 @@ void Decoder::begin_forward(const TokenBatch& batch, KvCache& cache, ForwardStat
   if (last >= c.max_positions)
     fail("{} tokens exceed the model's max_position_embeddings {}: use at most {} tokens", last + 1,
          c.max_positions, c.max_positions);
+  stage_on_device(state);
+}
+
+// The forward reads positions, key masks and ids where it runs: on the CPU the host vectors
+// themselves, elsewhere one upload of all three.
+void Decoder::stage_on_device(ForwardState& state) const {
+  if (device() == Device::CPU) {
+    state.device_positions = state.positions.data();
+    state.device_key_valid = state.key_valid.data();
+    state.device_embed_ids = state.embed_ids.data();
+    return;
+  }
+  const size_t ints = state.positions.size() * sizeof(int32_t);
+  const size_t mask = (state.key_valid.size() + 3) / 4 * 4;  // keeps the ids 4-byte aligned
+  state.staged = DeviceBuffer(device(), 2 * ints + mask + 1);
+  auto* base = static_cast<uint8_t*>(state.staged.data());
+  ops::upload(device(), base, state.positions.data(), ints);
+  ops::upload(device(), base + ints, state.embed_ids.data(), ints);
+  ops::upload(device(), base + 2 * ints, state.key_valid.data(), state.key_valid.size());
+  state.device_positions = reinterpret_cast<const int32_t*>(base);
+  state.device_embed_ids = reinterpret_cast<const int32_t*>(base + ints);
+  state.device_key_valid = base + 2 * ints;
 }
 
 void Decoder::end_forward(ForwardState& state) const {
@@ -97,9 +119,9 @@ void Decoder::run_block(int64_t block, ForwardState& state, const EmbeddingRowsF
   } else if (block <= config_.num_layers) {
     layer_forward(block - 1, state);
   } else {
-    float* x = ensure_floats(scratch_.normed, M * H);
+    float* x = ensure_floats(scratch_.normed, device(), M * H);
     norm(weights_.final_norm, state.h(), x, M, H);
-    std::memcpy(state.h(), x, size_t(M * H) * sizeof(float));
+    ops::copy(device(), state.h(), x, size_t(M * H) * sizeof(float));
   }
 }
 
@@ -107,20 +129,18 @@ void Decoder::embed_forward(ForwardState& state, const EmbeddingRowsFn* embeddin
   const ModelConfig& c = config_;
   const int64_t M = state.batch->rows(), H = c.hidden_size;
   float* h = state.h();
-  if (embedding_rows) {
-    (*embedding_rows)(state.embed_ids.data(), M, h);
-    if (c.embedding_scale != 1.0f)  // the same product cpu::embedding forms
-      for (int64_t i = 0; i < M * H; ++i) h[i] *= c.embedding_scale;
+  if (embedding_rows) {  // e.g. the ZO2 stepper's perturbed rows of a tied table
+    (*embedding_rows)(state.embed_ids.data(), M, c.embedding_scale, h);
   } else {
-    cpu::embedding(weights_.embed_tokens, state.embed_ids.data(), M, c.embedding_scale, h);
+    ops::embedding(weights_.embed_tokens, state.device_embed_ids, M, c.embedding_scale, h);
   }
   if (c.positions == PositionKind::Learned) {
     std::vector<int32_t> rows(static_cast<size_t>(M));
     for (int64_t i = 0; i < M; ++i)
       rows[size_t(i)] = state.positions[size_t(i)] + int32_t(c.position_offset);
-    float* tmp = ensure_floats(scratch_.tmp, M * H);
-    cpu::embedding(weights_.embed_positions, rows.data(), M, 1.0f, tmp);
-    cpu::add_inplace(h, tmp, M * H);
+    float* tmp = ensure_floats(scratch_.tmp, device(), M * H);
+    ops::embedding(weights_.embed_positions, on_device(rows, scratch_.ints), M, 1.0f, tmp);
+    ops::add_inplace(device(), h, tmp, M * H);
   }
 }
 
@@ -139,23 +159,25 @@ Decoder::LayerBuffers Decoder::layer_buffers(int64_t layer, int64_t rows, LayerA
   const int64_t M = rows, H = c.hidden_size, qd = c.q_dim(), kd = c.kv_dim();
   const int64_t I = c.intermediate_size;
   Scratch& s = scratch_;
+  const Device dev = device();
   LayerBuffers b;
-  float* tmp = ensure_floats(s.tmp, M * std::max(H, qd));
-  b.branch = ensure_floats(s.normed, M * H);
+  float* tmp = ensure_floats(s.tmp, dev, M * std::max(H, qd));
+  b.branch = ensure_floats(s.normed, dev, M * H);
   if (!sink) {
     b.attn_in = b.mlp_in = b.branch;  // each norm's output is dead once projected
-    b.q = ensure_floats(s.q, M * qd);
-    b.k = ensure_floats(s.k, M * kd);
-    b.v = ensure_floats(s.v, M * kd);
-    b.attn = ensure_floats(s.attn, M * qd);
+    b.q = ensure_floats(s.q, dev, M * qd);
+    b.k = ensure_floats(s.k, dev, M * kd);
+    b.v = ensure_floats(s.v, dev, M * kd);
+    b.attn = ensure_floats(s.attn, dev, M * qd);
     b.q_raw = c.qk_norm ? tmp : b.q;     // tmp and attn are free until the attention
     b.k_raw = c.qk_norm ? b.attn : b.k;  // kv_dim <= q_dim
     b.o_out = b.down_out = tmp;
-    b.up = ensure_floats(s.up, M * I);
-    b.gate = c.gated_mlp ? ensure_floats(s.gate, M * I) : nullptr;
+    b.up = ensure_floats(s.up, dev, M * I);
+    b.gate = c.gated_mlp ? ensure_floats(s.gate, dev, M * I) : nullptr;
     b.act = c.gated_mlp ? b.gate : b.up;  // the activation runs in place
     return b;
   }
+  ZOFT_CHECK(dev == Device::CPU, "the backward (first-order training) runs on the cpu only");
   LayerActs& a = *sink;
   b.attn_in = ensure_floats(a.attn_in, M * H);
   b.q = ensure_floats(a.q, M * qd);
@@ -180,9 +202,9 @@ void Decoder::add_branch(const NormWeights& post_norm, const float* y, float* br
   const int64_t H = config_.hidden_size;
   if (post_norm.weight) {
     norm(post_norm, y, branch, rows, H);
-    cpu::add_inplace(h, branch, rows * H);
+    ops::add_inplace(device(), h, branch, rows * H);
   } else {
-    cpu::add_inplace(h, y, rows * H);
+    ops::add_inplace(device(), h, y, rows * H);
   }
 }
 
@@ -191,7 +213,7 @@ void Decoder::layer_forward(int64_t layer, ForwardState& state, LayerActs* sink)
   const int64_t M = state.batch->rows();
   LayerBuffers b = layer_buffers(layer, M, sink);
   attention_block(layer, state, b);
-  if (sink)  // the MLP norm's input, for its backward
+  if (sink)  // the MLP norm's input, for its backward (on the cpu: layer_buffers checks)
     std::memcpy(sink->mid.as<float>(), state.h(), size_t(M * config_.hidden_size) * sizeof(float));
   mlp_block(layer, state, b);
 }
@@ -204,14 +226,15 @@ void Decoder::attention_block(int64_t layer, ForwardState& state, const LayerBuf
   KvCache& cache = *state.cache;
   const int64_t M = batch.rows(), H = c.hidden_size, D = c.head_dim;
   const int64_t qd = c.q_dim(), kd = c.kv_dim();
+  const Device dev = device();
   float* h = state.h();
   norm(w.attn_norm, h, b.attn_in, M, H);
   if (w.qkv.weight.data) {
-    float* qkv = ensure_floats(scratch_.qkv, M * (qd + 2 * kd));
+    float* qkv = ensure_floats(scratch_.qkv, dev, M * (qd + 2 * kd));
     linear(w.qkv, b.attn_in, M, qkv);
-    copy_columns(qkv, M, qd + 2 * kd, 0, qd, b.q_raw);
-    copy_columns(qkv, M, qd + 2 * kd, qd, kd, b.k_raw);
-    copy_columns(qkv, M, qd + 2 * kd, qd + kd, kd, b.v);
+    copy_columns(dev, qkv, M, qd + 2 * kd, 0, qd, b.q_raw);
+    copy_columns(dev, qkv, M, qd + 2 * kd, qd, kd, b.k_raw);
+    copy_columns(dev, qkv, M, qd + 2 * kd, qd + kd, kd, b.v);
   } else {
     linear(w.q, b.attn_in, M, b.q_raw);
     linear(w.k, b.attn_in, M, b.k_raw);
@@ -222,22 +245,23 @@ void Decoder::attention_block(int64_t layer, ForwardState& state, const LayerBuf
     norm(w.k_norm, b.k_raw, b.k, M * c.num_kv_heads, D);
   }
   if (c.positions == PositionKind::Rope) {
-    const RopeTable& rope = c.is_sliding(layer) ? rope_local_ : rope_global_;
-    cpu::rope(b.q, state.positions.data(), M, c.num_heads, D, rope.rotary_dim, rope.inv_freq.data(),
-              rope.attention_scaling);
-    cpu::rope(b.k, state.positions.data(), M, c.num_kv_heads, D, rope.rotary_dim,
-              rope.inv_freq.data(), rope.attention_scaling);
+    const bool sliding = c.is_sliding(layer);
+    const RopeTable& rope = sliding ? rope_local_ : rope_global_;
+    ops::rope(dev, b.q, state.device_positions, M, c.num_heads, D, rope.rotary_dim,
+              inv_freq(sliding), rope.attention_scaling);
+    ops::rope(dev, b.k, state.device_positions, M, c.num_kv_heads, D, rope.rotary_dim,
+              inv_freq(sliding), rope.attention_scaling);
   }
-  // Append this step's keys and values after the cached ones.
+  // Append this step's keys and values after the cached ones: row i of the batch, T * kd
+  // floats, goes to sequence i of the cache at `offset`.
   float* cache_k = cache.keys(layer);
   float* cache_v = cache.values(layer);
   const int64_t T = batch.seq, offset = cache.length_;
-  for (int64_t i = 0; i < batch.batch; ++i) {
-    size_t dst = size_t((i * cache.capacity_ + offset) * kd);
-    std::memcpy(cache_k + dst, b.k + i * T * kd, size_t(T * kd) * sizeof(float));
-    std::memcpy(cache_v + dst, b.v + i * T * kd, size_t(T * kd) * sizeof(float));
-  }
-  cpu::AttentionShape shape;
+  const size_t step_bytes = size_t(T * kd) * sizeof(float);
+  const size_t cache_pitch = size_t(cache.capacity_ * kd) * sizeof(float);
+  ops::copy_rows(dev, cache_k + offset * kd, cache_pitch, b.k, step_bytes, step_bytes, batch.batch);
+  ops::copy_rows(dev, cache_v + offset * kd, cache_pitch, b.v, step_bytes, step_bytes, batch.batch);
+  AttentionShape shape;
   shape.batch = batch.batch;
   shape.q_len = T;
   shape.kv_len = offset + T;
@@ -245,8 +269,8 @@ void Decoder::attention_block(int64_t layer, ForwardState& state, const LayerBuf
   shape.q_heads = c.num_heads;
   shape.kv_heads = c.num_kv_heads;
   shape.head_dim = D;
-  cpu::attention(b.q, cache_k, cache_v, state.key_valid.data(), b.attn, shape, c.attention_scale,
-                 c.layer_window[size_t(layer)], c.attn_softcap);
+  ops::attention(dev, b.q, cache_k, cache_v, state.device_key_valid, b.attn, shape,
+                 c.attention_scale, c.layer_window[size_t(layer)], c.attn_softcap);
   linear(w.o, b.attn, M, b.o_out);
   add_branch(w.post_attn_norm, b.o_out, b.branch, h, M);
 }
@@ -261,12 +285,12 @@ void Decoder::mlp_block(int64_t layer, ForwardState& state, const LayerBuffers& 
   if (c.gated_mlp) {
     linear(w.gate, b.mlp_in, M, b.gate);
     linear(w.up, b.mlp_in, M, b.up);
-    cpu::gated_activation(c.activation, b.gate, b.up, I, b.act, M, I);
+    ops::gated_activation(device(), c.activation, b.gate, b.up, I, b.act, M, I);
   } else {
     linear(w.up, b.mlp_in, M, b.up);
     if (b.act != b.up)  // training keeps the pre-activation
-      std::memcpy(b.act, b.up, size_t(M * I) * sizeof(float));
-    cpu::activation(c.activation, b.act, M * I);
+      ops::copy(device(), b.act, b.up, size_t(M * I) * sizeof(float));
+    ops::activation(device(), c.activation, b.act, M * I);
   }
   linear(w.down, b.act, M, b.down_out);
   add_branch(w.post_ffn_norm, b.down_out, b.branch, h, M);

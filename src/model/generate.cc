@@ -108,7 +108,8 @@ std::vector<int32_t> generate(const ModelConfig& config, const CachedStepFn& for
 std::vector<int32_t> generate(Decoder& model, const std::vector<int32_t>& prompt,
                               const SamplingOptions& options,
                               const std::function<void(int32_t)>& on_token) {
-  KvCache cache(model.config(), 1, generation_capacity(model.config(), prompt, options), false);
+  KvCache cache(model.config(), 1, generation_capacity(model.config(), prompt, options), false,
+                model.device());
   auto step = [&](const TokenBatch& batch, float* logits) {
     model.forward_cached(batch, cache, {batch.seq - 1}, logits);
   };

@@ -38,7 +38,7 @@ std::vector<int32_t> generate(Decoder& model, const std::vector<int32_t>& prompt
                               const SamplingOptions& options,
                               const std::function<void(int32_t)>& on_token = nullptr);
 
-// The same loop over any cached forward (e.g. DeviceDecoder::forward_cached on the GPU):
+// The same loop over any cached forward (e.g. one with a caller's cache and bookkeeping):
 // step(batch, logits) appends the batch to the caller's cache of `capacity` tokens
 // (generation_capacity) and writes the last position's logits [vocab] to host memory.
 using CachedStepFn = std::function<void(const TokenBatch& batch, float* logits)>;

@@ -79,7 +79,7 @@ Tensor owned_copy(ModelWeights& w, const Tensor& t, DType dtype) {
 }
 
 // The ParameterRef list_parameters() makes for slot `s` with index `id`.
-ParameterRef parameter_of(const Slot& s, uint32_t id) {
+ParameterRef parameter_of(const Slot& s, uint32_t id, Device device) {
   ParameterRef p;
   p.name = s.name;
   p.id = id;
@@ -89,6 +89,7 @@ ParameterRef parameter_of(const Slot& s, uint32_t id) {
     p.decay = true;
   } else {
     p.tensor = Tensor(const_cast<float*>(*s.vector), DType::F32, {s.length});
+    p.tensor.device = device;  // a matrix's Tensor carries its own
   }
   return p;
 }
@@ -120,7 +121,9 @@ void make_trainable(Decoder& model, const std::function<bool(int64_t block)>& in
 
 std::vector<ParameterRef> list_parameters(Decoder& model) {
   std::vector<ParameterRef> out;
-  visit(model, [&](const Slot& s) { out.push_back(parameter_of(s, uint32_t(out.size()))); });
+  visit(model, [&](const Slot& s) {
+    out.push_back(parameter_of(s, uint32_t(out.size()), model.device()));
+  });
   return out;
 }
 
@@ -131,7 +134,7 @@ void bind_block(Decoder& model, int64_t block,
   bool table = false;
   visit(model, [&](const Slot& s) {
     if (s.block == block) {
-      void* data = where(parameter_of(s, id));
+      void* data = where(parameter_of(s, id, model.device()));
       if (s.matrix)
         s.matrix->data = data;
       else

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "backend/ops.h"
 #include "core/tensor.h"
 
 namespace zoft {
@@ -11,6 +12,16 @@ namespace zoft {
 inline float* ensure_floats(Buffer& buffer, int64_t floats) {
   size_t bytes = size_t(std::max<int64_t>(floats, 1)) * sizeof(float);
   if (buffer.size() < bytes) buffer = Buffer(bytes);
+  return buffer.as<float>();
+}
+
+// The same for memory on `device` (reallocated there when it was elsewhere).
+inline float* ensure_floats(DeviceBuffer& buffer, Device device, int64_t floats) {
+  size_t bytes = size_t(std::max<int64_t>(floats, 1)) * sizeof(float);
+  if (buffer.size() < bytes || buffer.device() != device) {
+    buffer = DeviceBuffer();  // back to the pool first, so that a growing buffer can reuse it
+    buffer = DeviceBuffer(device, bytes);
+  }
   return buffer.as<float>();
 }
 

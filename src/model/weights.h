@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/ops.h"
 #include "core/tensor.h"
 #include "model/arch.h"
 #include "model/tensor_store.h"
@@ -35,8 +36,11 @@ struct LayerWeights {
   LinearWeights gate, up, down;   // up = fc1 and down = fc2 of a non-gated MLP
 };
 
+// Every pointer and Tensor points into the memory of `device` (host memory unless
+// Decoder::to_device placed them elsewhere).
 struct ModelWeights {
   DType compute_dtype = DType::F32;
+  Device device = Device::CPU;
   bool trainable = false;  // every parameter is an owned, writable copy (make_trainable)
   bool weights_are_kn = false;
   Tensor embed_tokens;     // [vocab, hidden], storage dtype (embedding op converts rows)
@@ -50,6 +54,7 @@ struct ModelWeights {
   std::string checkpoint_dtypes;  // e.g. "bf16" or "f32+bf16"
 
   std::vector<Buffer> owned;                  // converted copies
+  std::vector<DeviceBuffer> device_owned;     // the copies on `device` (Decoder::to_device)
   std::shared_ptr<const TensorStore> source;  // keeps the mmap / tensors alive for the views
 };
 

@@ -1,18 +1,8 @@
-// optim.method mezo-sgd: MeZO-SGD (forward passes only), on the CPU in the ZO2 or plain order,
-// or on a CUDA GPU (placement.device cuda) in the plain order.
+// optim.method mezo-sgd: MeZO-SGD (forward passes only) in the ZO2 or plain order, on the device
+// of placement.device (the same ZoStepper; the perturbation runs where the weights are).
 #include "train/mezo_method.h"
 
 #include "core/error.h"
-
-#ifdef ZOFT_CUDA
-#include "backend/ops.h"
-#include "train/cuda/device_zo_step.h"
-#include "zo/cuda/perturb.h"
-#else
-namespace zoft {
-class DeviceZoStepper {};  // without CUDA the GPU stepper is never made (the pointer stays null)
-}  // namespace zoft
-#endif
 
 namespace zoft {
 
@@ -31,45 +21,35 @@ zo::MezoOptions mezo_options(const Recipe& r) {
   return o;
 }
 
-// placement.device cuda: what the GPU path does not support is refused before any work.
-void check_device(const Recipe& r, const dist::Communicator& comm) {
-  if (r.placement.device != "cuda") return;
-#ifdef ZOFT_CUDA
-  if (!cuda::device_available())
-    fail(
-        "{}: placement.device cuda: no CUDA device found (cudaGetDeviceCount reports none); "
-        "use placement.device cpu",
-        r.source);
+// The model the steps run on: the trainer's (cpu), or a copy placed on the recipe's device, made
+// from the trainable model so that a tied LM head stays one tensor there. What a placed run does
+// not support is refused before any work.
+std::unique_ptr<Decoder> place(const Recipe& r, Decoder& model, const dist::Communicator& comm) {
+  const Device device = parse_device(r.placement.device);
+  if (device == Device::CPU) return nullptr;
+  if (!ops::available(device))
+    fail("{}: placement.device {}: {}; use placement.device cpu", r.source, r.placement.device,
+         ops::unavailable_reason(device));
   if (!r.placement.max_memory.empty())
-    fail(
-        "{}: placement.device cuda: placement.max_memory (offload) is not supported on the GPU "
-        "yet",
-        r.source);
+    fail("{}: placement.device {}: placement.max_memory (offload) is not supported there yet",
+         r.source, r.placement.device);
   if (comm.size() > 1)
-    fail("{}: placement.device cuda: one process only (no multi-GPU training yet)", r.source);
-  if (r.optim.samples >= zo::cuda::kMaxDeviceTerms)
-    fail("{}: placement.device cuda: optim.samples must be < {} on the GPU", r.source,
-         zo::cuda::kMaxDeviceTerms);
-#else
-  (void)comm;
-  fail("{}: placement.device {}: this build trains on the cpu only", r.source, r.placement.device);
-#endif
+    fail("{}: placement.device {}: one process only (no multi-GPU training yet)", r.source,
+         r.placement.device);
+  make_trainable(model);
+  return std::make_unique<Decoder>(model.to_device(device));
 }
 
 }  // namespace
 
+// On a placed model, finish() brings the trainer's model up to date before every evaluation and
+// checkpoint, which then run as on the CPU.
 MezoMethod::MezoMethod(const Recipe& recipe, Decoder& model, dist::Communicator& comm)
     : optimizer_(mezo_options(recipe)),
-      stepper_(model, optimizer_,
+      placed_(place(recipe, model, comm)),
+      stepper_(placed_ ? *placed_ : model, optimizer_,
                recipe.trainer.schedule == "plain" ? ZoOrder::Plain : ZoOrder::Zo2) {
-  check_device(recipe, comm);
-#ifdef ZOFT_CUDA
-  // The steps run on device copies of the weights, in the plain order (its weights are
-  // bit-identical to zo2's on the CPU); finish() brings the host model up to date before every
-  // evaluation and checkpoint, which then run as on the CPU.
-  if (recipe.placement.device == "cuda")
-    gpu_ = std::make_unique<DeviceZoStepper>(model, stepper_.parameters(), optimizer_);
-#endif
+  host_parameters_ = placed_ ? list_parameters(model) : stepper_.parameters();
 }
 
 MezoMethod::~MezoMethod() = default;
@@ -88,21 +68,18 @@ StepReport MezoMethod::step(const StepBatch& batch) {
 }
 
 ZoStepResult MezoMethod::forward_passes(const StepBatch& batch) {
-#ifdef ZOFT_CUDA
-  if (gpu_) {
-    ZOFT_CHECK(!batch.head, "the single-token fast path is not available on the GPU");
-    return gpu_->forward_passes(batch.tokens, batch.targets, batch.objective);
-  }
-#endif
   if (batch.head) return stepper_.forward_passes(batch.tokens, batch.head);
   return stepper_.forward_passes(batch.tokens, batch.targets, batch.objective);
 }
 
 void MezoMethod::finish() {
-#ifdef ZOFT_CUDA
-  if (gpu_) return gpu_->finish();
-#endif
   stepper_.finish();
+  if (!placed_) return;
+  // The same list order on both sides (list_parameters of a placed copy), one tied table each.
+  const std::vector<ParameterRef>& placed = stepper_.parameters();
+  for (size_t i = 0; i < placed.size(); ++i)
+    ops::download(placed[i].tensor.device, host_parameters_[i].tensor.data, placed[i].tensor.data,
+                  host_parameters_[i].tensor.nbytes());
 }
 
 nlohmann::json MezoMethod::state() const {
@@ -114,7 +91,7 @@ void MezoMethod::restore(const nlohmann::json& trainer_state, const std::string&
   zo::MezoState s;
   s.step = trainer_state.at("mezo").at("step").get<uint64_t>();
   s.pending_grad = trainer_state.at("mezo").at("pending_grad").get<std::vector<float>>();
-  // The stepper (and the GPU stepper) hold a reference to optimizer_: assign, do not replace.
+  // The stepper holds a reference to optimizer_: assign, do not replace.
   optimizer_ = zo::MezoSgd(optimizer_.options(), s);
 }
 

@@ -9,8 +9,6 @@
 
 namespace zoft {
 
-class DeviceZoStepper;
-
 class MezoMethod : public TrainingMethod {
  public:
   // Makes the model's weights trainable (owned copies, or the offload runtime's slots).
@@ -22,7 +20,7 @@ class MezoMethod : public TrainingMethod {
   void finish() override;
   int64_t steps_done() const override { return int64_t(optimizer_.step()); }
   double lr_at(int64_t step) const override { return optimizer_.lr_at(uint64_t(step)); }
-  const std::vector<ParameterRef>& parameters() const override { return stepper_.parameters(); }
+  const std::vector<ParameterRef>& parameters() const override { return host_parameters_; }
   nlohmann::json state() const override;
   void restore(const nlohmann::json& trainer_state, const std::string& checkpoint_dir) override;
 
@@ -30,8 +28,11 @@ class MezoMethod : public TrainingMethod {
   ZoStepResult forward_passes(const StepBatch& batch);
 
   zo::MezoSgd optimizer_;
+  // placement.device other than cpu: the copy of the model the steps run on (Decoder::to_device);
+  // null on the CPU, where the steps run on the trainer's model itself.
+  std::unique_ptr<Decoder> placed_;
   ZoStepper stepper_;
-  std::unique_ptr<DeviceZoStepper> gpu_;  // placement.device cuda
+  std::vector<ParameterRef> host_parameters_;  // the trainer's model's (checkpoints read them)
 };
 
 }  // namespace zoft

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "zo/perturb.h"
 
 namespace zoft {
 
@@ -33,6 +34,10 @@ ZoStepper::ZoStepper(Decoder& model, zo::MezoSgd& optimizer, ZoOrder order)
     fail(
         "trainer.schedule plain cannot stream weights from disk: use zo2 with "
         "placement.max_memory");
+  if (model_.device() != Device::CPU &&
+      optimizer_.options().samples + 1 > zo::kMaxDeviceTerms)  // a pass's terms, on the device
+    fail("optim.samples must be < {} with the model on {}", zo::kMaxDeviceTerms,
+         device_name(model_.device()));
   make_trainable(model_);
   params_ = list_parameters(model_);
   if (model_.config().tie_embeddings)
@@ -59,24 +64,29 @@ void ZoStepper::finish() {
   }
 }
 
+// The copy lives on the weights' device (a device-to-device copy on a GPU).
 void ZoStepper::save_weights(int64_t block) {
+  const Device device = model_.device();
   size_t bytes = 0;
   for (const ParameterRef& p : params_)
     if (block < 0 || p.block == block) bytes += p.tensor.nbytes();
-  saved_.resize(bytes);
-  uint8_t* at = saved_.data();
+  if (saved_.size() < bytes || saved_.device() != device) {
+    saved_ = DeviceBuffer();  // back to the pool first
+    saved_ = DeviceBuffer(device, bytes);
+  }
+  uint8_t* at = saved_.as<uint8_t>();
   for (const ParameterRef& p : params_)
     if (block < 0 || p.block == block) {
-      std::memcpy(at, p.tensor.data, p.tensor.nbytes());
+      ops::copy(device, at, p.tensor.data, p.tensor.nbytes());
       at += p.tensor.nbytes();
     }
 }
 
 void ZoStepper::restore_weights(int64_t block) {
-  const uint8_t* at = saved_.data();
+  const uint8_t* at = saved_.as<uint8_t>();
   for (const ParameterRef& p : params_)
     if (block < 0 || p.block == block) {
-      std::memcpy(p.tensor.data, at, p.tensor.nbytes());
+      ops::copy(model_.device(), p.tensor.data, at, p.tensor.nbytes());
       at += p.tensor.nbytes();
     }
 }
@@ -110,7 +120,7 @@ std::vector<double> ZoStepper::plain(const zo::ZPass& update,
   std::vector<double> losses;
   for (const zo::ZPass& perturbation : perturbations) {
     apply_pass(perturbation, -1);
-    KvCache cache(model_.config(), batch.batch, batch.seq, true);
+    KvCache cache(model_.config(), batch.batch, batch.seq, true, model_.device());
     ForwardState state;
     model_.begin_forward(batch, cache, state);
     model_.run_blocks(state);
@@ -128,26 +138,37 @@ std::vector<double> ZoStepper::zo2(const zo::ZPass& update,
   std::vector<KvCache> caches;
   std::vector<ForwardState> states(forwards);
   for (size_t k = 0; k < forwards; ++k)
-    caches.emplace_back(model_.config(), batch.batch, batch.seq, true);
+    caches.emplace_back(model_.config(), batch.batch, batch.seq, true, model_.device());
   for (size_t k = 0; k < forwards; ++k) model_.begin_forward(batch, caches[k], states[k]);
 
   // A tied table is updated and perturbed with the last block; the embedding lookup of forward
-  // k sees it as it will be then: the looked-up rows, updated and perturbed in a copy.
+  // k sees it as it will be then: the looked-up rows, updated and perturbed in a copy (on the
+  // table's device), then embedded from that copy.
   auto perturbed_rows = [&](size_t k) {
     return EmbeddingRowsFn([this, k, &update, &perturbations](const int32_t* ids, int64_t rows,
-                                                              float* out) {
+                                                              float scale, float* out) {
       const Tensor& table = tied_table_->tensor;
+      const Device device = table.device;
       const int64_t H = table.dim(1);
-      std::vector<uint8_t> row(size_t(H) * dtype_size(table.dtype));
+      const size_t row_bytes = size_t(H) * dtype_size(table.dtype);
+      DeviceBuffer copy(device, size_t(rows) * row_bytes);
+      std::vector<int32_t> copy_ids(static_cast<size_t>(rows));
       for (int64_t r = 0; r < rows; ++r) {
-        const uint8_t* src = static_cast<const uint8_t*>(table.data) + size_t(ids[r]) * row.size();
-        std::memcpy(row.data(), src, row.size());
-        Tensor view(row.data(), table.dtype, {H});
+        uint8_t* row = copy.as<uint8_t>() + size_t(r) * row_bytes;
+        ops::copy(device, row, static_cast<const uint8_t*>(table.data) + size_t(ids[r]) * row_bytes,
+                  row_bytes);
+        Tensor view(row, table.dtype, {H});
+        view.device = device;
         const uint64_t offset = uint64_t(ids[r]) * uint64_t(H);
         update.apply_at(view, tied_table_->id, tied_table_->decay, offset);
         perturbations[k].apply_at(view, tied_table_->id, tied_table_->decay, offset);
-        convert_to_f32(row.data(), table.dtype, out + r * H, size_t(H));
+        copy_ids[size_t(r)] = int32_t(r);
       }
+      Tensor copied(copy.data(), table.dtype, {rows, H});
+      copied.device = device;
+      DeviceBuffer device_ids(device, copy_ids.size() * sizeof(int32_t) + 1);
+      ops::upload(device, device_ids.data(), copy_ids.data(), copy_ids.size() * sizeof(int32_t));
+      ops::embedding(copied, device_ids.as<int32_t>(), rows, scale, out);
     });
   };
 

@@ -84,7 +84,7 @@ class ZoStepper {
   ZoOrder order_;
   std::vector<ParameterRef> params_;
   const ParameterRef* tied_table_ = nullptr;  // the embedding table when the LM head shares it
-  std::vector<uint8_t> saved_;                // save_weights' copy (one block, or all in plain)
+  DeviceBuffer saved_;  // save_weights' copy (one block, or all in plain), on the model's device
 };
 
 }  // namespace zoft

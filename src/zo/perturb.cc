@@ -11,6 +11,10 @@
 #include "zo/philox.h"
 #include "zo/philox_simd.h"
 
+#if defined(ZOFT_CUDA)
+#include "zo/cuda/perturb.h"
+#endif
+
 namespace zoft::zo {
 namespace {
 
@@ -198,6 +202,15 @@ void update_tensor(const Update& u, T* p, int64_t offset, int64_t n) {
 
 void apply_z_terms(Tensor param, uint32_t param_id, uint64_t seed, const ZTerm* terms, int n_terms,
                    uint64_t rounding_step, float decay, uint64_t element_offset) {
+  if (param.device != Device::CPU) {  // the same update where the parameter lives
+#if defined(ZOFT_CUDA)
+    return cuda::apply_z_terms(param, param_id, seed, terms, n_terms, rounding_step, decay,
+                               element_offset);
+#else
+    fail("apply_z_terms: the parameter is on {}, but this build has no CUDA backend",
+         device_name(param.device));
+#endif
+  }
   ZOFT_CHECK(param.dtype == DType::F32 || param.dtype == DType::BF16,
              "apply_z_terms: parameter {} is {}; zo updates f32 or bf16 storage",
              param.shape_string(), dtype_name(param.dtype));

@@ -65,9 +65,9 @@ class BackendTest : public ::testing::TestWithParam<std::string>, public RandomI
 };
 
 // Each test file instantiates its suites over the same backend list.
-#define ZOFT_INSTANTIATE_BACKENDS(Suite)                 \
-  INSTANTIATE_TEST_SUITE_P(                              \
-      Backends, Suite, ::testing::Values("cpu", "cuda"), \
+#define ZOFT_INSTANTIATE_BACKENDS(Suite)                    \
+  INSTANTIATE_TEST_SUITE_P(                                 \
+      OpsDispatch, Suite, ::testing::Values("cpu", "cuda"), \
       [](const ::testing::TestParamInfo<std::string>& info) { return info.param; })
 
 // |got[i] - want[i]| <= atol + rtol |want[i]| for all i; reports the worst element.

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "backend/ops.h"
+#include "backend/cpu/ops.h"
 
 namespace zoft::reference {
 

@@ -27,11 +27,7 @@ nlohmann::json last_json_line(const std::string& output) {
 }
 
 bool gpu_present() {
-#ifdef ZOFT_CUDA
-  return cuda::device_available();
-#else
-  return false;
-#endif
+  return ops::available(Device::CUDA);
 }
 
 class EvalCli : public ::testing::Test {

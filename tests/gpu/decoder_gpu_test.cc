@@ -1,13 +1,13 @@
-// The decoder's forward on the GPU (model/cuda/device_decoder.h) against the CPU decoder on the
-// golden fixtures of every architecture, padded and unpadded, f32 and bf16; and against HF's own
-// logits. Skipped without a device.
+// The decoder's forward on the GPU (a model placed with Decoder::to_device) against the CPU decoder
+// on the golden fixtures of every architecture, padded and unpadded, f32 and bf16; and against HF's
+// own logits. Skipped without a device.
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "gpu_test_util.h"
-#include "model/cuda/device_decoder.h"
+#include "model/decoder.h"
 #include "model/golden_util.h"
 #include "model/json_config.h"
 
@@ -39,7 +39,7 @@ TEST_P(DeviceGolden, LogitsAndLossesMatchTheCpuDecoder) {
   const Param& p = GetParam();
   GoldenCase g = load_golden(p.model, p.case_name);
   Decoder cpu_model = Decoder::load(golden_dir(p.model), p.dtype);
-  DeviceDecoder gpu_model(cpu_model);
+  Decoder gpu_model = cpu_model.to_device(Device::CUDA);
   const int64_t M = g.batch.rows(), V = cpu_model.config().vocab_size;
   const double tolerance = p.dtype == DType::BF16 ? 2e-2 : 1e-3;
 
@@ -84,7 +84,7 @@ INSTANTIATE_TEST_SUITE_P(AllArchitectures, DeviceGolden, ::testing::ValuesIn(all
 // Shapes beyond the tiny fixtures (hidden 512, 8 heads of 64, 300 tokens, vocab 1000), so the
 // GEMMs, attention tiles and head chunks see realistic sizes: random_init models on both sides.
 // The CPU side runs without a GPU too, which checks these configs wherever the test is built.
-TEST(DeviceDecoder, RandomInitModelsAtLargerShapes) {
+TEST(DevicePlacement, RandomInitModelsAtLargerShapes) {
   struct Case {
     std::string name;
     Decoder model;
@@ -119,7 +119,7 @@ TEST(DeviceDecoder, RandomInitModelsAtLargerShapes) {
   ZOFT_REQUIRE_GPU();
   for (Case& c : cases) {
     const TokenBatch& batch = c.name.rfind("llama", 0) == 0 ? left : right;
-    DeviceDecoder gpu_model(c.model);
+    Decoder gpu_model = c.model.to_device(Device::CUDA);
     std::vector<float> gpu_logits(c.cpu_logits.size());
     gpu_model.logits(batch, gpu_logits.data());
     bool bf16 = c.model.weights().compute_dtype == DType::BF16;
@@ -130,11 +130,11 @@ TEST(DeviceDecoder, RandomInitModelsAtLargerShapes) {
 }
 
 // Needs no GPU: without one, the error says so instead of failing somewhere in CUDA.
-TEST(DeviceDecoderNoDevice, ClearErrorWithoutAGpu) {
+TEST(DevicePlacementNoDevice, ClearErrorWithoutAGpu) {
   if (cuda::device_available()) GTEST_SKIP() << "a GPU is present: nothing to check here";
   Decoder model = Decoder::random_init(golden_dir("opt"));
   try {
-    DeviceDecoder d(model);
+    Decoder d = model.to_device(Device::CUDA);
     ADD_FAILURE() << "no throw";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("no CUDA device"), std::string::npos) << e.what();

@@ -1,12 +1,12 @@
-// Generation on the GPU (DeviceDecoder::forward_cached with a DeviceKvCache) against the CPU
-// decoder's cached forward on the golden models: the prefill's logits, then 16 greedy tokens
+// Generation on the GPU (Decoder::to_device, forward_cached with a KvCache on the GPU) against the
+// CPU decoder's cached forward on the golden models: the prefill's logits, then 16 greedy tokens
 // that must be the same ids. Skipped without a device.
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "gpu_test_util.h"
-#include "model/cuda/device_decoder.h"
+#include "model/decoder.h"
 #include "model/generate.h"
 #include "model/golden_util.h"
 
@@ -28,13 +28,14 @@ TEST_P(DeviceGeneration, GreedyIdsMatchTheCpu) {
   ZOFT_REQUIRE_GPU();
   const std::string& name = GetParam();
   Decoder model = Decoder::load(golden_dir(name), DType::F32);
-  DeviceDecoder device(model);
+  Decoder device = model.to_device(Device::CUDA);
   std::vector<int32_t> prompt = golden_prompt(name);
   SamplingOptions options;
   options.max_new_tokens = 16;  // greedy (temperature 0), no stop ids
 
   std::vector<int32_t> cpu_ids = generate(model, prompt, options);
-  DeviceKvCache cache(model.config(), 1, generation_capacity(model.config(), prompt, options));
+  KvCache cache(model.config(), 1, generation_capacity(model.config(), prompt, options), false,
+                Device::CUDA);
   int steps = 0;
   std::vector<float> first_logits;
   auto step = [&](const TokenBatch& batch, float* logits) {

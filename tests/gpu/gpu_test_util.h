@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "backend/cuda/context.h"
-#include "backend/ops.h"
+#include "backend/cuda/ops.h"
 
 // Every test that touches the device starts with this: without a GPU the test reports itself
 // skipped (the suite stays green on CPU-only machines with the CUDA toolkit).

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "backend/cuda/context.h"
-#include "backend/ops.h"
+#include "backend/cuda/ops.h"
 #include "core/error.h"
 #include "gpu_test_util.h"
 #include "runtime/cuda/cuda_device.h"

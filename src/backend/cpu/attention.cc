@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "backend/cpu/key_tile.h"
+#include "backend/cpu/ops.h"
 #include "backend/cpu/simd.h"
-#include "backend/ops.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 

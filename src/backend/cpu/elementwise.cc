@@ -5,9 +5,9 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/cpu/ops.h"
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/simd.h"
-#include "backend/ops.h"
 
 namespace zoft::cpu {
 

@@ -1,7 +1,7 @@
 // embedding: rows of a [vocab, dim] table (f32 / bf16 / f16) gathered and scaled to f32.
+#include "backend/cpu/ops.h"
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/simd.h"
-#include "backend/ops.h"
 #include "core/error.h"
 
 namespace zoft::cpu {

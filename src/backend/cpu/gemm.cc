@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "backend/cpu/gemm_kernels.h"
-#include "backend/ops.h"
+#include "backend/cpu/ops.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 

@@ -2,10 +2,10 @@
 // before exponentiating so that no logit overflows.
 #include <cmath>
 
+#include "backend/cpu/ops.h"
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/simd.h"
 #include "backend/cpu/softmax_rows.h"
-#include "backend/ops.h"
 #include "core/error.h"
 
 namespace zoft::cpu {

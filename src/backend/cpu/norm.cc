@@ -3,9 +3,9 @@
 // variance is taken around the mean in a second pass, which avoids E[x^2] - E[x]^2 cancellation.
 #include <cmath>
 
+#include "backend/cpu/ops.h"
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/simd.h"
-#include "backend/ops.h"
 
 namespace zoft::cpu {
 

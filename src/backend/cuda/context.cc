@@ -2,7 +2,7 @@
 #include "backend/cuda/context.h"
 
 #include "backend/cuda/check.h"
-#include "backend/ops.h"
+#include "backend/cuda/ops.h"
 #include "core/error.h"
 
 namespace zoft::cuda {

@@ -24,7 +24,7 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/context.h"
 #include "backend/cuda/kernels.h"
-#include "backend/ops.h"
+#include "backend/cuda/ops.h"
 #include "core/error.h"
 
 namespace zoft::cuda {

@@ -1,7 +1,7 @@
 // The cuda:: ops other than linear: argument checks (same messages as the CPU backend), then one
 // kernel launch on the context's stream. Ops that validate ids on the device read one int64
 // back and throw from here.
-#include "backend/ops.h"
+#include "backend/cuda/ops.h"
 
 #include <cstdint>
 #include <limits>

@@ -11,9 +11,7 @@
 
 namespace zoft::zo::cuda {
 
-// Terms one apply_z_terms call may carry (they travel as a kernel argument). MeZO pass 0 has
-// samples + 1 terms (docs/zo-rng.md section 6).
-constexpr int kMaxDeviceTerms = 64;
+using zo::kMaxDeviceTerms;  // zo/perturb.h
 
 // out[k] = z(param_id, step, sample)[begin + k] for k < count, out in device memory.
 void fill_normal(float* out, int64_t begin, int64_t count, uint64_t seed, uint32_t param_id,
