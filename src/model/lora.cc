@@ -70,7 +70,7 @@ const float* adapter_input(const LoraModule& m, const float* x, int64_t rows, Bu
   return copy.as<float>();
 }
 
-void scale(float* x, int64_t n, float s) {
+void scale_in_place(float* x, int64_t n, float s) {
   for (int64_t i = 0; i < n; ++i) x[i] *= s;
 }
 
@@ -228,7 +228,7 @@ void lora_forward(const LoraModule& m, const float* x, int64_t rows, float* y) {
   const float* input = adapter_input(m, x, rows, dropped);
   Buffer u(size_t(rows * m.r) * sizeof(float)), t(size_t(rows * m.out) * sizeof(float));
   cpu::linear(input, rows, m.in, m.a.view, false, nullptr, u.as<float>());
-  scale(u.as<float>(), rows * m.r, m.scaling);
+  scale_in_place(u.as<float>(), rows * m.r, m.scaling);
   cpu::linear(u.as<float>(), rows, m.r, m.b.view, false, nullptr, t.as<float>());
   cpu::add_inplace(y, t.as<float>(), rows * m.out);
 }
@@ -241,11 +241,11 @@ void lora_backward(const LoraModule& m, const float* x, const float* dy, int64_t
   Buffer t(size_t(rows * m.in) * sizeof(float));
   // u = s * (x A^T): B's input in the forward.
   cpu::linear(input, rows, m.in, m.a.view, false, nullptr, u.as<float>());
-  scale(u.as<float>(), rows * m.r, m.scaling);
+  scale_in_place(u.as<float>(), rows * m.r, m.scaling);
   if (dB) cpu::linear_backward_weight(dy, u.as<float>(), rows, m.out, m.r, false, dB, nullptr);
   // du = s * (dy B): the gradient at x A^T.
   cpu::linear_backward_input(dy, rows, m.out, m.b.view, false, du.as<float>());
-  scale(du.as<float>(), rows * m.r, m.scaling);
+  scale_in_place(du.as<float>(), rows * m.r, m.scaling);
   if (dA) cpu::linear_backward_weight(du.as<float>(), input, rows, m.r, m.in, false, dA, nullptr);
   cpu::linear_backward_input(du.as<float>(), rows, m.r, m.a.view, false, t.as<float>());
   if (has_dropout(m)) (*m.dropout)(m.id, t.as<float>(), rows * m.in);
@@ -256,7 +256,7 @@ void lora_merge_into(const LoraModule& m, float* weight, bool weight_is_kn) {
   // delta [out, in] = (s B) A: B's rows through A read as an [in = r, out = in] (kn) weight.
   Buffer scaled_b(size_t(m.out * m.r) * sizeof(float)), delta(size_t(m.out * m.in) * sizeof(float));
   std::memcpy(scaled_b.data(), m.b.view.data, scaled_b.size());
-  scale(scaled_b.as<float>(), m.out * m.r, m.scaling);
+  scale_in_place(scaled_b.as<float>(), m.out * m.r, m.scaling);
   cpu::linear(scaled_b.as<float>(), m.out, m.r, m.a.view, true, nullptr, delta.as<float>());
   const float* d = delta.as<float>();
   if (!weight_is_kn) {

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "io/json_file.h"
+#include "io/mapped_file.h"
 #include "io/safetensors.h"
 #include "model/decoder.h"
 #include "model/tensor_store.h"
@@ -64,8 +65,8 @@ bool parse_peft_name(const std::string& name, std::string& module, bool& is_b) {
 }
 
 // Copies a checked adapter tensor into the module's f32 storage.
-void load_tensor(const SafetensorsFile& file, const SafetensorsInfo& info, OwnedTensor& dst,
-                 const std::string& arch_name) {
+void load_adapter_tensor(const SafetensorsFile& file, const SafetensorsInfo& info, OwnedTensor& dst,
+                         const std::string& arch_name) {
   if (!info.has_dtype)
     fail("{}: tensor '{}' has dtype {}: expected F32, BF16 or F16", file.path(), info.name,
          info.dtype_name);
@@ -148,7 +149,7 @@ LoraAdapters read_peft_adapter(const std::string& dir, const ArchTable& arch,
           "another base model",
           file.path(), info.name, arch.name);
     }
-    load_tensor(file, info, is_b ? m->b : m->a, arch.name);
+    load_adapter_tensor(file, info, is_b ? m->b : m->a, arch.name);
     loaded.insert(info.name);
   }
   for (const LoraModule& m : adapters.modules())
@@ -166,14 +167,9 @@ std::unique_ptr<LoraAdapters> attach_peft_adapter(Decoder& model, const std::str
   return adapters;
 }
 
-void write_peft_adapter(const std::string& dir, const LoraAdapters& adapters, const ArchTable& arch,
-                        const std::string& base_model) {
+std::string peft_config_text(const LoraAdapters& adapters, const ArchTable& arch,
+                             const std::string& base_model) {
   const LoraSettings& s = adapters.settings();
-  fs::create_directories(dir);
-  std::vector<NamedTensor> tensors;
-  for (const ParameterRef& p : lora_parameters(adapters)) tensors.push_back({p.name, p.tensor});
-  write_safetensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors,
-                    {{"format", "pt"}});
   json alpha = s.alpha == std::floor(s.alpha) ? json(int64_t(s.alpha)) : json(s.alpha);
   json targets = s.target_regex.empty() ? json(s.target_modules) : json(s.target_regex);
   json config = {{"peft_type", "LORA"},
@@ -195,7 +191,18 @@ void write_peft_adapter(const std::string& dir, const LoraAdapters& adapters, co
                  {"alpha_pattern", json::object()},
                  {"use_dora", false},
                  {"revision", nullptr}};
-  write_json_file((fs::path(dir) / "adapter_config.json").string(), config);
+  return config.dump(2) + "\n";
+}
+
+void write_peft_adapter(const std::string& dir, const LoraAdapters& adapters, const ArchTable& arch,
+                        const std::string& base_model) {
+  fs::create_directories(dir);
+  std::vector<NamedTensor> tensors;
+  for (const ParameterRef& p : lora_parameters(adapters)) tensors.push_back({p.name, p.tensor});
+  write_safetensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors,
+                    {{"format", "pt"}});
+  write_file_atomic((fs::path(dir) / "adapter_config.json").string(),
+                    peft_config_text(adapters, arch, base_model));
 }
 
 size_t write_merged_checkpoint(const std::string& base_dir, const std::string& adapter_dir,

@@ -26,6 +26,10 @@ LoraAdapters read_peft_adapter(const std::string& dir, const ArchTable& arch,
 // model's use of it (--adapter on generate / eval).
 std::unique_ptr<LoraAdapters> attach_peft_adapter(Decoder& model, const std::string& dir);
 
+// adapter_config.json's text for these adapters: PEFT's LoraConfig naming `base_model`.
+std::string peft_config_text(const LoraAdapters& adapters, const ArchTable& arch,
+                             const std::string& base_model);
+
 // Writes `dir` (created) as PEFT writes an adapter: f32 tensors under PEFT's names and a
 // LoraConfig that names `base_model` (base_model_name_or_path).
 void write_peft_adapter(const std::string& dir, const LoraAdapters& adapters, const ArchTable& arch,

@@ -67,11 +67,11 @@ std::string save_checkpoint(const std::string& output_dir, int64_t step,
   std::vector<NamedTensor> tensors;
   for (const ParameterRef& p : *contents.parameters) tensors.push_back({p.name, p.tensor});
   if (contents.write_weights)  // offload: same bytes, streamed from the offload file
-    contents.write_weights((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
+    contents.write_weights((tmp / contents.weights_file).string(), tensors, {{"format", "pt"}});
   else
-    write_safetensors((tmp / "model.safetensors").string(), tensors, {{"format", "pt"}});
+    write_safetensors((tmp / contents.weights_file).string(), tensors, {{"format", "pt"}});
   fault_point("save", step);
-  write_file_atomic((tmp / "config.json").string(), contents.config_json);
+  write_file_atomic((tmp / contents.config_file).string(), contents.config_json);
   for (const auto& [name, bytes] : contents.extra_files)
     write_file_atomic((tmp / name).string(), bytes);
   if (contents.write_extra) contents.write_extra(tmp.string());  // e.g. optimizer state

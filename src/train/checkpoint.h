@@ -20,6 +20,10 @@ namespace zoft {
 struct CheckpointContents {
   const std::vector<ParameterRef>* parameters = nullptr;
   std::string config_json;  // the model's config.json text ("dtype" is set to the storage)
+  // A LoRA run's checkpoint is a PEFT adapter directory: adapter_model.safetensors and
+  // adapter_config.json (config_json then holds the latter's text).
+  std::string weights_file = "model.safetensors";
+  std::string config_file = "config.json";
   std::vector<std::pair<std::string, std::string>>
       extra_files;               // name -> bytes (tokenizer.json...)
   nlohmann::json trainer_state;  // must hold "step"

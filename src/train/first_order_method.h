@@ -11,9 +11,11 @@ namespace zoft {
 
 class FirstOrderMethod : public TrainingMethod {
  public:
-  // Makes the model's weights trainable (owned copies); refuses what it cannot train: the GPU,
-  // weights streamed from disk, and MeZO's candidate-classification objective.
-  FirstOrderMethod(const Recipe& recipe, Decoder& model, dist::Communicator& comm);
+  // Makes the model's weights trainable (owned copies), or with `lora` trains its adapters
+  // only; refuses what it cannot train: the GPU, weights streamed from disk, and MeZO's
+  // candidate-classification objective.
+  FirstOrderMethod(const Recipe& recipe, Decoder& model, dist::Communicator& comm,
+                   LoraTraining* lora = nullptr);
 
   const char* name() const override { return optim::method_name(optimizer_->options().method); }
   StepReport step(const StepBatch& batch) override;
@@ -31,6 +33,7 @@ class FirstOrderMethod : public TrainingMethod {
 
   Decoder& model_;
   dist::Communicator& comm_;
+  LoraTraining* lora_ = nullptr;
   std::vector<ParameterRef> params_;
   std::vector<Buffer> grads_;
   std::unique_ptr<optim::Optimizer> optimizer_;

@@ -63,10 +63,14 @@ class TrainingMethod {
   virtual void restore(const nlohmann::json& trainer_state, const std::string& checkpoint_dir) = 0;
 };
 
+class LoraTraining;  // train/lora_training.h
+
 // The method a recipe names; refuses an unknown name or a setting the method cannot honour.
-// `model` must outlive the method (it trains the model's weights in place).
+// `model` must outlive the method (it trains the model's weights in place). With `lora` (recipe
+// peft.method lora) the method trains the adapters only, and `lora` must outlive it too.
 std::unique_ptr<TrainingMethod> make_training_method(const Recipe& recipe, Decoder& model,
-                                                     dist::Communicator& comm);
+                                                     dist::Communicator& comm,
+                                                     LoraTraining* lora = nullptr);
 
 // The names make_training_method accepts, for messages.
 const char* training_method_names();

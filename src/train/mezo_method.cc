@@ -3,6 +3,7 @@
 #include "train/mezo_method.h"
 
 #include "core/error.h"
+#include "train/lora_training.h"
 
 namespace zoft {
 
@@ -44,18 +45,25 @@ std::unique_ptr<Decoder> place(const Recipe& r, Decoder& model, const dist::Comm
 
 // On a placed model, finish() brings the trainer's model up to date before every evaluation and
 // checkpoint, which then run as on the CPU.
-MezoMethod::MezoMethod(const Recipe& recipe, Decoder& model, dist::Communicator& comm)
+MezoMethod::MezoMethod(const Recipe& recipe, Decoder& model, dist::Communicator& comm,
+                       LoraTraining* lora)
     : optimizer_(mezo_options(recipe)),
+      lora_(lora),
+      comm_rank_(comm.rank()),
       placed_(place(recipe, model, comm)),
       stepper_(placed_ ? *placed_ : model, optimizer_,
-               recipe.trainer.schedule == "plain" ? ZoOrder::Plain : ZoOrder::Zo2) {
+               recipe.trainer.schedule == "plain" ? ZoOrder::Plain : ZoOrder::Zo2,
+               lora ? &lora->parameters() : nullptr) {
   host_parameters_ = placed_ ? list_parameters(model) : stepper_.parameters();
 }
 
 MezoMethod::~MezoMethod() = default;
 
 StepReport MezoMethod::step(const StepBatch& batch) {
+  // LoRA dropout: the same mask in every pass of the step (one per rank).
+  if (lora_) lora_->begin_pass(optimizer_.step() + 1, uint32_t(comm_rank_ << 16));
   ZoStepResult result = forward_passes(batch);
+  if (lora_) lora_->end_pass();
   StepReport report;
   report.loss = result.mean_loss();
   report.finite = result.finite();

@@ -11,8 +11,10 @@ namespace zoft {
 
 class MezoMethod : public TrainingMethod {
  public:
-  // Makes the model's weights trainable (owned copies, or the offload runtime's slots).
-  MezoMethod(const Recipe& recipe, Decoder& model, dist::Communicator& comm);
+  // Makes the model's weights trainable (owned copies, or the offload runtime's slots), or with
+  // `lora` perturbs and updates its adapters only (MeZO-LoRA).
+  MezoMethod(const Recipe& recipe, Decoder& model, dist::Communicator& comm,
+             LoraTraining* lora = nullptr);
   ~MezoMethod() override;
 
   const char* name() const override { return "mezo-sgd"; }
@@ -28,6 +30,8 @@ class MezoMethod : public TrainingMethod {
   ZoStepResult forward_passes(const StepBatch& batch);
 
   zo::MezoSgd optimizer_;
+  LoraTraining* lora_ = nullptr;
+  int comm_rank_ = 0;
   // placement.device other than cpu: the copy of the model the steps run on (Decoder::to_device);
   // null on the CPU, where the steps run on the trainer's model itself.
   std::unique_ptr<Decoder> placed_;

@@ -97,6 +97,33 @@ Field bool_field(bool& target) {
           [&target] { return std::string(target ? "true" : "false"); }};
 }
 
+// A list of names: a YAML sequence, or one scalar of comma-separated names (command line).
+Field string_list_field(std::vector<std::string>& target) {
+  return {[&target](const YAML::Node& n, const std::string& where) {
+            target.clear();
+            if (n.IsSequence()) {
+              for (const YAML::Node& item : n) target.push_back(scalar_text(item, where));
+              return;
+            }
+            std::string text = scalar_text(n, where);
+            size_t begin = 0;
+            while (begin <= text.size()) {
+              size_t end = std::min(text.find(',', begin), text.size());
+              std::string name = text.substr(begin, end - begin);
+              name.erase(0, name.find_first_not_of(' '));
+              name.erase(name.find_last_not_of(' ') + 1);
+              if (!name.empty()) target.push_back(name);
+              begin = end + 1;
+            }
+          },
+          [&target] {
+            std::string out = "[";
+            for (size_t i = 0; i < target.size(); ++i)
+              out += (i ? ", " : "") + yaml_quoted(target[i]);
+            return out + "]";
+          }};
+}
+
 // Every recipe key, by dotted path; the order is the order recipe_to_yaml prints.
 std::vector<std::pair<std::string, Field>> schema(Recipe& r) {
   return {
@@ -129,6 +156,13 @@ std::vector<std::pair<std::string, Field>> schema(Recipe& r) {
       {"optim.adam_epsilon", float_field(r.optim.adam_epsilon)},
       {"optim.momentum", float_field(r.optim.momentum)},
       {"optim.max_grad_norm", float_field(r.optim.max_grad_norm)},
+      {"peft.method", string_field(r.peft.method)},
+      {"peft.r", int_field(r.peft.r)},
+      {"peft.alpha", float_field(r.peft.alpha)},
+      {"peft.dropout", float_field(r.peft.dropout)},
+      {"peft.rslora", bool_field(r.peft.rslora)},
+      {"peft.target_modules", string_list_field(r.peft.target_modules)},
+      {"peft.bias", string_field(r.peft.bias)},
       {"trainer.steps", int_field(r.trainer.steps)},
       {"trainer.batch_size", int_field(r.trainer.batch_size)},
       {"trainer.eval_interval", int_field(r.trainer.eval_interval)},
@@ -176,6 +210,19 @@ void validate(const Recipe& r) {
         f);
   check_one_of(f + ": optim.method", r.optim.method, {"mezo-sgd", "adamw", "sgd"});
   check_one_of(f + ": data.format", r.data.format, {"text", "prompt_completion"});
+  if (!r.peft.method.empty() && r.peft.method != "lora")
+    fail("{}: peft.method '{}' is not supported: lora (or none, to train every weight)", f,
+         r.peft.method);
+  if (r.peft.method == "lora") {
+    if (r.peft.r <= 0) fail("{}: peft.r (the LoRA rank) must be positive, got {}", f, r.peft.r);
+    if (!(r.peft.alpha > 0)) fail("{}: peft.alpha must be positive, got {}", f, r.peft.alpha);
+    if (!(r.peft.dropout >= 0 && r.peft.dropout < 1))
+      fail("{}: peft.dropout must be in [0, 1), got {}", f, r.peft.dropout);
+    if (r.peft.target_modules.empty())
+      fail("{}: peft.target_modules is empty: name the modules to adapt (e.g. [q_proj, v_proj])",
+           f);
+    check_one_of(f + ": peft.bias", r.peft.bias, {"none"});
+  }
   check_one_of(f + ": optim.schedule", r.optim.schedule, {"constant", "linear", "cosine"});
   check_one_of(f + ": trainer.nan_policy", r.trainer.nan_policy, {"skip", "stop"});
   check_one_of(f + ": trainer.schedule", r.trainer.schedule, {"zo2", "plain"});

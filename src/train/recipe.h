@@ -1,4 +1,4 @@
-// Training recipes: YAML files with sections model / data / task / optim / trainer /
+// Training recipes: YAML files with sections model / data / task / optim / peft / trainer /
 // placement / dist / logging, every field overridable from the command line by its dotted path
 // (`--optim.lr 1e-6`). Unknown keys and wrongly typed values are errors naming the file and key.
 #pragma once
@@ -50,6 +50,19 @@ struct Recipe {
     double momentum = 0.0;       // sgd
     double max_grad_norm = 1.0;  // clip the global gradient norm; 0 = no clipping
   } optim;
+  // Parameter-efficient fine-tuning (train/lora_training.h): with method lora the training
+  // method trains LoRA adapters on the frozen base; names and defaults as HF PEFT's LoraConfig.
+  struct Peft {
+    std::string method;  // "" = every weight is trained; "lora"
+    int64_t r = 8;
+    double alpha = 8;
+    double dropout = 0.0;
+    bool rslora = false;  // scale alpha / sqrt(r) instead of alpha / r
+    // Module names as the architecture's HF model names them (src/model/arch_*.cc): q_proj,
+    // v_proj, c_attn, fc1, ...; or all-linear. A comma-separated list on the command line.
+    std::vector<std::string> target_modules = {"q_proj", "v_proj"};
+    std::string bias = "none";
+  } peft;
   struct Trainer {
     int64_t steps = 100;
     int64_t batch_size = 16;

@@ -29,6 +29,7 @@
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/fault.h"
+#include "train/lora_training.h"
 #include "train/memory_check.h"
 #include "train/method.h"
 #include "train/metrics.h"
@@ -192,6 +193,9 @@ void check_memory(const Recipe& r, Decoder& model, const TrainData& data,
   if (!available) return;
   const DType compute = model.weights().compute_dtype;
   const bool first_order = r.optim.method != "mezo-sgd";
+  // LoRA: the base is frozen (no optimizer state, no perturbation copy); the adapters' share is
+  // a rounding error next to it.
+  const bool trains_base = r.peft.method.empty();
   double weights = 0;
   std::map<int64_t, double> block_bytes;
   for (const ParameterRef& p : list_parameters(model)) {
@@ -199,7 +203,8 @@ void check_memory(const Recipe& r, Decoder& model, const TrainData& data,
         double(std::max<uint64_t>(p.tensor.nbytes(), p.tensor.numel() * dtype_size(compute)));
     weights += bytes;
     block_bytes[p.block] += bytes;
-    if (first_order) weights += double(p.tensor.numel()) * 4.0 * (compute == DType::BF16 ? 4 : 3);
+    if (first_order && trains_base)
+      weights += double(p.tensor.numel()) * 4.0 * (compute == DType::BF16 ? 4 : 3);
   }
   // ZO: the copy that undoes a forward's perturbation, of one block (zo2) or of all (plain).
   double zo_copy = 0;
@@ -209,7 +214,7 @@ void check_memory(const Recipe& r, Decoder& model, const TrainData& data,
     weights = std::min(
         weights,
         double(runtime::parse_max_memory(r.placement.max_memory).cpu.value_or(uint64_t(weights))));
-  if (!first_order) weights += zo_copy;
+  if (!first_order && trains_base) weights += zo_copy;
   int forwards = 2 * int(r.optim.samples);
   if (first_order)
     forwards = r.trainer.gradient_checkpointing ? 3 : int(model.config().num_layers) + 2;
@@ -301,7 +306,9 @@ class Run {
   }
 
   void load_model_and_data() {
-    model_path_ = resume_ ? *resume_ : r_.model.path;
+    // A LoRA checkpoint holds the adapter only: the base is read again from model.path.
+    const bool from_checkpoint = resume_ && !lora_run();
+    model_path_ = from_checkpoint ? *resume_ : r_.model.path;
     if (!fs::is_directory(model_path_))
       fail(
           "{}: model.path must be an HF model directory to train (convert a .gguf with zoft "
@@ -311,7 +318,7 @@ class Run {
     tokenizer_ = std::make_unique<text::Tokenizer>(text::Tokenizer::from_file(model_path_));
     // A resumed run reads the checkpoint it saved, random_init or not.
     model_ = std::make_unique<Decoder>(
-        r_.model.random_init && !resume_
+        r_.model.random_init && !from_checkpoint
             ? Decoder::random_init(model_path_, dtype_, uint64_t(r_.trainer.seed))
             : Decoder::load(model_path_, dtype_));
     data_ = load_train_data(r_, *tokenizer_, model_->config());
@@ -333,7 +340,8 @@ class Run {
     o.activation_bytes =
         runtime::activation_bytes(model_->config(), rows, 2 * int(r_.optim.samples), rows);
     offload_ = runtime::Offload::attach(*model_, model_path_, o);
-    method_ = make_training_method(r_, *model_, comm_);
+    if (lora_run()) lora_ = std::make_unique<LoraTraining>(r_, *model_, resume_.value_or(""));
+    method_ = make_training_method(r_, *model_, comm_, lora_.get());
     if (!resume_) return;
     order_->restore(state_.at("data_order"));
     method_->restore(state_, *resume_);
@@ -378,6 +386,11 @@ class Run {
     CheckpointContents c;
     c.parameters = &method_->parameters();
     c.config_json = config_text_;
+    if (lora_) {  // a PEFT adapter directory (train/lora_training.h)
+      c.weights_file = "adapter_model.safetensors";
+      c.config_file = "adapter_config.json";
+      c.config_json = lora_->config_json();
+    }
     c.extra_files = tokenizer_files_;
     c.trainer_state = trainer_state(step, metric);
     c.recipe_yaml = recipe_yaml_;
@@ -446,6 +459,8 @@ class Run {
     if (!std::isnan(metric) && metric >= best_) best_checkpoint_ = path;
   }
 
+  bool lora_run() const { return r_.peft.method == "lora"; }
+
   void loop() {
     best_ = state_.value("best_metric", kNoBest);
     best_checkpoint_ = state_.value("best_checkpoint", std::string());
@@ -489,6 +504,7 @@ class Run {
   std::unique_ptr<TrainData> data_;
   std::unique_ptr<data::DataOrder> order_;
   std::unique_ptr<runtime::Offload> offload_;
+  std::unique_ptr<LoraTraining> lora_;  // peft.method lora: the adapters the method trains
   std::unique_ptr<TrainingMethod> method_;
   std::unique_ptr<MetricsLog> log_;
   std::vector<std::pair<std::string, std::string>> tokenizer_files_;

@@ -28,7 +28,8 @@ LossOfHidden token_loss_head(const std::vector<int32_t>& targets, const LossOfTo
   };
 }
 
-ZoStepper::ZoStepper(Decoder& model, zo::MezoSgd& optimizer, ZoOrder order)
+ZoStepper::ZoStepper(Decoder& model, zo::MezoSgd& optimizer, ZoOrder order,
+                     const std::vector<ParameterRef>* trained)
     : model_(model), optimizer_(optimizer), order_(order) {
   if (model_.residency() && order_ == ZoOrder::Plain)  // offload streams block by block
     fail(
@@ -38,6 +39,10 @@ ZoStepper::ZoStepper(Decoder& model, zo::MezoSgd& optimizer, ZoOrder order)
       optimizer_.options().samples + 1 > zo::kMaxDeviceTerms)  // a pass's terms, on the device
     fail("optim.samples must be < {} with the model on {}", zo::kMaxDeviceTerms,
          device_name(model_.device()));
+  if (trained) {  // LoRA: the base is frozen and never perturbed
+    params_ = *trained;
+    return;
+  }
   make_trainable(model_);
   params_ = list_parameters(model_);
   if (model_.config().tie_embeddings)

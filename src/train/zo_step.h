@@ -39,7 +39,10 @@ struct ZoStepResult {
 
 class ZoStepper {
  public:
-  ZoStepper(Decoder& model, zo::MezoSgd& optimizer, ZoOrder order);
+  // Perturbs every weight of the model (made trainable here), or only `trained` when given
+  // (LoRA adapters: their block is the layer they adapt, as list_parameters numbers blocks).
+  ZoStepper(Decoder& model, zo::MezoSgd& optimizer, ZoOrder order,
+            const std::vector<ParameterRef>* trained = nullptr);
 
   // Runs the 2n forwards of the optimiser's current step and records the losses. When a loss
   // is not finite nothing is recorded: the caller decides (skip_step() or stop).
