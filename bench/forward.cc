@@ -16,6 +16,7 @@
 #include <cstring>
 #include <string>
 
+#include "backend/cpu/isa.h"
 #include "bench_util.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -103,11 +104,11 @@ int main(int argc, char** argv) {
         "%lld, "
         "\"seq\": %lld, \"threads\": %d, \"parameters\": %lld, \"load_s\": %.3f, "
         "\"best_s\": %.4f, \"mean_s\": %.4f, \"tokens_per_s\": %.1f, \"device\": \"%s\", "
-        "\"gpu_peak_gib\": %.2f, \"peak_rss_gib\": %.3f}\n",
+        "\"gpu_peak_gib\": %.2f, \"peak_rss_gib\": %.3f, \"cpu_path\": \"%s\"}\n",
         dir.c_str(), model.arch().name, dtype.c_str(), mode.c_str(), (long long)batch,
         (long long)seq, ThreadPool::global().size(), (long long)model.weights().parameter_count,
         load_s, best, total / iters, double(batch * seq) / best, device.c_str(), gpu_peak_gib,
-        peak_rss_gib);
+        peak_rss_gib, cpu::isa_name(cpu::active_isa()));
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_forward: error: %s\n", e.what());
     return 1;

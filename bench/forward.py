@@ -104,7 +104,7 @@ def main():
     torch.set_num_threads(args.threads)
     rows = []
     print(f"{'arch':8} {'dtype':5} {'params':>8} {'torch tok/s':>12} {'zoft tok/s':>11} "
-          f"{'ratio':>6} {'zoft GFLOP/s':>13}")
+          f"{'ratio':>6} {'zoft GFLOP/s':>13}  zoft CPU path")
     for arch in args.archs.split(","):
         path = make_model(arch, args.models)
         for dtype in args.dtypes.split(","):
@@ -120,9 +120,10 @@ def main():
                    "torch_tokens_per_s": tokens / torch_s, "zoft_tokens_per_s": z["tokens_per_s"],
                    "ratio": z["tokens_per_s"] / (tokens / torch_s), "gflop": flops / 1e9,
                    "zoft_gflops": flops / 1e9 / z["best_s"], "torch_gflops": flops / 1e9 / torch_s}
+            row["zoft_cpu_path"] = z.get("cpu_path", "?")
             rows.append(row)
             print(f"{arch:8} {dtype:5} {z['parameters']/1e6:7.1f}M {row['torch_tokens_per_s']:12.1f} "
-                  f"{row['zoft_tokens_per_s']:11.1f} {row['ratio']:6.2f} {row['zoft_gflops']:13.1f}",
+                  f"{row['zoft_tokens_per_s']:11.1f} {row['ratio']:6.2f} {row['zoft_gflops']:13.1f}  {row['zoft_cpu_path']}",
                   flush=True)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:

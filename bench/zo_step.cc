@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "backend/cpu/isa.h"
 #include "bench_util.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -84,11 +85,12 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"model\": \"%s\", \"arch\": \"%s\", \"dtype\": \"%s\", \"order\": \"%s\", "
         "\"batch\": %lld, \"seq\": %lld, \"samples\": %d, \"threads\": %d, "
-        "\"parameters\": %lld, \"best_s\": %.4f, \"mean_s\": %.4f, \"tokens_per_s\": %.1f}\n",
+        "\"parameters\": %lld, \"best_s\": %.4f, \"mean_s\": %.4f, \"tokens_per_s\": %.1f, "
+        "\"cpu_path\": \"%s\"}\n",
         dir.c_str(), model.arch().name, dtype.c_str(), order.c_str(), (long long)batch,
         (long long)seq, samples, ThreadPool::global().size(),
-        (long long)model.weights().parameter_count, best, total / steps,
-        double(batch * seq) / best);
+        (long long)model.weights().parameter_count, best, total / steps, double(batch * seq) / best,
+        cpu::isa_name(cpu::active_isa()));
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_zo_step: error: %s\n", e.what());
     return 1;

@@ -71,7 +71,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
-    print(f"{'arch':8} {'dtype':5} {'torch tok/s':>12} {'zoft tok/s':>11} {'ratio':>6}")
+    print(f"{'arch':8} {'dtype':5} {'torch tok/s':>12} {'zoft tok/s':>11} {'ratio':>6}  zoft CPU path")
     for arch in args.archs.split(","):
         path = make_model(arch, args.models)
         for dtype in args.dtypes.split(","):
@@ -87,9 +87,10 @@ def main():
                    "zoft_tokens_per_s": z["tokens_per_s"],
                    "ratio": z["tokens_per_s"] / (tokens / torch_s),
                    "torch_step_s": torch_s, "zoft_step_s": z["best_s"]}
+            row["zoft_cpu_path"] = z.get("cpu_path", "?")
             rows.append(row)
             print(f"{arch:8} {dtype:5} {row['torch_tokens_per_s']:12.1f} "
-                  f"{row['zoft_tokens_per_s']:11.1f} {row['ratio']:6.2f}", flush=True)
+                  f"{row['zoft_tokens_per_s']:11.1f} {row['ratio']:6.2f}  {row['zoft_cpu_path']}", flush=True)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"torch": torch.__version__, "transformers": transformers.__version__,

@@ -26,7 +26,7 @@ start=$(date +%s)
 if [ -z "${ZOFT_FUZZ_BUILD:-}" ]; then
   cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
     -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DCMAKE_C_FLAGS_DEBUG="-O1 -gline-tables-only" \
-    -DZOFT_FUZZ=ON -DZOFT_NATIVE=ON -DZOFT_TESTS=OFF -DZOFT_BENCH=OFF -DZOFT_CUDA=OFF >/dev/null
+    -DZOFT_FUZZ=ON -DZOFT_MARCH=native -DZOFT_TESTS=OFF -DZOFT_BENCH=OFF -DZOFT_CUDA=OFF >/dev/null
 elif ! grep -q "^ZOFT_FUZZ:BOOL=ON" "$build/CMakeCache.txt" 2>/dev/null; then
   echo "fuzz: $build is not a build configured with -DZOFT_FUZZ=ON" >&2
   exit 2

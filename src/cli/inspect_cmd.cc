@@ -5,7 +5,9 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "backend/cpu/isa.h"
 #include "cli/commands.h"
+#include "core/cpu_features.h"
 #include "model/inspect.h"
 
 namespace zoft::cli {
@@ -54,6 +56,9 @@ void run_inspect(const InspectOptions& opt) {
       {"weights_bytes_bf16", uint64_t(bf16)},
       {"layer_bytes_bf16", uint64_t(layer_bf16)},
       {"kv_cache_bytes_per_token", s.kv_bytes_per_token},
+      {"cpu", cpu_features().model},
+      {"cpu_features", cpu_feature_names(cpu_features())},
+      {"cpu_path", cpu::isa_name(cpu::active_isa())},
   };
   if (!opt.json) {
     std::printf("model          %s\n", s.path.c_str());
@@ -76,6 +81,7 @@ void run_inspect(const InspectOptions& opt) {
                 human_bytes(layer_bf16).c_str());
     std::printf("kv cache       %s per token (f32)\n",
                 human_bytes(double(s.kv_bytes_per_token)).c_str());
+    std::printf("cpu path       %s\n", cpu::isa_description().c_str());
   }
   if (opt.json) std::printf("%s\n", j.dump().c_str());
 }

@@ -6,7 +6,9 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "backend/cpu/isa.h"
 #include "backend/ops.h"
 #include "core/error.h"
 
@@ -61,7 +63,7 @@ class DeviceBufferArg {
   size_t bytes_;
 };
 
-class DispatchBackend final : public OpsBackend {
+class DispatchBackend : public OpsBackend {
  public:
   explicit DispatchBackend(Device device) : d_(device) {}
 
@@ -168,6 +170,42 @@ class DispatchBackend final : public OpsBackend {
   Device d_;
 };
 
+// Runs the CPU ops on one kernel path (backend/cpu/isa.h) for as long as it lives.
+class ScopedIsa {
+ public:
+  explicit ScopedIsa(cpu::Isa isa) : previous_(cpu::active_isa()) { cpu::set_isa(isa); }
+  ~ScopedIsa() { cpu::set_isa(previous_); }
+  ScopedIsa(const ScopedIsa&) = delete;
+  ScopedIsa& operator=(const ScopedIsa&) = delete;
+
+ private:
+  cpu::Isa previous_;
+};
+
+// The paths this machine and build can run.
+inline std::vector<cpu::Isa> available_isas() {
+  std::vector<cpu::Isa> out;
+  for (cpu::Isa isa : cpu::all_isas())
+    if (cpu::isa_unavailable(isa).empty()) out.push_back(isa);
+  return out;
+}
+
+// The CPU backend forced onto one path: "cpu_avx2", "cpu_avx512", ... (nullptr, so the test
+// skips, where this CPU or build cannot run it).
+class CpuIsaBackend final : public DispatchBackend {
+ public:
+  explicit CpuIsaBackend(cpu::Isa isa) : DispatchBackend(Device::CPU), scope_(isa) {}
+
+ private:
+  ScopedIsa scope_;
+};
+
+template <cpu::Isa isa>
+std::unique_ptr<OpsBackend> make_cpu_isa_backend() {
+  if (!cpu::isa_unavailable(isa).empty()) return nullptr;
+  return std::make_unique<CpuIsaBackend>(isa);
+}
+
 // Factories by name: "cpu", and "cuda", which returns nullptr (the test skips) when this build
 // has no CUDA backend or cudaGetDeviceCount sees no GPU.
 using BackendFactory = std::unique_ptr<OpsBackend> (*)();
@@ -178,6 +216,11 @@ inline std::map<std::string, BackendFactory>& backend_registry() {
        []() -> std::unique_ptr<OpsBackend> {
          return std::make_unique<DispatchBackend>(Device::CPU);
        }},
+      {"cpu_avx2", make_cpu_isa_backend<cpu::Isa::avx2>},
+      {"cpu_avx512", make_cpu_isa_backend<cpu::Isa::avx512>},
+      {"cpu_avx512_bf16", make_cpu_isa_backend<cpu::Isa::avx512_bf16>},
+      {"cpu_onednn", make_cpu_isa_backend<cpu::Isa::onednn>},
+      {"cpu_amx", make_cpu_isa_backend<cpu::Isa::amx>},
       {"cuda",
        []() -> std::unique_ptr<OpsBackend> {
          if (!ops::available(Device::CUDA)) return nullptr;

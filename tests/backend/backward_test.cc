@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -49,7 +50,27 @@ TEST_F(BackwardTest, LinearReferenceMatchesFiniteDifferences) {
   }
 }
 
-TEST_F(BackwardTest, LinearBackward) {
+// The linear backward runs on the GEMM kernels: once per kernel path (backend/cpu/isa.h), each
+// skipped where this machine cannot run it.
+class LinearBackwardTest : public ::testing::TestWithParam<cpu::Isa>, public RandomInputs {
+ protected:
+  LinearBackwardTest() : RandomInputs(4321) {}
+  void SetUp() override {
+    const std::string why = cpu::isa_unavailable(GetParam());
+    if (!why.empty()) GTEST_SKIP() << why;
+    scope_ = std::make_unique<ScopedIsa>(GetParam());
+  }
+
+ private:
+  std::unique_ptr<ScopedIsa> scope_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Paths, LinearBackwardTest, ::testing::ValuesIn(cpu::all_isas()),
+                         [](const ::testing::TestParamInfo<cpu::Isa>& info) {
+                           return std::string(cpu::isa_name(info.param));
+                         });
+
+TEST_P(LinearBackwardTest, MatchesReference) {
   struct Shape {
     int64_t M, N, K;
   };
@@ -89,7 +110,7 @@ TEST_F(BackwardTest, LinearBackward) {
 }
 
 // An operand wider than the transposition scratch (~4 M floats) is transposed block by block.
-TEST_F(BackwardTest, LinearBackwardWeightWideOperand) {
+TEST_P(LinearBackwardTest, WeightWideOperand) {
   const int64_t M = 3000, wide = 1500, narrow = 7;
   for (bool kn : {false, true}) {
     const int64_t N = kn ? narrow : wide, K = kn ? wide : narrow;  // the transposed one is wide

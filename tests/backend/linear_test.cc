@@ -1,6 +1,7 @@
 // linear (f32 and bf16 weights, [N,K] and [K,N] layouts, bias) against the double reference.
 #include <cmath>
 #include <cstdint>
+#include <tuple>
 #include <vector>
 
 #include "core/error.h"
@@ -75,6 +76,39 @@ TEST_P(LinearTest, ThreadCounts) {
     check(2, 70, 33, false);
   }
   ThreadPool::set_global_threads(0);
+}
+
+// Data-parallel ranks may run different thread counts: the bits must not change with them.
+// Shapes span several row tiles, column panels and K blocks (and oneDNN's 64-row x 1024-column
+// calls). Not so where OpenBLAS runs the GEMM (the avx2 path, and bf16 on avx512): its kernels
+// depend on its thread count (docs/gemm-choice.md), so ranks there must run equal counts.
+TEST_P(LinearTest, ThreadCountDoesNotChangeBits) {
+  auto openblas_runs = [&](DType dtype) {
+    const cpu::Isa isa = cpu::active_isa();
+    return GetParam().rfind("cpu", 0) == 0 &&
+           (isa == cpu::Isa::avx2 || (isa == cpu::Isa::avx512 && dtype == DType::BF16));
+  };
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{70, 1100, 1030}, {2, 600, 700}}) {
+    std::vector<float> x = uniform(M * K), w = uniform(N * K), bias = uniform(N);
+    std::vector<uint16_t> wb = to_bf16(w);
+    for (DType dtype : {DType::F32, DType::BF16})
+      for (bool kn : {false, true}) {
+        if (openblas_runs(dtype)) continue;
+        const void* data = dtype == DType::F32 ? static_cast<const void*>(w.data()) : wb.data();
+        Tensor wt(const_cast<void*>(data), dtype, {kn ? K : N, kn ? N : K});
+        std::vector<std::vector<float>> y;
+        for (int threads : {1, 2, 3}) {
+          ThreadPool::set_global_threads(threads);
+          y.emplace_back(M * N);
+          be().linear(x.data(), M, K, wt, kn, bias.data(), y.back().data());
+        }
+        ThreadPool::set_global_threads(0);
+        for (size_t t = 1; t < y.size(); ++t)
+          for (int64_t i = 0; i < M * N; ++i)
+            ASSERT_EQ(y[t][i], y[0][i]) << dtype_name(dtype) << (kn ? " [K,N]" : " [N,K]")
+                                        << " M=" << M << " threads=" << t + 1 << " at " << i;
+      }
+  }
 }
 
 TEST_P(LinearTest, RowDoesNotDependOnM) {

@@ -65,9 +65,12 @@ class BackendTest : public ::testing::TestWithParam<std::string>, public RandomI
 };
 
 // Each test file instantiates its suites over the same backend list.
-#define ZOFT_INSTANTIATE_BACKENDS(Suite)                    \
-  INSTANTIATE_TEST_SUITE_P(                                 \
-      OpsDispatch, Suite, ::testing::Values("cpu", "cuda"), \
+// "cpu" runs the path this machine picks; "cpu_<path>" each kernel path (backend/cpu/isa.h).
+#define ZOFT_INSTANTIATE_BACKENDS(Suite)                                                  \
+  INSTANTIATE_TEST_SUITE_P(                                                               \
+      OpsDispatch, Suite,                                                                 \
+      ::testing::Values("cpu", "cpu_avx2", "cpu_avx512", "cpu_avx512_bf16", "cpu_onednn", \
+                        "cpu_amx", "cuda"),                                               \
       [](const ::testing::TestParamInfo<std::string>& info) { return info.param; })
 
 // |got[i] - want[i]| <= atol + rtol |want[i]| for all i; reports the worst element.

@@ -1,18 +1,54 @@
-// cpu::linear: checks the weight, then picks the GEMM. docs/gemm-choice.md has the benchmark
-// behind the choice: our packed AVX-512 kernels (gemm_kernels.cc) for both f32 and bf16 where
-// the build has them; OpenBLAS sgemm otherwise (bf16 weights widened to f32 chunk by chunk,
-// which gives the same products since a product of two bf16 is exact in f32).
+// cpu::linear: checks the weight, then runs the GEMM of the active CPU path (isa.h).
+// docs/gemm-choice.md has the benchmark behind the choice: our packed AVX-512 kernels
+// (gemm_kernels.cc) for both f32 and bf16 where the CPU has them; OpenBLAS sgemm otherwise
+// (bf16 weights widened to f32 chunk by chunk, which gives the same products since a product of
+// two bf16 is exact in f32).
 #include <cblas.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "backend/cpu/gemm_kernels.h"
+#include "backend/cpu/gemm_onednn.h"
 #include "backend/cpu/ops.h"
+#include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 
 namespace zoft::cpu {
+
+// The per-instruction-set copies of the packed kernels that CMakeLists.txt compiled.
+namespace detail {
+#if defined(ZOFT_GEMM_HAVE_avx512)
+namespace avx512 {
+extern const GemmKernels kKernels;
+}
+#endif
+#if defined(ZOFT_GEMM_HAVE_avx512_bf16)
+namespace avx512_bf16 {
+extern const GemmKernels kKernels;
+}
+#endif
+
+const GemmKernels* gemm_kernels(Isa isa) {
+  switch (isa) {
+    case Isa::onednn:  // f32 weights: our own kernels, the best this CPU runs
+    case Isa::amx:
+      return cpu_features().avx512_bf16 ? gemm_kernels(Isa::avx512_bf16)
+                                        : gemm_kernels(Isa::avx512);
+#if defined(ZOFT_GEMM_HAVE_avx512)
+    case Isa::avx512:
+      return &avx512::kKernels;
+#endif
+#if defined(ZOFT_GEMM_HAVE_avx512_bf16)
+    case Isa::avx512_bf16:
+      return &avx512_bf16::kKernels;
+#endif
+    default:
+      return nullptr;
+  }
+}
+}  // namespace detail
 
 // y[r, :] = bias (or 0): the starting value for a GEMM that accumulates (beta = 1).
 static void fill_rows(float* y, int64_t M, int64_t N, const float* bias) {
@@ -97,23 +133,28 @@ void linear(const float* x, int64_t M, int64_t K, const Tensor& weight, bool wei
     fill_rows(y, M, N, bias);
     return;
   }
+  const Isa isa = active_isa();
+  const detail::GemmKernels* kernels = detail::gemm_kernels(isa);
   if (weight.dtype == DType::F32) {
-    if (detail::have_packed_f32() && M <= detail::kSmallM)
-      detail::small_gemm_f32(x, M, K, weight.f32(), weight_is_kn, N, bias, y);
-    else if (detail::have_packed_f32())
-      detail::packed_gemm_f32(x, M, K, weight.f32(), weight_is_kn, N, bias, y);
+    if (kernels && M <= detail::kSmallM)
+      kernels->small_f32(x, M, K, weight.f32(), weight_is_kn, N, bias, y);
+    else if (kernels)
+      kernels->packed_f32(x, M, K, weight.f32(), weight_is_kn, N, bias, y);
     else
       in_fixed_row_chunks(x, M, K, N, y, [&](const float* xc, float* yc) {
         blas_linear_f32(xc, kBlasRows, K, weight.f32(), weight_is_kn, N, bias, yc);
       });
   } else {
-    if (detail::have_packed_bf16() && M <= detail::kSmallM && !weight_is_kn)
-      detail::small_gemm_bf16(x, M, K, weight.ptr<uint16_t>(), N, bias, y);
-    else if (detail::have_packed_bf16())
-      detail::packed_gemm_bf16(x, M, K, weight.ptr<uint16_t>(), weight_is_kn, N, bias, y);
+    const uint16_t* w = weight.ptr<uint16_t>();
+    if (isa == Isa::onednn || isa == Isa::amx)
+      detail::onednn_gemm_bf16(x, M, K, w, weight_is_kn, N, bias, y);
+    else if (kernels && kernels->packed_bf16 && M <= detail::kSmallM && !weight_is_kn)
+      kernels->small_bf16(x, M, K, w, N, bias, y);
+    else if (kernels && kernels->packed_bf16)
+      kernels->packed_bf16(x, M, K, w, weight_is_kn, N, bias, y);
     else
       in_fixed_row_chunks(x, M, K, N, y, [&](const float* xc, float* yc) {
-        blas_linear_bf16(xc, kBlasRows, K, weight.ptr<uint16_t>(), weight_is_kn, N, bias, yc);
+        blas_linear_bf16(xc, kBlasRows, K, w, weight_is_kn, N, bias, yc);
       });
   }
 }

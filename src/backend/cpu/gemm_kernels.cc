@@ -1,4 +1,6 @@
 // Packed AVX-512 GEMM: y[M,N] = x[M,K] . W^T + bias, f32 (FMA) or bf16 (VDPBF16PS) weights.
+// Compiled once per AVX-512 instruction set into namespace ZOFT_GEMM_ISA (gemm_kernels.h); the
+// bf16 kernel exists in the copies compiled with AVX-512 BF16.
 //
 // The shape of the computation follows the classic BLIS/GotoBLAS layering:
 //   - W is repacked, one block of KC steps x NCP panels at a time, into panels of NR = 16*NV
@@ -13,15 +15,18 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/simd.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 
-namespace zoft::cpu::detail {
+#if !defined(ZOFT_GEMM_ISA) || !defined(__AVX512F__)
+#error "gemm_kernels.cc is compiled per instruction set with AVX-512 flags (CMakeLists.txt)"
+#endif
 
-#if defined(__AVX512F__)
+namespace zoft::cpu::detail::ZOFT_GEMM_ISA {
 
 using simd::transpose16x16;
 
@@ -35,11 +40,6 @@ static void* thread_scratch(size_t bytes, int slot) {
 }
 
 using simd::first_lanes;
-
-// Lane mask for the first n lanes of a vector of 32 bf16.
-static __mmask32 lanes32(int64_t n) {
-  return n >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << std::max<int64_t>(n, 0)) - 1);
-}
 
 // ---- f32 ----------------------------------------------------------------------------------
 
@@ -83,6 +83,11 @@ struct F32Kernel {
 // ---- bf16 ---------------------------------------------------------------------------------
 
 #if defined(__AVX512BF16__)
+// Lane mask for the first n lanes of a vector of 32 bf16.
+static __mmask32 lanes32(int64_t n) {
+  return n >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << std::max<int64_t>(n, 0)) - 1);
+}
+
 void round_bf16_pairs(const float* src, int64_t count, int64_t pairs, uint32_t* dst) {
   for (int64_t k = 0; k < 2 * pairs; k += 32) {
     __m512 lo = _mm512_maskz_loadu_ps(first_lanes(count - k), src + k);
@@ -275,31 +280,55 @@ static void packed_gemm(typename Kernel::A* a, int64_t lda, const float* x_f32, 
   });
 }
 
-bool have_packed_f32() {
-  return true;
-}
-
-void packed_gemm_f32(const float* x, int64_t M, int64_t K, const float* w, bool weight_is_kn,
-                     int64_t N, const float* bias, float* y) {
+static void packed_gemm_f32(const float* x, int64_t M, int64_t K, const float* w, bool weight_is_kn,
+                            int64_t N, const float* bias, float* y) {
   packed_gemm<F32Kernel>(const_cast<float*>(x), K, nullptr, M, K, w, weight_is_kn, N, bias, false,
                          y);
 }
 
-void packed_gemm_f32_accumulate(const float* x, int64_t M, int64_t K, const float* w,
-                                bool weight_is_kn, int64_t N, float* y) {
-  packed_gemm<F32Kernel>(const_cast<float*>(x), K, nullptr, M, K, w, weight_is_kn, N, nullptr, true,
-                         y);
+// dst[C,R] = the C columns of src[R, ld] transposed: 16 x 16 blocks transposed in registers,
+// column blocks over the pool.
+static void transpose(const float* src, int64_t R, int64_t ld, int64_t C, float* dst) {
+  const int64_t col_blocks = (C + 15) / 16;
+  parallel_items(col_blocks, 16 * R, [&](int64_t begin, int64_t end) {
+    for (int64_t cb = begin; cb < end; ++cb) {
+      const int64_t c0 = cb * 16, nc = std::min<int64_t>(16, C - c0);
+      const __mmask16 cols = first_lanes(nc);
+      for (int64_t r0 = 0; r0 < R; r0 += 16) {
+        const int64_t nr = std::min<int64_t>(16, R - r0);
+        __m512i v[16];
+        for (int64_t i = 0; i < 16; ++i)
+          v[i] = i < nr ? _mm512_maskz_loadu_epi32(cols, src + (r0 + i) * ld + c0)
+                        : _mm512_setzero_si512();
+        transpose16x16(v);
+        for (int64_t j = 0; j < nc; ++j)
+          _mm512_mask_storeu_epi32(dst + (c0 + j) * R + r0, first_lanes(nr), v[j]);
+      }
+    }
+  });
+}
+
+// out[A, B] += a[M, A]^T . b[M, B]. The packed kernels read their left operand in place, so a
+// is transposed first, a block of its columns at a time: the scratch stays under ~16 MiB even
+// for a vocabulary-sized operand (the LM head's dy).
+static void add_transposed_product(const float* a, int64_t M, int64_t A, const float* b, int64_t B,
+                                   float* out) {
+  thread_local std::vector<float> scratch;  // kept by the calling thread between calls
+  const int64_t cols = std::max<int64_t>(16, (int64_t(1) << 22) / M / 16 * 16);
+  scratch.resize(size_t(std::min(cols, A) * M));
+  for (int64_t c0 = 0; c0 < A; c0 += cols) {
+    const int64_t n = std::min(cols, A - c0);
+    transpose(a + c0, M, A, n, scratch.data());
+    packed_gemm<F32Kernel>(scratch.data(), M, nullptr, n, M, b, true, B, nullptr, true,
+                           out + c0 * B);
+  }
 }
 
 #if defined(__AVX512BF16__)
-bool have_packed_bf16() {
-  return true;
-}
-
 // x is rounded to bf16 into rows of S = ceil(K/2) pairs. With enough rows for every thread the
 // rounding is folded into the GEMM (gemm_block); otherwise it is a pass of its own.
-void packed_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool weight_is_kn,
-                      int64_t N, const float* bias, float* y) {
+static void packed_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w,
+                             bool weight_is_kn, int64_t N, const float* bias, float* y) {
   const int64_t S = Bf16Kernel::steps(K);
   auto* xb = static_cast<uint32_t*>(thread_scratch(size_t(M * S) * 4, 1));
   const int64_t threads = ThreadPool::global().size();
@@ -312,29 +341,16 @@ void packed_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, b
   });
   packed_gemm<Bf16Kernel>(xb, S, nullptr, M, K, w, weight_is_kn, N, bias, false, y);
 }
+#endif
+
+extern const GemmKernels kKernels;
+const GemmKernels kKernels = {
+    packed_gemm_f32,  small_gemm_f32,  add_transposed_product,
+#if defined(__AVX512BF16__)
+    packed_gemm_bf16, small_gemm_bf16,
 #else
-bool have_packed_bf16() {
-  return false;
-}
-void packed_gemm_bf16(const float*, int64_t, int64_t, const uint16_t*, bool, int64_t, const float*,
-                      float*) {}
+    nullptr,         nullptr,
 #endif
+};
 
-#else  // no AVX-512: gemm.cc uses OpenBLAS instead
-
-bool have_packed_f32() {
-  return false;
-}
-bool have_packed_bf16() {
-  return false;
-}
-void packed_gemm_f32(const float*, int64_t, int64_t, const float*, bool, int64_t, const float*,
-                     float*) {}
-void packed_gemm_f32_accumulate(const float*, int64_t, int64_t, const float*, bool, int64_t,
-                                float*) {}
-void packed_gemm_bf16(const float*, int64_t, int64_t, const uint16_t*, bool, int64_t, const float*,
-                      float*) {}
-
-#endif
-
-}  // namespace zoft::cpu::detail
+}  // namespace zoft::cpu::detail::ZOFT_GEMM_ISA

@@ -14,9 +14,11 @@
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/simd.h"
 
-namespace zoft::cpu::detail {
+#if !defined(ZOFT_GEMM_ISA) || !defined(__AVX512F__)
+#error "gemm_small.cc is compiled per instruction set with AVX-512 flags (CMakeLists.txt)"
+#endif
 
-#if defined(__AVX512F__)
+namespace zoft::cpu::detail::ZOFT_GEMM_ISA {
 
 // W rows are read as 16 interleaved streams, more than the hardware prefetcher follows well:
 // each row's next lines are prefetched by hand (measured: ~1.5x on a 671 MB LM head).
@@ -180,20 +182,6 @@ void small_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, in
          : dots_rows<Bf16Steps, 2>(pairs.data(), S, K, w, N, bias, y);
 }
 
-#else
-
-void small_gemm_bf16(const float*, int64_t, int64_t, const uint16_t*, int64_t, const float*,
-                     float*) {}
-
 #endif
 
-#else
-
-void small_gemm_f32(const float*, int64_t, int64_t, const float*, bool, int64_t, const float*,
-                    float*) {}
-void small_gemm_bf16(const float*, int64_t, int64_t, const uint16_t*, int64_t, const float*,
-                     float*) {}
-
-#endif
-
-}  // namespace zoft::cpu::detail
+}  // namespace zoft::cpu::detail::ZOFT_GEMM_ISA
