@@ -166,6 +166,10 @@ std::vector<std::pair<std::string, Field>> schema(Recipe& r) {
       {"trainer.steps", int_field(r.trainer.steps)},
       {"trainer.batch_size", int_field(r.trainer.batch_size)},
       {"trainer.eval_interval", int_field(r.trainer.eval_interval)},
+      {"trainer.validation_fraction", float_field(r.trainer.validation_fraction)},
+      {"trainer.load_best_at_end", bool_field(r.trainer.load_best_at_end)},
+      {"trainer.divergence_factor", float_field(r.trainer.divergence_factor)},
+      {"trainer.early_stopping_patience", int_field(r.trainer.early_stopping_patience)},
       {"trainer.save_interval", int_field(r.trainer.save_interval)},
       {"trainer.save_total_limit", int_field(r.trainer.save_total_limit)},
       {"trainer.seed", int_field(r.trainer.seed)},
@@ -264,6 +268,18 @@ void validate(const Recipe& r) {
     runtime::parse_max_memory(r.placement.max_memory);
   if (r.trainer.eval_interval < 0 || r.trainer.save_interval < 0 || r.trainer.save_total_limit < 0)
     fail("{}: trainer intervals and save_total_limit must be >= 0", f);
+  not_negative("trainer.early_stopping_patience", r.trainer.early_stopping_patience);
+  if (!(r.trainer.validation_fraction >= 0 && r.trainer.validation_fraction < 1))
+    fail("{}: trainer.validation_fraction must be in [0, 1), got {}", f,
+         r.trainer.validation_fraction);
+  if (r.trainer.validation_fraction > 0 && r.task.name.empty() && r.task.file.empty())
+    fail(
+        "{}: trainer.validation_fraction splits task examples; without a task give data.eval "
+        "instead",
+        f);
+  if (!(r.trainer.divergence_factor == 0 || r.trainer.divergence_factor > 1))
+    fail("{}: trainer.divergence_factor must be 0 (off) or > 1, got {}", f,
+         r.trainer.divergence_factor);
 }
 
 }  // namespace

@@ -67,6 +67,19 @@ struct Recipe {
     int64_t steps = 100;
     int64_t batch_size = 16;
     int64_t eval_interval = 0;  // 0 = only at the end
+    // Task data: hold out this fraction of data.train (a fixed pick, the same for every seed)
+    // as the validation set, which then chooses the best model and is what eval_interval
+    // evaluates; data.eval is scored before and after (the held-out test). 0: data.eval is
+    // the validation set (HF's eval_dataset).
+    double validation_fraction = 0.0;
+    // End with the best model by the validation metric: step 0 (saved as checkpoint-0), every
+    // evaluation, the last step. Its checkpoint is the run's result and data.eval is scored on it.
+    bool load_best_at_end = true;
+    // Stop when the mean training loss of a 10-step window exceeds this times that of steps
+    // 1-10 (0 = never), or after this many evaluations without a better validation metric
+    // (0 = never; HF's early_stopping_patience).
+    double divergence_factor = 2.0;
+    int64_t early_stopping_patience = 0;
     int64_t save_interval = 0;  // 0 = only at the end
     int64_t save_total_limit = 2;
     int64_t seed = 42;

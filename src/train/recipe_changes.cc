@@ -17,6 +17,8 @@ namespace {
 //   trainer.eval_interval, save_interval, save_total_limit, eval_before: when to evaluate and
 //                                   save; the steps in between are the same
 //   trainer.nan_policy              what to do on a non-finite loss; the finite steps are the same
+//   trainer.load_best_at_end, divergence_factor, early_stopping_patience: which model to end
+//                                   with and when to stop; the steps run are the same
 //   trainer.schedule                zo2 and plain give bit-identical weights (train/zo_step.h)
 //   trainer.gradient_checkpointing  recomputed activations give bit-identical gradients
 //   trainer.allow_changed_recipe    this check's own switch
@@ -27,10 +29,18 @@ namespace {
 // and data.eval_samples too, since the best checkpoint is chosen by comparing eval metrics across
 // the resume. trainer.steps is relevant except under a constant schedule (see below).
 bool training_relevant(const std::string& key) {
-  static const char* kIrrelevant[] = {
-      "trainer.output_dir",       "trainer.eval_interval",        "trainer.save_interval",
-      "trainer.save_total_limit", "trainer.eval_before",          "trainer.nan_policy",
-      "trainer.schedule",         "trainer.allow_changed_recipe", "trainer.gradient_checkpointing"};
+  static const char* kIrrelevant[] = {"trainer.output_dir",
+                                      "trainer.eval_interval",
+                                      "trainer.save_interval",
+                                      "trainer.save_total_limit",
+                                      "trainer.eval_before",
+                                      "trainer.nan_policy",
+                                      "trainer.schedule",
+                                      "trainer.allow_changed_recipe",
+                                      "trainer.gradient_checkpointing",
+                                      "trainer.load_best_at_end",
+                                      "trainer.divergence_factor",
+                                      "trainer.early_stopping_patience"};
   for (const char* prefix : {"placement.", "dist.", "logging."})
     if (key.rfind(prefix, 0) == 0) return false;
   return std::none_of(std::begin(kIrrelevant), std::end(kIrrelevant),

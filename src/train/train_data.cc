@@ -20,13 +20,31 @@ constexpr uint64_t kEvalSubsetSeed = 1234;
 
 }  // namespace
 
-std::vector<data::EncodedExample> load_task_examples(const data::Task& task,
-                                                     const std::string& path, int64_t limit,
-                                                     int64_t k_shot, uint64_t seed,
-                                                     const text::Tokenizer& tokenizer,
-                                                     const data::EncodeOptions& encode) {
+// The fixed pick of validation examples: a permutation of the file's examples by this seed.
+constexpr uint64_t kValidationSeed = 4321;
+
+EvalResult TrainData::validate(Decoder&, int64_t, const char*, dist::Communicator&) const {
+  fail("this data has no validation set (trainer.validation_fraction applies to task data)");
+}
+
+std::vector<data::EncodedExample> load_task_examples(
+    const data::Task& task, const std::string& path, int64_t limit, int64_t k_shot, uint64_t seed,
+    const text::Tokenizer& tokenizer, const data::EncodeOptions& encode, double validation_fraction,
+    std::vector<data::EncodedExample>* validation) {
   std::vector<data::TaskExample> examples = task.make_examples(data::read_records(path));
   if (examples.empty()) fail("{}: no examples", path);
+  if (validation && validation_fraction > 0) {
+    const size_t held = size_t(std::llround(validation_fraction * double(examples.size())));
+    if (held == 0 || held >= examples.size())
+      fail("{}: trainer.validation_fraction {} of {} examples leaves {} for validation", path,
+           validation_fraction, examples.size(), held);
+    std::vector<size_t> order = data::permutation(examples.size(), kValidationSeed);
+    std::vector<size_t> rest(order.begin() + long(held), order.end());
+    std::sort(rest.begin(), rest.end());  // the rest in file order, as a smaller file
+    order.resize(held);
+    *validation = data::encode_examples(data::select(examples, order), tokenizer, encode);
+    examples = data::select(examples, rest);
+  }
   std::vector<size_t> pick;
   if (k_shot > 0) {
     pick = data::k_shot_indices(examples, size_t(k_shot), seed);
@@ -93,7 +111,7 @@ class TaskData : public TrainData {
     encode.truncate = r.data.truncate;
     const uint64_t seed = uint64_t(r.trainer.seed);
     train_ = load_task_examples(task, r.data.train, r.data.train_samples, r.task.k_shot, seed,
-                                tokenizer, encode);
+                                tokenizer, encode, r.trainer.validation_fraction, &valid_);
     if (!r.data.eval.empty())
       eval_ = load_task_examples(task, r.data.eval, r.data.eval_samples, 0, kEvalSubsetSeed,
                                  tokenizer, encode);
@@ -105,6 +123,7 @@ class TaskData : public TrainData {
     data::BatchOptions eval_options = options_;  // evaluation scores every candidate
     eval_options.mode = data::LossMode::kClassification;
     check_every_row_scores(eval_, eval_options, "data.eval", encode.max_length, r.source);
+    check_every_row_scores(valid_, eval_options, "the validation set", encode.max_length, r.source);
   }
 
   int64_t max_row_length() const override { return longest_example(train_); }
@@ -123,31 +142,43 @@ class TaskData : public TrainData {
     return data::make_batch(train_, indices, options_);
   }
 
-  // Accuracy by candidate scoring (train/scoring.h); dist: each rank scores a contiguous share
-  // of the examples and the counts are summed.
   EvalResult evaluate(Decoder& model, int64_t batch_size, const char* label,
                       dist::Communicator& comm) const override {
-    auto [begin, end] = my_share(eval_.size(), comm);
-    std::vector<data::EncodedExample> mine(eval_.begin() + long(begin), eval_.begin() + long(end));
+    return accuracy(eval_, "eval", model, batch_size, label, comm);
+  }
+  bool has_validation() const override { return !valid_.empty(); }
+  EvalResult validate(Decoder& model, int64_t batch_size, const char* label,
+                      dist::Communicator& comm) const override {
+    return accuracy(valid_, "validation", model, batch_size, label, comm);
+  }
+
+  void fingerprint(dist::Fingerprint& f) const override {
+    add_examples(f, train_);
+    add_examples(f, eval_);
+    add_examples(f, valid_);
+  }
+
+ private:
+  // Accuracy by candidate scoring (train/scoring.h); dist: each rank scores a contiguous share
+  // of the examples and the counts are summed.
+  EvalResult accuracy(const std::vector<data::EncodedExample>& set, const char* name,
+                      Decoder& model, int64_t batch_size, const char* label,
+                      dist::Communicator& comm) const {
+    auto [begin, end] = my_share(set.size(), comm);
+    std::vector<data::EncodedExample> mine(set.begin() + long(begin), set.begin() + long(end));
     int64_t counts[2] = {
         count_correct(model, mine, batch_size, pad_id_, comm.is_root() ? label : nullptr),
         int64_t(mine.size())};
     if (comm.size() > 1) comm.all_reduce_sum(counts, 2);
     double accuracy = counts[1] ? double(counts[0]) / double(counts[1]) : 0.0;
     EvalResult result;
-    result.metrics["eval/accuracy"] = accuracy;
+    result.metrics[std::string(name) + "/accuracy"] = accuracy;
     result.score = accuracy;
-    result.summary = fmt::format("eval accuracy {:.4f} on {} examples", accuracy, eval_.size());
+    result.summary = fmt::format("{} accuracy {:.4f} on {} examples", name, accuracy, set.size());
     return result;
   }
 
-  void fingerprint(dist::Fingerprint& f) const override {
-    add_examples(f, train_);
-    add_examples(f, eval_);
-  }
-
- private:
-  std::vector<data::EncodedExample> train_, eval_;
+  std::vector<data::EncodedExample> train_, eval_, valid_;
   int32_t pad_id_ = 0;
   data::BatchOptions options_;
 };

@@ -37,6 +37,11 @@ class TrainData {
   // Scores the eval set; dist: every rank takes a share and every rank gets the same result.
   virtual EvalResult evaluate(Decoder& model, int64_t batch_size, const char* progress_label,
                               dist::Communicator& comm) const = 0;
+  // A validation set held out of data.train (trainer.validation_fraction); metrics are named
+  // "validation/...". Task data only.
+  virtual bool has_validation() const { return false; }
+  virtual EvalResult validate(Decoder& model, int64_t batch_size, const char* progress_label,
+                              dist::Communicator& comm) const;
   // For the memory estimate: the longest row, and rows per training example (candidates).
   virtual int64_t max_row_length() const = 0;
   virtual int64_t rows_per_example() const = 0;
@@ -45,12 +50,13 @@ class TrainData {
 };
 
 // Examples of a task from a data file, optionally a seeded subset of `limit` of them (or a
-// k-shot pick when k_shot > 0), encoded.
-std::vector<data::EncodedExample> load_task_examples(const data::Task& task,
-                                                     const std::string& path, int64_t limit,
-                                                     int64_t k_shot, uint64_t seed,
-                                                     const text::Tokenizer& tokenizer,
-                                                     const data::EncodeOptions& encode);
+// k-shot pick when k_shot > 0), encoded. validation (when not null): first the fraction
+// `validation_fraction` of the file's examples is held out into it (a pick that depends on the
+// file alone); the subset is then drawn from the rest.
+std::vector<data::EncodedExample> load_task_examples(
+    const data::Task& task, const std::string& path, int64_t limit, int64_t k_shot, uint64_t seed,
+    const text::Tokenizer& tokenizer, const data::EncodeOptions& encode,
+    double validation_fraction = 0, std::vector<data::EncodedExample>* validation = nullptr);
 
 // Loads data.train / data.eval as the recipe says: a task when task.name or task.file is set,
 // else a causal-LM corpus. Throws one clear line for an empty corpus, one shorter than a block,

@@ -29,6 +29,7 @@
 #include "text/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/fault.h"
+#include "train/guards.h"
 #include "train/lora_training.h"
 #include "train/memory_check.h"
 #include "train/method.h"
@@ -49,9 +50,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Checkpoint metrics: higher is better (accuracy, or minus the eval loss). A save without an
-// evaluation has no metric; before any evaluation there is no best.
+// evaluation has no metric.
 constexpr double kNotMeasured = std::numeric_limits<double>::quiet_NaN();
-constexpr double kNoBest = -1e300;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -242,7 +242,7 @@ void print_offload_stats(const runtime::Offload& offload) {
 class Run {
  public:
   Run(const Recipe& r, dist::Communicator& comm, dist::Startup& startup)
-      : r_(r), comm_(comm), startup_(startup) {}
+      : r_(r), comm_(comm), startup_(startup), guard_(r) {}
 
   TrainSummary train() {
     // dist: ranks on one node share its cores.
@@ -261,15 +261,15 @@ class Run {
     if (comm_.is_root() && r_.logging.jsonl)
       drop_rows_after(r_.trainer.output_dir + "/metrics.jsonl", summary_.resumed_from);
     log_ = std::make_unique<MetricsLog>(r_, comm_);
-    if (!resume_ && r_.trainer.eval_before && data_->has_eval())
-      summary_.eval_before = evaluate(0, "eval (before)").metrics;
+    if (!resume_) evaluate_before();
     loop();
     method_->finish();
     summary_.steps = method_->steps_done();
+    if (offload_) print_offload_stats(*offload_);
+    end_with_best();
     summary_.accuracy_before = metric_or(summary_.eval_before, "eval/accuracy", -1);
     summary_.accuracy_after = metric_or(summary_.eval_after, "eval/accuracy", -1);
     summary_.seconds = std::chrono::duration<double>(Clock::now() - start_).count();
-    if (offload_) print_offload_stats(*offload_);
     return summary_;
   }
 
@@ -299,6 +299,7 @@ class Run {
     resume_ = latest;
     state_ = read_json_file(*resume_ + "/trainer_state.json");
     summary_.resumed_from = state_.at("step").get<int64_t>();
+    summary_.final_checkpoint = *resume_;
     if (comm_.is_root())
       std::fprintf(stderr, "zoft: resuming from %s (step %lld)\n", resume_->c_str(),
                    (long long)summary_.resumed_from);
@@ -329,12 +330,17 @@ class Run {
 
   // Offload (runtime/): with placement.max_memory the layers that do not fit stream from disk;
   // it attaches before the method makes the weights trainable. Null: all resident.
-  void make_method() {
+  runtime::OffloadOptions offload_options(bool trainable) const {
     runtime::OffloadOptions o;
     o.max_memory = r_.placement.max_memory;
     o.offload_dir = r_.placement.offload_dir;
     o.prefetch = r_.placement.prefetch;
-    o.trainable = true;
+    o.trainable = trainable;
+    return o;
+  }
+
+  void make_method() {
+    runtime::OffloadOptions o = offload_options(true);
     const int64_t rows =
         r_.trainer.batch_size * std::min(r_.data.max_seq_length, model_->config().max_positions);
     o.activation_bytes =
@@ -375,13 +381,20 @@ class Run {
     s["seed"] = r_.trainer.seed;
     s["method"] = method_->name();
     s["data_order"] = order_->state();
-    s["best_metric"] = best_;
+    s["best_metric"] = guard_.has_best() ? nlohmann::json(guard_.best_score()) : nlohmann::json();
     s["best_checkpoint"] = best_checkpoint_;
     s["last_metric"] = std::isnan(metric) ? nlohmann::json() : nlohmann::json(metric);
+    s["guard"] = guard_.state();
     return s;
   }
 
-  std::string save(int64_t step, double metric) {
+  std::string checkpoint_path(int64_t step) const {
+    return (fs::path(r_.trainer.output_dir) / ("checkpoint-" + std::to_string(step))).string();
+  }
+
+  // best: this checkpoint holds the best model so far (recorded in its own trainer state).
+  std::string save(int64_t step, double metric, bool best = false) {
+    if (best) best_checkpoint_ = checkpoint_path(step);
     method_->finish();
     CheckpointContents c;
     c.parameters = &method_->parameters();
@@ -402,7 +415,7 @@ class Run {
       };
     // dist: rank 0 writes; the others wait for it (every rank has applied the same update).
     const std::string& out = r_.trainer.output_dir;
-    std::string path = (fs::path(out) / ("checkpoint-" + std::to_string(step))).string();
+    std::string path = checkpoint_path(step);
     if (comm_.is_root()) {
       path = save_checkpoint(out, step, c);
       prune_checkpoints(out, r_.trainer.save_total_limit, best_checkpoint_);
@@ -439,31 +452,106 @@ class Run {
     log_->write(step, values);
   }
 
-  // Evaluation at eval_interval and at the end; checkpoints at save_interval and at the end.
+  // The validation score at `step`: the held-out split (trainer.validation_fraction), else
+  // data.eval (HF's eval_dataset: then its metrics are also the run's eval metrics), else none.
+  std::optional<double> validation_score(int64_t step, const char* eval_label) {
+    if (data_->has_validation()) {
+      method_->finish();
+      EvalResult e = data_->validate(*model_, r_.trainer.batch_size, "validation", comm_);
+      log_->write(step, e.metrics);
+      if (comm_.is_root())
+        std::fprintf(stderr, "zoft: step %lld %s\n", (long long)step, e.summary.c_str());
+      return e.score;
+    }
+    if (!data_->has_eval()) return std::nullopt;
+    EvalResult e = evaluate(step, eval_label);
+    if (step == 0) summary_.eval_before = e.metrics;
+    if (step == r_.trainer.steps || guard_.stopped()) summary_.eval_after = e.metrics;
+    return e.score;
+  }
+
+  // Before the first step: data.eval (trainer.eval_before) and the validation score of the
+  // starting model, the first candidate for the best (saved as checkpoint-0 when the run is to
+  // end with the best).
+  void evaluate_before() {
+    const bool needs_validation =
+        r_.trainer.load_best_at_end || r_.trainer.early_stopping_patience > 0;
+    std::optional<double> score;
+    if (r_.trainer.eval_before && data_->has_eval()) {
+      EvalResult e = evaluate(0, "eval (before)");
+      summary_.eval_before = e.metrics;
+      if (!data_->has_validation()) score = e.score;
+    }
+    if (needs_validation && data_->has_validation()) score = validation_score(0, "");
+    if (!needs_validation || !score) return;
+    const bool best = guard_.on_eval(0, *score);
+    if (r_.trainer.load_best_at_end) save(0, *score, best);
+  }
+
+  // Validation at eval_interval and at the end; checkpoints at save_interval, at the end, when
+  // stopping early and at every new best (when the run ends with the best).
   void evaluate_and_save(int64_t step) {
     double metric = kNotMeasured;
-    const bool last = step == r_.trainer.steps;
-    if (r_.trainer.eval_interval > 0 && step % r_.trainer.eval_interval == 0 && !last &&
-        data_->has_eval()) {
-      metric = evaluate(step, "eval").score;
-      best_ = std::max(best_, metric);
+    bool last = step == r_.trainer.steps || guard_.stopped(), best = false;
+    if (r_.trainer.eval_interval > 0 && step % r_.trainer.eval_interval == 0 && !last) {
+      if (std::optional<double> score = validation_score(step, "eval")) {
+        metric = *score;
+        best = guard_.on_eval(step, metric);
+        last = guard_.stopped();
+      }
     }
-    if (!(r_.trainer.save_interval > 0 && step % r_.trainer.save_interval == 0) && !last) return;
-    if (last && data_->has_eval()) {
-      EvalResult e = evaluate(step, "eval (after)");
-      summary_.eval_after = e.metrics;
-      metric = e.score;
-      best_ = std::max(best_, metric);
+    const bool save_interval = r_.trainer.save_interval > 0 && step % r_.trainer.save_interval == 0;
+    if (!save_interval && !last && !(best && r_.trainer.load_best_at_end)) return;
+    if (last && std::isnan(metric)) {
+      if (std::optional<double> score = validation_score(step, "eval (after)")) {
+        metric = *score;
+        best = guard_.on_eval(step, metric);
+      }
     }
-    std::string path = save(step, metric);
-    if (!std::isnan(metric) && metric >= best_) best_checkpoint_ = path;
+    save(step, metric, best);
+  }
+
+  // The run's result: the best model by the validation score when trainer.load_best_at_end
+  // (loaded from its checkpoint in place of the last one), with data.eval scored on it when the
+  // validation set is a separate split.
+  void end_with_best() {
+    if (guard_.stopped() && comm_.is_root())
+      std::fprintf(stderr, "zoft: stopped early at step %lld: %s\n",
+                   (long long)method_->steps_done(), guard_.stop_reason().c_str());
+    const bool switch_model = r_.trainer.load_best_at_end && !best_checkpoint_.empty() &&
+                              best_checkpoint_ != summary_.final_checkpoint;
+    if (!switch_model) {
+      if (data_->has_validation() && data_->has_eval() && method_->steps_done() > 0 &&
+          summary_.resumed_from < method_->steps_done())
+        summary_.eval_after = evaluate(method_->steps_done(), "eval (after)").metrics;
+      return;
+    }
+    if (comm_.is_root())
+      std::fprintf(stderr,
+                   "zoft: ending with the best model, %s (validation score %.4f at step %lld)\n",
+                   best_checkpoint_.c_str(), guard_.best_score(), (long long)guard_.best_step());
+    method_.reset();  // it refers to the model; the offload runtime holds its streamed blocks
+    offload_.reset();
+    model_ = std::make_unique<Decoder>(Decoder::load(best_checkpoint_, dtype_));
+    if (!r_.placement.max_memory.empty())
+      offload_ = runtime::Offload::attach(*model_, best_checkpoint_, offload_options(false));
+    summary_.final_checkpoint = best_checkpoint_;
+    if (!data_->has_eval()) return;
+    EvalResult e = data_->evaluate(*model_, r_.trainer.batch_size, "eval (best)", comm_);
+    log_->write(summary_.steps, e.metrics);
+    if (comm_.is_root())
+      std::fprintf(stderr, "zoft: best model (step %lld) %s\n", (long long)guard_.best_step(),
+                   e.summary.c_str());
+    summary_.eval_after = e.metrics;
   }
 
   bool lora_run() const { return r_.peft.method == "lora"; }
 
   void loop() {
-    best_ = state_.value("best_metric", kNoBest);
-    best_checkpoint_ = state_.value("best_checkpoint", std::string());
+    if (resume_) {  // a fresh run has its step-0 candidate already
+      if (state_.contains("guard")) guard_.restore(state_.at("guard"));
+      best_checkpoint_ = state_.value("best_checkpoint", std::string());
+    }
     std::optional<Progress> progress;
     if (comm_.is_root()) progress.emplace("train", r_.trainer.steps, "steps");
     comm_start_ = comm_.comm_seconds();
@@ -472,7 +560,7 @@ class Run {
     std::vector<float> gathered;
     // The GPU stepper reads per-token losses only (train/cuda/device_zo_step.h).
     const bool fast_path = r_.trainer.single_token_fast_path && r_.placement.device == "cpu";
-    while (method_->steps_done() < r_.trainer.steps) {
+    while (method_->steps_done() < r_.trainer.steps && !guard_.stopped()) {
       const int64_t step = method_->steps_done() + 1;
       data::Batch b = data_->batch(order_->next(size_t(r_.trainer.batch_size)));
       StepReport report = method_->step(
@@ -480,6 +568,7 @@ class Run {
       fault_point("step", step);
       if (!report.finite) on_non_finite(step);
       summary_.final_train_loss = report.loss;
+      guard_.on_step(step, report.loss);
       if (progress) progress->update(step, fmt::format("loss {:.4f}", report.loss));
       log_step(step, report);
       evaluate_and_save(step);
@@ -508,7 +597,7 @@ class Run {
   std::unique_ptr<TrainingMethod> method_;
   std::unique_ptr<MetricsLog> log_;
   std::vector<std::pair<std::string, std::string>> tokenizer_files_;
-  double best_ = kNoBest;
+  RunGuard guard_;
   std::string best_checkpoint_;
 };
 

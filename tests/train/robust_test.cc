@@ -116,8 +116,10 @@ TEST_F(TrainRobust, CompressedVocabAndMergesSurviveKillAndResume) {
   ASSERT_EQ(train(out, {}, "step:5").status, -SIGKILL);
   Outcome resumed = train(out);
   ASSERT_EQ(resumed.status, 0) << resumed.err;
-  for (const char* step : {"checkpoint-6", "checkpoint-12"}) {
-    const fs::path ckpt = fs::path(out) / step;
+  ASSERT_TRUE(fs::exists(fs::path(out) / "checkpoint-12"));
+  for (const auto& entry : fs::directory_iterator(out)) {  // the last, the best, checkpoint-0
+    if (entry.path().filename().string().rfind("checkpoint-", 0) != 0) continue;
+    const fs::path ckpt = entry.path();
     EXPECT_EQ(slurp(ckpt / "vocab.json.xz"), slurp(root_ / "gpt2_model" / "vocab.json.xz"));
     EXPECT_EQ(slurp(ckpt / "merges.txt.xz"), slurp(root_ / "gpt2_model" / "merges.txt.xz"));
     // What generate loads: the checkpoint as a model directory with its tokenizer.
@@ -192,6 +194,96 @@ TEST_F(TrainRobust, SaysWhenStepsAreSkippedAndFailsWhenAllAre) {
   EXPECT_EQ(some.status, 0) << some.err;
   EXPECT_NE(some.err.find("zoft: 3 of 4 steps skipped (non-finite loss)"), std::string::npos)
       << some.err;
+}
+
+// Rows of metrics.jsonl with a value for `tag`, as (step, value).
+std::vector<std::pair<int64_t, double>> metric_values(const std::string& out, const char* tag) {
+  std::vector<std::pair<int64_t, double>> values;
+  std::istringstream lines(slurp(fs::path(out) / "metrics.jsonl"));
+  for (std::string line; std::getline(lines, line);) {
+    nlohmann::json row = nlohmann::json::parse(line);
+    if (row.contains(tag)) values.emplace_back(row.at("step").get<int64_t>(), row.at(tag));
+  }
+  return values;
+}
+
+// A learning rate that wrecks the model: the loss trend stops the run, which ends with the best
+// evaluated model (the starting one, or an early one), never worse than it started.
+TEST_F(TrainRobust, DivergingRunStopsEarlyAndEndsWithTheBestModel) {
+  const std::string out = (root_ / "diverging").string();
+  Outcome r = train(out, {"--optim.lr", "0.03", "--optim.schedule", "constant", "--trainer.steps",
+                          "60", "--trainer.save_interval", "0"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("zoft: stopped early at step 20: the training loss diverged"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(fs::exists(fs::path(out) / "checkpoint-20"));
+  EXPECT_FALSE(fs::exists(fs::path(out) / "checkpoint-21"));
+  auto accuracy = metric_values(out, "eval/accuracy");
+  ASSERT_GE(accuracy.size(), 3u);  // before, every 6 steps, (after), the best model's
+  EXPECT_EQ(accuracy.front().first, 0);
+  EXPECT_GE(accuracy.back().second, accuracy.front().second);
+  for (const auto& [step, value] : accuracy) EXPECT_LE(value, accuracy.back().second) << step;
+  const bool switched = r.err.find("zoft: ending with the best model") != std::string::npos;
+  const bool last_was_best = accuracy[accuracy.size() - 1].first == 20;
+  EXPECT_TRUE(switched || last_was_best) << r.err;
+  // Off: the same run trains all its steps.
+  Outcome off = train((root_ / "diverging_off").string(),
+                      {"--optim.lr", "0.03", "--optim.schedule", "constant", "--trainer.steps",
+                       "30", "--trainer.save_interval", "0", "--trainer.divergence_factor", "0"});
+  ASSERT_EQ(off.status, 0) << off.err;
+  EXPECT_EQ(off.err.find("stopped early"), std::string::npos) << off.err;
+  EXPECT_TRUE(fs::exists(fs::path(root_ / "diverging_off") / "checkpoint-30"));
+}
+
+// A validation split of the training file picks the model (every 3 steps, with patience); the
+// test file is scored before and on the chosen model. Killed and resumed, the run makes every
+// decision and every byte as an uninterrupted one.
+TEST_F(TrainRobust, ValidationSplitPicksTheModelAndAKilledRunResumesBitExactly) {
+  const std::vector<std::string> args = {"--trainer.validation_fraction",
+                                         "0.25",
+                                         "--trainer.eval_interval",
+                                         "3",
+                                         "--trainer.early_stopping_patience",
+                                         "3",
+                                         "--optim.lr",
+                                         "0.01",
+                                         "--trainer.steps",
+                                         "12"};
+  const std::string reference = (root_ / "validation_reference").string();
+  Outcome a = train(reference, args);
+  ASSERT_EQ(a.status, 0) << a.err;
+  EXPECT_NE(a.err.find("zoft: step 0 validation accuracy"), std::string::npos) << a.err;
+  EXPECT_NE(a.err.find("on 13 examples"), std::string::npos) << a.err;  // 25 % of 50, rounded
+  EXPECT_GE(metric_values(reference, "validation/accuracy").size(), 2u);
+  EXPECT_EQ(metric_values(reference, "eval/accuracy").size(), 2u);  // before, after (or best)
+  const std::string out = (root_ / "validation_resumed").string();
+  ASSERT_EQ(train(out, args, "step:5").status, -SIGKILL);
+  Outcome b = train(out, args);
+  ASSERT_EQ(b.status, 0) << b.err;
+  EXPECT_EQ(metric_rows(out), metric_rows(reference));
+  for (const auto& entry : fs::directory_iterator(reference)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("checkpoint-", 0) != 0) continue;
+    EXPECT_EQ(slurp(entry.path() / "model.safetensors"),
+              slurp(fs::path(out) / name / "model.safetensors"))
+        << name;
+    nlohmann::json state_a = nlohmann::json::parse(slurp(entry.path() / "trainer_state.json")),
+                   state_b =
+                       nlohmann::json::parse(slurp(fs::path(out) / name / "trainer_state.json"));
+    EXPECT_EQ(fs::path(state_b.at("best_checkpoint").get<std::string>()).filename(),
+              fs::path(state_a.at("best_checkpoint").get<std::string>()).filename());
+    state_a.erase("best_checkpoint");  // a path in the output directory
+    state_b.erase("best_checkpoint");
+    EXPECT_EQ(state_b, state_a) << name;
+  }
+  auto end = [](const std::string& err) { return err.substr(err.rfind("zoft: ")); };
+  EXPECT_EQ(end(b.err), end(a.err));  // the last line: the best model, or the last step's eval
+  // Bad values are one line each.
+  Outcome bad = train((root_ / "bad_fraction").string(), {"--trainer.validation_fraction", "1"});
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.err.find("trainer.validation_fraction must be in [0, 1), got 1"), std::string::npos)
+      << bad.err;
 }
 
 TEST_F(TrainRobust, FailsBeforeTrainingWhenNoTokenIsLeftToScore) {
