@@ -518,8 +518,14 @@ class Run {
     if (guard_.stopped() && comm_.is_root())
       std::fprintf(stderr, "zoft: stopped early at step %lld: %s\n",
                    (long long)method_->steps_done(), guard_.stop_reason().c_str());
-    const bool switch_model = r_.trainer.load_best_at_end && !best_checkpoint_.empty() &&
-                              best_checkpoint_ != summary_.final_checkpoint;
+    bool switch_model = r_.trainer.load_best_at_end && !best_checkpoint_.empty() &&
+                        best_checkpoint_ != summary_.final_checkpoint;
+    if (switch_model && lora_run()) {  // its checkpoints hold adapters, not a model to load
+      if (comm_.is_root())
+        std::fprintf(stderr, "zoft: the best adapter is %s (step %lld); ending with the last\n",
+                     best_checkpoint_.c_str(), (long long)guard_.best_step());
+      switch_model = false;
+    }
     if (!switch_model) {
       if (data_->has_validation() && data_->has_eval() && method_->steps_done() > 0 &&
           summary_.resumed_from < method_->steps_done())
