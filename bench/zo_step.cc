@@ -1,7 +1,11 @@
 // bench_zo_step: MeZO-SGD step time of an HF model directory on random tokens.
 //   bench_zo_step MODEL_DIR [--batch 8] [--seq 256] [--dtype f32|bf16] [--threads N]
-//                 [--steps 3] [--samples 1] [--order zo2|plain]
+//                 [--steps 3] [--samples 1] [--order zo2|plain] [--device cpu|cuda]
+//                 [--random-init 1]
 // Prints one JSON object; tokens_per_s counts each token of the batch once per step.
+// --device cuda: the same stepper on the model placed on the GPU (Decoder::to_device);
+// gpu_peak_gib is the device memory in use at its peak. --random-init 1: MODEL_DIR is a
+// config.json (or a directory holding one), weights drawn in memory (bench/configs/).
 // bench/zo_step.py runs it side by side with a PyTorch MeZO loop.
 #include "train/zo_step.h"
 
@@ -24,7 +28,8 @@ int main(int argc, char** argv) {
                  "--threads N --steps K --samples n --order zo2|plain]\n");
     return 2;
   }
-  std::string dir = argv[1], dtype = "f32", order = "zo2";
+  std::string dir = argv[1], dtype = "f32", order = "zo2", device = "cpu";
+  bool random_init = false;
   int64_t batch = 8, seq = 256;
   int threads = 0, steps = 3, samples = 1;
   for (int i = 2; i + 1 < argc; i += 2) {
@@ -43,6 +48,10 @@ int main(int argc, char** argv) {
       samples = std::atoi(value.c_str());
     else if (flag == "--order")
       order = value;
+    else if (flag == "--device")
+      device = value;
+    else if (flag == "--random-init")
+      random_init = value == "1" || value == "true";
     else {
       std::fprintf(stderr, "bench_zo_step: unknown flag %s\n", flag.c_str());
       return 2;
@@ -50,7 +59,12 @@ int main(int argc, char** argv) {
   }
   try {
     ThreadPool::set_global_threads(threads);
-    Decoder model = Decoder::load(dir, parse_dtype(dtype));
+    Decoder model = random_init ? Decoder::random_init(dir, parse_dtype(dtype))
+                                : Decoder::load(dir, parse_dtype(dtype));
+    const Device placed = parse_device(device);
+    // No make_trainable first: the placed copy is owned and writable, and a second host copy of
+    // an OPT-30B would not fit in RAM.
+    if (placed != Device::CPU) model = model.to_device(placed);
     zo::MezoOptions options;
     options.lr = 1e-6;
     options.eps = 1e-3;
@@ -86,11 +100,12 @@ int main(int argc, char** argv) {
         "{\"model\": \"%s\", \"arch\": \"%s\", \"dtype\": \"%s\", \"order\": \"%s\", "
         "\"batch\": %lld, \"seq\": %lld, \"samples\": %d, \"threads\": %d, "
         "\"parameters\": %lld, \"best_s\": %.4f, \"mean_s\": %.4f, \"tokens_per_s\": %.1f, "
-        "\"cpu_path\": \"%s\"}\n",
+        "\"cpu_path\": \"%s\", \"device\": \"%s\", \"gpu_peak_gib\": %.2f}\n",
         dir.c_str(), model.arch().name, dtype.c_str(), order.c_str(), (long long)batch,
         (long long)seq, samples, ThreadPool::global().size(),
         (long long)model.weights().parameter_count, best, total / steps, double(batch * seq) / best,
-        cpu::isa_name(cpu::active_isa()));
+        cpu::isa_name(cpu::active_isa()), device.c_str(),
+        double(ops::peak_bytes_in_use(placed)) / (1 << 30));
   } catch (const Error& e) {
     std::fprintf(stderr, "bench_zo_step: error: %s\n", e.what());
     return 1;
