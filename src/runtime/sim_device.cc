@@ -108,11 +108,29 @@ std::unique_ptr<Event> SimDevice::make_event() {
 }
 
 void* SimDevice::allocate(size_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(memory_mutex_);
+    if (options_.capacity && in_use_ + bytes > options_.capacity)
+      fail("simulated device: out of memory: {} bytes in use + {} > capacity {}", in_use_, bytes,
+           options_.capacity);
+  }
   void* p = std::aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
   ZOFT_CHECK(p != nullptr, "simulated device: out of memory allocating {} bytes", bytes);
   std::lock_guard<std::mutex> lock(memory_mutex_);
   device_memory_[static_cast<const uint8_t*>(p)] = bytes;
+  in_use_ += bytes;
+  peak_ = std::max(peak_, in_use_);
   return p;
+}
+
+uint64_t SimDevice::bytes_in_use() const {
+  std::lock_guard<std::mutex> lock(memory_mutex_);
+  return in_use_;
+}
+
+uint64_t SimDevice::peak_bytes() const {
+  std::lock_guard<std::mutex> lock(memory_mutex_);
+  return peak_;
 }
 
 void SimDevice::release(void* device_memory) {
@@ -120,6 +138,7 @@ void SimDevice::release(void* device_memory) {
   std::lock_guard<std::mutex> lock(memory_mutex_);
   auto it = device_memory_.find(static_cast<const uint8_t*>(device_memory));
   ZOFT_CHECK(it != device_memory_.end(), "simulated device: release of memory not allocated");
+  in_use_ -= it->second;
   device_memory_.erase(it);
   std::free(device_memory);
 }

@@ -30,6 +30,9 @@ struct SimOptions {
   std::function<void(const void* device_memory, size_t n, bool write, bool begin)> on_access;
   // Tests only: make wait() a no-op, to show that the delays expose a missing event.
   bool drop_waits = false;
+  // Device memory the simulated device has (0: unlimited); allocate() beyond it throws, as a GPU
+  // out of memory does.
+  uint64_t capacity = 0;
 };
 
 class SimDevice final : public Device {
@@ -61,6 +64,9 @@ class SimDevice final : public Device {
   void enqueue(Stream& s, std::function<void()> work);
   // Whether p lies inside memory from allocate() (copies check their device side).
   bool is_device(const void* p, size_t n) const;
+  // Device memory allocated now, and the most allocated at once (bytes asked for).
+  uint64_t bytes_in_use() const;
+  uint64_t peak_bytes() const;
 
  private:
   class SimStream;
@@ -75,6 +81,7 @@ class SimDevice final : public Device {
   std::atomic<uint64_t> streams_made_{0};
   mutable std::mutex memory_mutex_;
   std::map<const uint8_t*, size_t> device_memory_;  // base -> size
+  uint64_t in_use_ = 0, peak_ = 0;
   std::mutex error_mutex_;
   std::exception_ptr error_;
 };
