@@ -1,4 +1,5 @@
-// Training methods behind one interface (recipe optim.method: mezo-sgd | adamw | sgd). The
+// Training methods behind one interface (recipe optim.method: mezo-sgd | mezo-momentum |
+// adamw | sgd). The
 // trainer loop (train/trainer.cc) owns what every method shares: data order, evaluation,
 // checkpoints, metrics, resume, the NaN guard and the ranks. A method owns its optimiser step
 // and the state that step needs to resume bit-exactly.

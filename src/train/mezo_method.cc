@@ -19,6 +19,10 @@ zo::MezoOptions mezo_options(const Recipe& r) {
   o.schedule.warmup_steps = r.optim.warmup_steps;
   o.schedule.total_steps = r.trainer.steps;
   o.seed = uint64_t(r.trainer.seed);
+  if (r.optim.method == "mezo-momentum") {
+    o.momentum = r.optim.momentum;
+    o.momentum_window = int(r.optim.momentum_window);
+  }
   return o;
 }
 
@@ -37,6 +41,12 @@ std::unique_ptr<Decoder> place(const Recipe& r, Decoder& model, const dist::Comm
   if (comm.size() > 1)
     fail("{}: placement.device {}: one process only (no multi-GPU training yet)", r.source,
          r.placement.device);
+  if (r.optim.method == "mezo-momentum" &&
+      r.optim.samples * r.optim.momentum_window > zo::kMaxDeviceTerms)
+    fail(
+        "{}: placement.device {}: optim.samples x optim.momentum_window must be <= {} there (an "
+        "update's terms travel as a kernel argument)",
+        r.source, r.placement.device, zo::kMaxDeviceTerms);
   make_trainable(model);
   return std::make_unique<Decoder>(model.to_device(device));
 }
@@ -92,13 +102,16 @@ void MezoMethod::finish() {
 
 nlohmann::json MezoMethod::state() const {
   return {{"mezo",
-           {{"step", optimizer_.state().step}, {"pending_grad", optimizer_.state().pending_grad}}}};
+           {{"step", optimizer_.state().step},
+            {"pending_grad", optimizer_.state().pending_grad},
+            {"history", optimizer_.state().history}}}};
 }
 
 void MezoMethod::restore(const nlohmann::json& trainer_state, const std::string&) {
   zo::MezoState s;
   s.step = trainer_state.at("mezo").at("step").get<uint64_t>();
   s.pending_grad = trainer_state.at("mezo").at("pending_grad").get<std::vector<float>>();
+  s.history = trainer_state.at("mezo").value("history", std::vector<float>());
   // The stepper holds a reference to optimizer_: assign, do not replace.
   optimizer_ = zo::MezoSgd(optimizer_.options(), s);
 }

@@ -1,4 +1,5 @@
-// optim.method mezo-sgd (train/method.h): MeZO-SGD with the ZO2 block schedule.
+// optim.method mezo-sgd (train/method.h): MeZO-SGD with the ZO2 block schedule; mezo-momentum:
+// the same with seeded heavy-ball momentum (zo/mezo.h), no extra memory.
 #pragma once
 
 #include <memory>
@@ -17,7 +18,9 @@ class MezoMethod : public TrainingMethod {
              LoraTraining* lora = nullptr);
   ~MezoMethod() override;
 
-  const char* name() const override { return "mezo-sgd"; }
+  const char* name() const override {
+    return optimizer_.options().momentum > 0 ? "mezo-momentum" : "mezo-sgd";
+  }
   StepReport step(const StepBatch& batch) override;
   void finish() override;
   int64_t steps_done() const override { return int64_t(optimizer_.step()); }

@@ -155,6 +155,7 @@ std::vector<std::pair<std::string, Field>> schema(Recipe& r) {
       {"optim.adam_beta2", float_field(r.optim.adam_beta2)},
       {"optim.adam_epsilon", float_field(r.optim.adam_epsilon)},
       {"optim.momentum", float_field(r.optim.momentum)},
+      {"optim.momentum_window", int_field(r.optim.momentum_window)},
       {"optim.max_grad_norm", float_field(r.optim.max_grad_norm)},
       {"peft.method", string_field(r.peft.method)},
       {"peft.r", int_field(r.peft.r)},
@@ -212,7 +213,7 @@ void validate(const Recipe& r) {
         "{}: model.random_init has no checkpoint to stream layers from: drop "
         "placement.max_memory",
         f);
-  check_one_of(f + ": optim.method", r.optim.method, {"mezo-sgd", "adamw", "sgd"});
+  check_one_of(f + ": optim.method", r.optim.method, {"mezo-sgd", "mezo-momentum", "adamw", "sgd"});
   check_one_of(f + ": data.format", r.data.format, {"text", "prompt_completion"});
   if (!r.peft.method.empty() && r.peft.method != "lora")
     fail("{}: peft.method '{}' is not supported: lora (or none, to train every weight)", f,
@@ -253,6 +254,11 @@ void validate(const Recipe& r) {
     fail("{}: optim.adam_beta1 and optim.adam_beta2 must be in [0, 1)", f);
   positive("optim.adam_epsilon", r.optim.adam_epsilon);
   if (!(r.optim.momentum >= 0)) fail("{}: optim.momentum must be >= 0", f);
+  if (r.optim.method == "mezo-momentum" && !(r.optim.momentum > 0 && r.optim.momentum < 1))
+    fail("{}: optim.method mezo-momentum needs optim.momentum in (0, 1) (e.g. 0.8), got {}", f,
+         r.optim.momentum);
+  if (r.optim.momentum_window < 1 || r.optim.momentum_window > 1024)
+    fail("{}: optim.momentum_window must be in [1, 1024], got {}", f, r.optim.momentum_window);
   positive("trainer.gradient_accumulation_steps", double(r.trainer.gradient_accumulation_steps));
   auto not_negative = [&](const char* key, int64_t v) {
     if (v < 0) fail("{}: {} must be >= 0, got {}", f, key, v);

@@ -47,8 +47,9 @@ struct Recipe {
     int64_t warmup_steps = 0;
     // First-order methods (adamw, sgd); names and defaults as HF TrainingArguments.
     double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
-    double momentum = 0.0;       // sgd
-    double max_grad_norm = 1.0;  // clip the global gradient norm; 0 = no clipping
+    double momentum = 0.0;        // sgd, mezo-momentum (beta)
+    int64_t momentum_window = 8;  // mezo-momentum: steps whose directions make up an update
+    double max_grad_norm = 1.0;   // clip the global gradient norm; 0 = no clipping
   } optim;
   // Parameter-efficient fine-tuning (train/lora_training.h): with method lora the training
   // method trains LoRA adapters on the frozen base; names and defaults as HF PEFT's LoraConfig.

@@ -192,7 +192,7 @@ void check_memory(const Recipe& r, Decoder& model, const TrainData& data,
                   const dist::Communicator& comm, const std::optional<AvailableMemory>& available) {
   if (!available) return;
   const DType compute = model.weights().compute_dtype;
-  const bool first_order = r.optim.method != "mezo-sgd";
+  const bool first_order = r.optim.method == "adamw" || r.optim.method == "sgd";
   // LoRA: the base is frozen (no optimizer state, no perturbation copy); the adapters' share is
   // a rounding error next to it.
   const bool trains_base = r.peft.method.empty();

@@ -1,5 +1,6 @@
 #include "zo/mezo.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -33,6 +34,16 @@ MezoSgd::MezoSgd(const MezoOptions& options, MezoState state)
       "mezo: resumed state has {} pending gradients at step {}; expected 0 or {} after "
       "step 0 (was the checkpoint written with a different samples setting?)",
       state_.pending_grad.size(), state_.step, n);
+  ZOFT_CHECK(std::isfinite(options_.momentum) && options_.momentum >= 0 && options_.momentum < 1,
+             "mezo: momentum must be in [0, 1), got {}", options_.momentum);
+  ZOFT_CHECK(options_.momentum_window >= 1 && options_.momentum_window <= 1024,
+             "mezo: momentum_window must be in [1, 1024], got {}", options_.momentum_window);
+  const size_t most = size_t(options_.momentum_window - 1) * size_t(n);
+  ZOFT_CHECK(state_.history.size() % size_t(n) == 0 && state_.history.size() <= most &&
+                 state_.history.size() / size_t(n) <= state_.step,
+             "mezo: resumed state has {} past gradients at step {}; expected a multiple of {} up "
+             "to {} (was the checkpoint written with other samples or momentum settings?)",
+             state_.history.size(), state_.step, n, most);
   grad_.assign(n, 0.0f);
   recorded_.assign(n, false);
 }
@@ -60,8 +71,25 @@ ZPass MezoSgd::update() const {
     float scale = float(-lr * double(state_.pending_grad[j]) / n);
     if (scale != 0.0f) p.terms.push_back({prev, uint32_t(j), scale});
   }
+  // Momentum: the older directions, beta^age times, newest first.
+  const size_t ns = size_t(options_.samples);
+  double weight = 1.0;
+  for (size_t age = 1; age <= state_.history.size() / ns; ++age) {
+    weight *= options_.momentum;
+    for (size_t j = 0; j < ns; ++j) {
+      float scale = float(-lr * weight * double(state_.history[(age - 1) * ns + j]) / n);
+      if (scale != 0.0f) p.terms.push_back({prev - age, uint32_t(j), scale});
+    }
+  }
   p.decay = float(1.0 - lr * options_.weight_decay);
   return p;
+}
+
+void MezoSgd::remember(const std::vector<float>& g) {
+  if (options_.momentum_window <= 1) return;
+  state_.history.insert(state_.history.begin(), g.begin(), g.end());
+  state_.history.resize(std::min(state_.history.size(),
+                                 size_t(options_.momentum_window - 1) * size_t(options_.samples)));
 }
 
 ZPass MezoSgd::perturbation(int k) const {
@@ -99,6 +127,7 @@ void MezoSgd::end_step() {
   for (int j = 0; j < options_.samples; ++j)
     ZOFT_CHECK(recorded_[j], "mezo: end_step at step {} before sample {} was recorded", state_.step,
                j);
+  if (!state_.pending_grad.empty()) remember(state_.pending_grad);  // applied by update()
   state_.pending_grad = grad_;
   state_.step += 1;
   recorded_.assign(options_.samples, false);
@@ -109,6 +138,7 @@ ZPass MezoSgd::finish() {
     ZOFT_CHECK(!recorded_[j], "mezo: finish in the middle of step {}; call it between steps",
                state_.step);
   ZPass p = update();
+  if (!state_.pending_grad.empty()) remember(state_.pending_grad);
   state_.pending_grad.clear();
   return p;
 }

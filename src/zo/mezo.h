@@ -14,6 +14,13 @@
 // stochastically rounded pass moves them by up to an ulp, a random walk that corrupts the model
 // whatever the gradient (and f32 weights by float rounding). Restoring from a copy is exact.
 //
+// Momentum (optim.method mezo-momentum; ZO-SGD-MMT of Zhang et al. 2024, "Revisiting
+// Zeroth-Order Optimization for Memory-Efficient LLM Fine-Tuning", arXiv 2402.11592) without a
+// momentum buffer: the heavy-ball velocity m_t = sum_s beta^(t-s) g_s z_s is a sum of seeded
+// directions, so the update of step t regenerates the last `momentum_window` steps' z from their
+// seeds and projected gradients (a few floats of state) instead of storing m (one more copy of
+// the model). Truncating the sum at the window drops terms of weight beta^window and below.
+//
 // A plain MeZO trainer perturbs all parameters, then runs a whole forward. A ZO2 trainer runs,
 // per block, the update and each forward's part on the block's parameters (2n activations in
 // flight). Each parameter sees the same apply_z_terms calls either way, so the two orders give
@@ -35,13 +42,18 @@ struct MezoOptions {
   int samples = 1;            // n: perturbation directions per step (the update averages them)
   double weight_decay = 0.0;  // decoupled: theta *= 1 - lr_t wd, for decayable parameters only
   optim::Schedule schedule;
-  uint64_t seed = 0;  // run seed: the Philox key of every z and rounding bit
+  uint64_t seed = 0;        // run seed: the Philox key of every z and rounding bit
+  double momentum = 0.0;    // beta; 0 = MeZO-SGD
+  int momentum_window = 1;  // steps whose directions make up an update (1 = the last one only)
 };
 
 // What a checkpoint must keep to resume bit-exactly.
 struct MezoState {
   uint64_t step = 0;                // the next step to run
   std::vector<float> pending_grad;  // g_{step-1, j}, j < n, not yet applied; empty: none
+  // Momentum: the projected gradients of the steps before the pending one (or before `step`
+  // when none is pending), newest first, n per step, at most momentum_window - 1 steps.
+  std::vector<float> history = {};
 };
 
 // One in-place pass: theta = theta * (decayable ? decay : 1) + sum of terms.
@@ -92,6 +104,8 @@ class MezoSgd {
 
  private:
   uint64_t rounding_step(int slot) const;
+  // Puts g (one step's n gradients) at the front of the history, keeping momentum_window - 1.
+  void remember(const std::vector<float>& g);
 
   MezoOptions options_;
   MezoState state_;

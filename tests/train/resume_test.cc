@@ -1,7 +1,7 @@
 // Kill the trainer at any point (mid-step, mid-save, at random times) and resume: the final
 // weights equal an uninterrupted run's bit for bit, and half-written checkpoints are never used.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "runtime/llama_maker.h"
 
@@ -39,17 +40,23 @@ class Resume : public testing::Test {
   }
   static void TearDownTestSuite() { fs::remove_all(root_); }
 
-  // Runs `zoft train` to completion or until `kill_after` seconds; returns the exit status
-  // (-SIGKILL when killed).
-  static int run(const std::string& out, double kill_after = -1, const std::string& fault = "") {
+  // Runs `zoft train` (with recipe overrides `extra`) to completion or until `kill_after`
+  // seconds; returns the exit status (-SIGKILL when killed).
+  static int run(const std::string& out, double kill_after = -1, const std::string& fault = "",
+                 const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {ZOFT_BINARY, "train", (root_ / "recipe.yaml").string(),
+                                     "--trainer.output_dir", out};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     pid_t pid = fork();
     if (pid == 0) {
       if (!fault.empty()) setenv("ZOFT_FAULT", fault.c_str(), 1);
       int devnull = open("/dev/null", O_WRONLY);
       dup2(devnull, 1);
       dup2(devnull, 2);
-      execl(ZOFT_BINARY, ZOFT_BINARY, "train", (root_ / "recipe.yaml").c_str(),
-            "--trainer.output_dir", out.c_str(), (char*)nullptr);
+      execv(ZOFT_BINARY, argv.data());
       _exit(127);
     }
     if (kill_after >= 0) {
@@ -94,6 +101,26 @@ TEST_F(Resume, KilledMidStepOrMidSaveResumesBitExactly) {
   for (double fraction : {0.35, 0.6, 0.85}) run(out, seconds * fraction);
   EXPECT_EQ(run(out), 0);
   EXPECT_TRUE(final_weights(out) == expected);
+}
+
+// mezo-momentum keeps the last steps' projected gradients in trainer_state.json: a run killed
+// inside a step or a save, across the evaluation at step 6, resumes to the same weights.
+TEST_F(Resume, MomentumKilledMidStepOrMidSaveResumesBitExactly) {
+  const std::vector<std::string> momentum = {
+      "--optim.method", "mezo-momentum", "--optim.momentum", "0.8", "--optim.momentum_window", "4"};
+  std::string reference = (root_ / "momentum").string();
+  ASSERT_EQ(run(reference, -1, "", momentum), 0);
+  std::string expected = final_weights(reference);
+  ASSERT_GT(expected.size(), 1000u);
+  std::string plain = (root_ / "momentum_plain").string();
+  ASSERT_EQ(run(plain), 0);
+  EXPECT_FALSE(final_weights(plain) == expected);  // the momentum terms did change the steps
+  for (const char* fault : {"step:5", "save:6", "step:8"}) {
+    std::string out = (root_ / (std::string("momentum_") + fault)).string();
+    EXPECT_EQ(run(out, -1, fault, momentum), -SIGKILL) << fault;
+    EXPECT_EQ(run(out, -1, "", momentum), 0) << fault;
+    EXPECT_TRUE(final_weights(out) == expected) << "after fault " << fault;
+  }
 }
 
 TEST_F(Resume, KeepsAtMostSaveTotalLimitCheckpoints) {
