@@ -28,6 +28,10 @@
 
 namespace zoft::cpu::detail::ZOFT_GEMM_ISA {
 
+// Internal linkage: inline members compiled with AVX-512 flags must not become weak symbols the
+// linker could pick for code that runs on any CPU (tools/check_isa_objects.py).
+namespace {
+
 using simd::transpose16x16;
 
 // Scratch memory per thread and slot, kept between calls (pool workers live as long as the
@@ -342,6 +346,8 @@ static void packed_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_
   packed_gemm<Bf16Kernel>(xb, S, nullptr, M, K, w, weight_is_kn, N, bias, false, y);
 }
 #endif
+
+}  // namespace
 
 extern const GemmKernels kKernels;
 const GemmKernels kKernels = {

@@ -20,6 +20,10 @@
 
 namespace zoft::cpu::detail::ZOFT_GEMM_ISA {
 
+// Internal linkage: inline members compiled with AVX-512 flags must not become weak symbols the
+// linker could pick for code that runs on any CPU (tools/check_isa_objects.py).
+namespace {
+
 // W rows are read as 16 interleaved streams, more than the hardware prefetcher follows well:
 // each row's next lines are prefetched by hand (measured: ~1.5x on a 671 MB LM head).
 constexpr int64_t kPrefetchBytes = 256;
@@ -158,6 +162,8 @@ static void axpys_rows(const float* x, int64_t K, const float* w, int64_t N, con
     for (int64_t c = c0; c < c1; ++c) axpys64<M>(x, K, w, bias, y, N, c * 64);
   });
 }
+
+}  // namespace
 
 void small_gemm_f32(const float* x, int64_t M, int64_t K, const float* w, bool weight_is_kn,
                     int64_t N, const float* bias, float* y) {

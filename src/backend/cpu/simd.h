@@ -18,6 +18,9 @@
 #endif
 
 namespace zoft::cpu::simd {
+// Internal linkage, for the reason in tools/check_isa_objects.py: without inlining (the sanitizer
+// build) these become weak symbols, and an AVX-512 copy could be linked into generic code.
+namespace {
 
 #if defined(__AVX512F__)
 
@@ -161,4 +164,5 @@ inline float reduce_max(__m512 v) {
 
 #endif  // __AVX512F__
 
+}  // namespace
 }  // namespace zoft::cpu::simd
