@@ -11,6 +11,7 @@ packages=(
   libopenmpi-dev openmpi-bin
   clang libclang-rt-14-dev llvm-14  # scripts/fuzz.sh: libFuzzer, ASan/UBSan runtimes, symbolizer
   clang-format                      # the repository's .clang-format (contributors)
+  python3-dev pybind11-dev ninja-build python3-numpy python3-pytest  # the Python package
 )
 
 missing=()
@@ -34,4 +35,25 @@ if ! python3 -c "import tensorboard" 2>/dev/null; then
   python3 -m pip install --quiet tensorboard 2>/dev/null ||
     python3 -m pip install --quiet --break-system-packages tensorboard ||
     echo "setup: WARNING: pip could not install tensorboard; the event-file test will skip"
+fi
+
+# The Python package (python/, docs/python.md): built with scikit-build-core (pip; Debian 12 has
+# no package of it) against Debian's pybind11, and installed into this python3. Debian's own
+# interpreter refuses pip without --break-system-packages (PEP 668, EXTERNALLY-MANAGED); another
+# python3 first on PATH (pyenv, a venv) gets numpy and pytest from pip if it lacks them.
+# ZOFT_SKIP_PYTHON=1 leaves it out.
+if [ "${ZOFT_SKIP_PYTHON:-0}" != "1" ]; then
+  pip_flags=(--quiet --disable-pip-version-check --root-user-action=ignore)
+  if python3 -c 'import os, sys, sysconfig
+sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["stdlib"], "EXTERNALLY-MANAGED")) else 1)'; then
+    pip_flags+=(--break-system-packages)
+  fi
+  for module in scikit_build_core:scikit-build-core numpy:numpy pytest:pytest; do
+    if ! python3 -c "import ${module%%:*}" 2>/dev/null; then
+      echo "setup: installing the python package ${module#*:} (builds / tests python/)"
+      python3 -m pip install "${pip_flags[@]}" "${module#*:}"
+    fi
+  done
+  echo "setup: building and installing the python package zoft (python/; minutes the first time)"
+  python3 -m pip install "${pip_flags[@]}" --no-build-isolation "$(dirname "$0")/../python"
 fi

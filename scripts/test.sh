@@ -3,7 +3,9 @@
 # backend where nvcc is installed; GPU tests skip themselves without a GPU), then the whole
 # suite again under AddressSanitizer + UndefinedBehaviorSanitizer (clang), whose build also
 # holds the libFuzzer targets that run last, 20 s each.
-#   ZOFT_SKIP_ASAN=1 / ZOFT_SKIP_FUZZ=1 leave a stage out.
+# The Python package (python/, installed by setup.sh) is tested with pytest after the release
+# tests, against the release build's CLI.
+#   ZOFT_SKIP_ASAN=1 / ZOFT_SKIP_FUZZ=1 / ZOFT_SKIP_PYTHON=1 leave a stage out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +20,10 @@ cmake --preset release >/dev/null
 cmake --build --preset release
 stage "release tests"
 ctest --preset release
+if [ "${ZOFT_SKIP_PYTHON:-0}" != "1" ]; then
+  stage "python tests"
+  ZOFT_CLI="$PWD/build/release/zoft" python3 -m pytest -q python/tests
+fi
 
 if [ "${ZOFT_SKIP_ASAN:-0}" != "1" ]; then
   stage "sanitizer build"

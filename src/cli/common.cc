@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "backend/ops.h"
@@ -79,6 +80,60 @@ std::string read_text_file(const std::string& path) {
     return out.str();
   }
   return text::read_text_file(path);  // decompresses .xz, as the data readers do
+}
+
+}  // namespace zoft::cli
+
+namespace zoft::cli {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string jsonl_text(const std::string& path, const std::string& raw, const std::string& field) {
+  std::istringstream lines(raw);
+  std::string line, out;
+  int64_t number = 0;
+  while (std::getline(lines, line)) {
+    ++number;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
+    if (record.is_discarded() || !record.is_object())
+      fail("{}:{}: not a JSON object", path, number);
+    auto it = record.find(field);
+    if (it == record.end() || !it->is_string())
+      fail("{}:{}: no string field '{}' (choose one with --text-field)", path, number, field);
+    out += (out.empty() ? "" : "\n\n") + it->get<std::string>();
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string read_eval_text(const std::string& path, const std::string& text_field) {
+  std::string raw = read_text_file(path);
+  bool jsonl = ends_with(path, ".jsonl") || ends_with(path, ".jsonl.xz");
+  return jsonl ? jsonl_text(path, raw, text_field) : raw;
+}
+
+std::vector<int32_t> eval_tokens(const text::Tokenizer& tokenizer, const std::string& text,
+                                 int64_t max_tokens, const std::string& origin) {
+  std::vector<int32_t> ids = tokenizer.encode(text, true);
+  if (max_tokens > 0 && int64_t(ids.size()) > max_tokens) ids.resize(size_t(max_tokens));
+  if (ids.size() < 2) fail("{}: the text has fewer than 2 tokens", origin);
+  return ids;
+}
+
+std::pair<int64_t, int64_t> eval_window(const ModelConfig& config, int64_t window, int64_t stride) {
+  if (window > config.max_positions)
+    fail("--window {} exceeds the model's max_position_embeddings {}: use at most {}", window,
+         config.max_positions, config.max_positions);
+  int64_t w = window > 0 ? window : std::min<int64_t>(config.max_positions, 1024);
+  int64_t s = stride > 0 ? stride : std::max<int64_t>(1, w / 2);
+  return {w, s};
 }
 
 }  // namespace zoft::cli

@@ -8,6 +8,7 @@
 #include "model/decoder.h"
 #include "model/lora.h"
 #include "runtime/offload.h"
+#include "text/tokenizer.h"
 
 namespace CLI {
 class App;
@@ -46,5 +47,16 @@ std::unique_ptr<LoraAdapters> attach_adapter(Decoder& model, const std::string& 
 
 // Reads a whole file ("-" = stdin), decompressing a .xz file; errors name the path.
 std::string read_text_file(const std::string& path);
+
+// zoft eval perplexity (and the Python package's Model.perplexity): the text of a .txt file, or
+// the `text_field` strings of a .jsonl file's records joined by blank lines (as HF's perplexity
+// recipe joins a dataset); either optionally .xz.
+std::string read_eval_text(const std::string& path, const std::string& text_field);
+// The ids scored: the text with BOS/EOS, the first max_tokens of them (0 = all), at least 2
+// (`origin` names the text in that error).
+std::vector<int32_t> eval_tokens(const text::Tokenizer& tokenizer, const std::string& text,
+                                 int64_t max_tokens, const std::string& origin);
+// The sliding window and stride (0 = defaults: min(positions, 1024), and half the window).
+std::pair<int64_t, int64_t> eval_window(const ModelConfig& config, int64_t window, int64_t stride);
 
 }  // namespace zoft::cli

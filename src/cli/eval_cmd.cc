@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -28,30 +27,6 @@ struct EvalOptions {
   bool json = false;
   bool random_init = false;  // weights drawn from MODEL's config.json (benchmarks)
 };
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// A .jsonl file's records joined by blank lines (as HF's perplexity recipe joins a dataset).
-std::string jsonl_text(const std::string& path, const std::string& raw, const std::string& field) {
-  std::istringstream lines(raw);
-  std::string line, out;
-  int64_t number = 0;
-  while (std::getline(lines, line)) {
-    ++number;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
-    if (record.is_discarded() || !record.is_object())
-      fail("{}:{}: not a JSON object", path, number);
-    auto it = record.find(field);
-    if (it == record.end() || !it->is_string())
-      fail("{}:{}: no string field '{}' (choose one with --text-field)", path, number, field);
-    out += (out.empty() ? "" : "\n\n") + it->get<std::string>();
-  }
-  return out;
-}
 
 // Counts from the command line, checked before anything is loaded.
 void check_counts(const EvalOptions& opt) {
@@ -90,9 +65,7 @@ void run_eval(const EvalOptions& opt) {
                   seconds);
     return;
   }
-  std::string raw = read_text_file(opt.data);
-  bool jsonl = ends_with(opt.data, ".jsonl") || ends_with(opt.data, ".jsonl.xz");
-  std::string body = jsonl ? jsonl_text(opt.data, raw, opt.text_field) : raw;
+  std::string body = read_eval_text(opt.data, opt.text_field);
   text::Tokenizer tokenizer = text::Tokenizer::from_file(opt.model);
   Decoder model =
       opt.random_init ? Decoder::random_init(opt.model, dtype) : Decoder::load(opt.model, dtype);
@@ -104,16 +77,8 @@ void run_eval(const EvalOptions& opt) {
   TokenLossFn token_losses = [&model](const TokenBatch& b, const int32_t* t, float* loss) {
     model.token_losses(b, t, loss);
   };
-  std::vector<int32_t> ids = tokenizer.encode(body, true);
-  if (opt.max_tokens > 0 && int64_t(ids.size()) > opt.max_tokens)
-    ids.resize(size_t(opt.max_tokens));
-  if (ids.size() < 2) fail("{}: the text has fewer than 2 tokens", opt.data);
-  if (opt.window > model.config().max_positions)
-    fail("--window {} exceeds the model's max_position_embeddings {}: use at most {}", opt.window,
-         model.config().max_positions, model.config().max_positions);
-  int64_t window =
-      opt.window > 0 ? opt.window : std::min<int64_t>(model.config().max_positions, 1024);
-  int64_t stride = opt.stride > 0 ? opt.stride : std::max<int64_t>(1, window / 2);
+  std::vector<int32_t> ids = eval_tokens(tokenizer, body, opt.max_tokens, opt.data);
+  auto [window, stride] = eval_window(model.config(), opt.window, opt.stride);
 
   Progress progress("eval", int64_t(ids.size()), "tokens");
   auto start = std::chrono::steady_clock::now();

@@ -112,14 +112,16 @@ double metric_or(const std::map<std::string, double>& metrics, const std::string
 // rank 0's metrics files (metrics.jsonl, TensorBoard); other ranks log nothing.
 class MetricsLog {
  public:
-  MetricsLog(const Recipe& r, const dist::Communicator& comm) {
+  MetricsLog(const Recipe& r, const dist::Communicator& comm, const TrainHooks& hooks) {
     if (!comm.is_root()) return;
+    on_log_ = hooks.on_log;
     const std::string& out = r.trainer.output_dir;
     if (r.logging.jsonl) jsonl_ = std::make_unique<JsonlWriter>(out + "/metrics.jsonl");
     if (r.logging.tensorboard)
       tensorboard_ = std::make_unique<TensorBoardWriter>(out + "/tensorboard");
   }
   void write(int64_t step, const std::map<std::string, double>& values) {
+    if (on_log_) on_log_(step, values);
     if (jsonl_) jsonl_->write(step, values);
     if (!tensorboard_) return;
     for (const auto& [tag, v] : values) tensorboard_->scalar(tag, step, v);
@@ -129,6 +131,7 @@ class MetricsLog {
  private:
   std::unique_ptr<JsonlWriter> jsonl_;
   std::unique_ptr<TensorBoardWriter> tensorboard_;
+  std::function<void(int64_t, const std::map<std::string, double>&)> on_log_;
 };
 
 // The step's batch as this rank sees it. dist: this rank forwards its rows only; the batch
@@ -241,8 +244,8 @@ void print_offload_stats(const runtime::Offload& offload) {
 // checkpoints, metrics, resume, NaN guard); the method (train/method.h) owns the step.
 class Run {
  public:
-  Run(const Recipe& r, dist::Communicator& comm, dist::Startup& startup)
-      : r_(r), comm_(comm), startup_(startup), guard_(r) {}
+  Run(const Recipe& r, dist::Communicator& comm, dist::Startup& startup, const TrainHooks& hooks)
+      : r_(r), comm_(comm), startup_(startup), hooks_(hooks), guard_(r) {}
 
   TrainSummary train() {
     // dist: ranks on one node share its cores.
@@ -260,7 +263,7 @@ class Run {
     // are logged again: drop the first run's rows of them (all rows when starting afresh).
     if (comm_.is_root() && r_.logging.jsonl)
       drop_rows_after(r_.trainer.output_dir + "/metrics.jsonl", summary_.resumed_from);
-    log_ = std::make_unique<MetricsLog>(r_, comm_);
+    log_ = std::make_unique<MetricsLog>(r_, comm_, hooks_);
     if (!resume_) evaluate_before();
     loop();
     method_->finish();
@@ -422,6 +425,7 @@ class Run {
     }
     comm_.barrier();
     summary_.final_checkpoint = path;
+    saved_step_ = step;
     return path;
   }
 
@@ -553,6 +557,16 @@ class Run {
 
   bool lora_run() const { return r_.peft.method == "lora"; }
 
+  // TrainHooks::stop_requested: the run ends after `step` with a checkpoint of it, so that running
+  // the recipe again resumes from there.
+  void stop_at(int64_t step) {
+    summary_.stopped = true;
+    if (saved_step_ != step) save(step, kNotMeasured);
+    if (comm_.is_root())
+      std::fprintf(stderr, "zoft: stopped after step %lld; checkpoint %s\n", (long long)step,
+                   summary_.final_checkpoint.c_str());
+  }
+
   void loop() {
     if (resume_) {  // a fresh run has its step-0 candidate already
       if (state_.contains("guard")) guard_.restore(state_.at("guard"));
@@ -578,6 +592,10 @@ class Run {
       if (progress) progress->update(step, fmt::format("loss {:.4f}", report.loss));
       log_step(step, report);
       evaluate_and_save(step);
+      if (hooks_.stop_requested && hooks_.stop_requested()) {
+        stop_at(step);
+        break;
+      }
     }
     if (progress) progress->finish();
   }
@@ -585,10 +603,12 @@ class Run {
   const Recipe& r_;
   dist::Communicator& comm_;
   dist::Startup& startup_;
+  const TrainHooks& hooks_;
   TrainSummary summary_;
   Clock::time_point start_, loop_start_;
   double comm_start_ = 0;
   int64_t first_step_ = 0;
+  int64_t saved_step_ = -1;  // the step of the last checkpoint this run saved
   std::string recipe_yaml_, model_path_, config_text_;
   std::optional<OutputLock> lock_;  // rank 0: held for the whole run
   std::optional<std::string> resume_;
@@ -609,16 +629,18 @@ class Run {
 
 // Runs on every rank of the job (one process: comm has one rank). dist: start-up ends at
 // startup.check(..., last = true); before it, a failure on any rank stops every rank cleanly.
-TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startup& startup) {
-  return Run(r, comm, startup).train();
+TrainSummary train_ranks(const Recipe& r, dist::Communicator& comm, dist::Startup& startup,
+                         const TrainHooks& hooks) {
+  return Run(r, comm, startup, hooks).train();
 }
 
 }  // namespace
 
 // dist: every rank of the job (docs/dist.md) runs the same loop on its shard of each batch.
-TrainSummary train(const Recipe& r) {
+TrainSummary train(const Recipe& r, const TrainHooks& hooks) {
   dist::Communicator& comm = dist::world(r.dist.backend);
-  return dist::run(comm, [&](dist::Startup& startup) { return train_ranks(r, comm, startup); });
+  return dist::run(comm,
+                   [&](dist::Startup& startup) { return train_ranks(r, comm, startup, hooks); });
 }
 
 double evaluate_task_accuracy(const std::string& model_path, const std::string& task_name,

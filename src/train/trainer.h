@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -20,10 +21,19 @@ struct TrainSummary {
   double seconds = 0;
   int64_t skipped_steps = 0;  // non-finite losses skipped (nan_policy: skip)
   std::string final_checkpoint;
-  int rank = 0;  // this process's rank: only rank 0 reports the summary
+  int rank = 0;          // this process's rank: only rank 0 reports the summary
+  bool stopped = false;  // TrainHooks::stop_requested ended the run early (checkpoint saved)
 };
 
-TrainSummary train(const Recipe& recipe);
+// What an embedding program (the Python package) hooks into a run; both may be empty.
+struct TrainHooks {
+  // Sees every row written to metrics.jsonl (train and eval metrics), on rank 0.
+  std::function<void(int64_t step, const std::map<std::string, double>& metrics)> on_log;
+  // Asked after every step: true stops the run there, with a checkpoint of that step saved.
+  std::function<bool()> stop_requested;
+};
+
+TrainSummary train(const Recipe& recipe, const TrainHooks& hooks = {});
 
 // Accuracy of a model directory on a task's eval data (zoft eval --task), with the PEFT LoRA
 // adapter of `adapter_dir` applied when it is not empty.
