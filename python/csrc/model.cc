@@ -140,12 +140,8 @@ py::dict Model::generate(const std::vector<int32_t>& prompt, SamplingOptions sam
   {
     py::gil_scoped_release nogil;
     std::lock_guard lock(mutex_);
-    KvCache cache(config, 1, generation_capacity(config, prompt, sampling), false);
-    CachedStepFn step = [&](const TokenBatch& batch, float* logits) {
-      decoder_->forward_cached(batch, cache, {batch.seq - 1}, logits);
-    };
     start = first_token = Clock::now();
-    produced = zoft::generate(config, step, prompt, sampling, [&](int32_t id) {
+    produced = zoft::generate(*decoder_, prompt, sampling, [&](int32_t id) {
       if (first_token == start) first_token = Clock::now();
       py::gil_scoped_acquire gil;
       if (PyErr_CheckSignals() != 0) throw py::error_already_set();
