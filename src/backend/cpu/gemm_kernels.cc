@@ -92,6 +92,10 @@ static __mmask32 lanes32(int64_t n) {
   return n >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << std::max<int64_t>(n, 0)) - 1);
 }
 
+}  // namespace
+
+// External: gemm_small.cc of the same instruction set calls it (gemm_kernels.h); a strong
+// symbol, not a weak one, so tools/check_isa_objects.py is content.
 void round_bf16_pairs(const float* src, int64_t count, int64_t pairs, uint32_t* dst) {
   for (int64_t k = 0; k < 2 * pairs; k += 32) {
     __m512 lo = _mm512_maskz_loadu_ps(first_lanes(count - k), src + k);
@@ -100,6 +104,8 @@ void round_bf16_pairs(const float* src, int64_t count, int64_t pairs, uint32_t* 
     _mm512_mask_storeu_epi32(dst + k / 2, first_lanes(pairs - k / 2), rounded);
   }
 }
+
+namespace {
 
 struct Bf16Kernel {
   using A = uint32_t;  // a pair of bf16 (k, k+1) of one row of x
