@@ -58,7 +58,9 @@ constexpr int64_t kMaxNewTokens = int64_t(1) << 24;
 }  // namespace
 
 Model::Model(const std::string& path, const cli::PlacementOptions& placement) : path_(path) {
-  dtype_ = cli::apply_placement(placement);
+  // As `zoft generate` / `zoft eval` (cuda_ok): --device cuda where the build and the machine
+  // have it, else the CLI's one-line reason.
+  dtype_ = cli::apply_placement(placement, /*cuda_ok=*/true);
   // As the CLI: the tokenizer first, and its error is the one reported when neither loads. A
   // model without one (the golden fixtures) still scores ids.
   try {
@@ -73,6 +75,9 @@ Model::Model(const std::string& path, const cli::PlacementOptions& placement) : 
     throw;
   }
   offload_ = cli::attach_offload(*decoder_, path, placement);
+  // The CLI's order: offload planned on the host model, then the weights uploaded once.
+  const Device device = cli::placement_device(placement);
+  if (device != Device::CPU) *decoder_ = decoder_->to_device(device);
 }
 
 py::dict Model::config() const {

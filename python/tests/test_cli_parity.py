@@ -4,17 +4,23 @@ and the same one-line error messages."""
 import json
 import lzma
 import os
+import shutil
+import signal
 import subprocess
+import sys
+import textwrap
+import time
 
 import pytest
 
 import zoft
+from conftest import REPO
 
 PROMPT = "The capital of France is"
 
 
-def run_cli(cli, *args, check=True):
-    r = subprocess.run([cli, *args], capture_output=True)
+def run_cli(cli, *args, check=True, cwd=None):
+    r = subprocess.run([cli, *args], capture_output=True, cwd=cwd)
     if check:
         assert r.returncode == 0, r.stderr.decode()
     return r
@@ -61,6 +67,59 @@ def test_demo_model_generates_the_cli_text(cli, demo_model, dtype):
                   "--max-new-tokens", "8", "--dtype", dtype).stdout.decode()
     assert out == text + "\n"
     assert text.strip()
+
+
+def test_the_issue_one_liner_prints_what_zoft_generate_prints(cli, demo_model):
+    """Issue 17's command as written, in the repository root (Python's default dtype is bf16),
+    against `zoft generate` with the same settings."""
+    code = ("import zoft; m = zoft.Model.load('models/smollm2-135m'); "
+            "print(m.generate('The capital of France is', max_new_tokens=8))")
+    ours = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True)
+    assert ours.returncode == 0, ours.stderr.decode()
+    ref = run_cli(cli, "generate", "--model", "models/smollm2-135m", "--prompt", PROMPT,
+                  "--max-new-tokens", "8", "--dtype", "bf16", cwd=REPO)
+    assert ours.stdout == ref.stdout and ours.stdout.strip()
+
+
+def test_ctrl_c_stops_generate_and_stream(tiny_model, tmp_path):
+    """SIGINT during Model.generate or a stream loop is a KeyboardInterrupt there, and the
+    model is free and unchanged afterwards."""
+    long = tmp_path / "long"  # the tiny model with room for 10^5 new tokens (tens of seconds)
+    shutil.copytree(tiny_model, long)
+    config = json.loads((long / "config.json").read_text())
+    config["max_position_embeddings"] = 1 << 17
+    (long / "config.json").write_text(json.dumps(config))
+    script = textwrap.dedent("""
+        import sys, zoft
+        m = zoft.Model.load(sys.argv[1], dtype="f32")
+        before = m.generate("Hello", max_new_tokens=6, ignore_eos=True)
+        for mode in ("generate", "stream"):
+            print("running", flush=True)
+            try:
+                if mode == "generate":
+                    m.generate("Hello", max_new_tokens=100000, ignore_eos=True)
+                else:
+                    for piece in m.stream("Hello", max_new_tokens=100000, ignore_eos=True):
+                        pass
+                print("finished", flush=True)
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+        print("same" if m.generate("Hello", max_new_tokens=6, ignore_eos=True) == before
+              else "changed", flush=True)
+    """)
+    p = subprocess.Popen([sys.executable, "-c", script, str(long)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        for mode in ("generate", "stream"):
+            assert p.stdout.readline().strip() == "running", mode
+            time.sleep(0.3)  # early or late, SIGINT is a KeyboardInterrupt in that block
+            p.send_signal(signal.SIGINT)
+            assert p.stdout.readline().strip() == "interrupted", mode
+        stdout, stderr = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 0, stderr
+    assert stdout.strip() == "same"
 
 
 def test_perplexity_equals_zoft_eval(cli, tiny_model, tmp_path):

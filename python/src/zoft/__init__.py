@@ -101,9 +101,11 @@ class Tokenizer:
 class Model:
     """A decoder loaded by the engine: an HF directory or a .gguf file."""
 
-    def __init__(self, core: _core.Model):
+    def __init__(self, core: _core.Model, device: str = "cpu", max_memory: str = ""):
         self._core = core
         self._tokenizer = Tokenizer(core.tokenizer) if core.has_tokenizer else None
+        self._device = device
+        self._max_memory = max_memory
 
     @staticmethod
     def load(
@@ -117,14 +119,17 @@ class Model:
     ) -> "Model":
         """Loads MODEL as `zoft generate --model MODEL --dtype DTYPE ...` does.
 
-        dtype: compute dtype, "bf16" or "f32"; max_memory / offload_dir: stream the layers that
-        do not fit (e.g. max_memory="cpu=2GiB"); threads: CPU threads (None or 0: all cores).
+        dtype: compute dtype, "bf16" or "f32"; device: "cpu", or "cuda" (as --device cuda: the
+        weights uploaded once; a build with ZOFT_CUDA and a GPU, else zoft.Error saying why);
+        max_memory / offload_dir: stream the layers that do not fit (e.g. max_memory="cpu=2GiB");
+        threads: CPU threads (None or 0: all cores). The same checks and messages as the CLI's
+        --dtype / --device / --max-memory / --offload-dir / --threads / --prefetch.
         """
         core = _core.Model(
             os.fspath(path), dtype, device, max_memory or "", offload_dir or "", threads or 0,
             prefetch,
         )
-        return Model(core)
+        return Model(core, device, max_memory or "")
 
     @property
     def path(self) -> str:
@@ -133,6 +138,10 @@ class Model:
     @property
     def dtype(self) -> str:
         return self._core.dtype
+
+    @property
+    def device(self) -> str:
+        return self._device
 
     @property
     def config(self) -> dict:
@@ -372,6 +381,12 @@ def evaluate(
     if task is None:
         m = model if isinstance(model, Model) else Model.load(model, dtype=dtype or "bf16")
         return m.perplexity(data, window=window, text_field=text_field)
+    if isinstance(model, Model):  # the task scorer loads its own model, as `zoft eval --task`
+        if model.device == "cuda":
+            raise Error("--task on --device cuda is not supported yet: use --device cpu")
+        if model._max_memory:
+            raise Error("--max-memory is not supported with --task yet "
+                        "(perplexity and generate support it)")
     path = model.path if isinstance(model, Model) else os.fspath(model)
     dt = dtype or (model.dtype if isinstance(model, Model) else "bf16")
     accuracy = _core.evaluate_task(path, task, os.fspath(data), max_examples,
