@@ -26,13 +26,16 @@ seeds=("$@")
 # ZOFT: the binary to run (default build/release/zoft), e.g. a copy, so that rebuilding during a
 # long table does not change the program halfway.
 zoft=${ZOFT:-./build/release/zoft}
+# TABLE: the directory of the runs and results.jsonl (default runs/table), e.g. one per seed for
+# seeds run side by side.
+table=${TABLE:-runs/table}
 [ ${#seeds[@]} -eq 0 ] && seeds=(1 2 3)
 ./scripts/install_model.sh
-mkdir -p runs/table
+mkdir -p "$table"
 for seed in "${seeds[@]}"; do
   for task in demo_fine_foods austen_novels fortunes; do
-    out=runs/table/${task}_seed$seed
-    [ "$method" != mezo-sgd ] && out=runs/table/${method}_${task}_seed$seed
+    out=$table/${task}_seed$seed
+    [ "$method" != mezo-sgd ] && out=$table/${method}_${task}_seed$seed
     [ -f "$out.json" ] && continue
     before=true
     { [ "$seed" != 1 ] || [ "$method" != mezo-sgd ]; } && before=false
@@ -44,7 +47,7 @@ for seed in "${seeds[@]}"; do
       tail -1 > "$out.json.tmp"
     seconds=$(( $(date +%s) - start ))
     python3 - "$method" "${settings[*]:-}" "$task" "$seed" "$seconds" "$out.json.tmp" "$out.log" \
-      <<'PY' >> runs/table/results.jsonl
+      <<'PY' >> "$table/results.jsonl"
 import json, re, sys
 method, settings, task, seed, seconds, path, log = sys.argv[1:]
 r = json.load(open(path))
@@ -59,6 +62,6 @@ print(json.dumps({"method": method, "settings": settings, "task": task, "seed": 
                   "final_train_loss": r["final_train_loss"]}))
 PY
     mv "$out.json.tmp" "$out.json"
-    tail -1 runs/table/results.jsonl
+    tail -1 "$table/results.jsonl"
   done
 done
