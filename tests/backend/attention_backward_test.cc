@@ -11,6 +11,7 @@
 
 #include "backend/ops_backward.h"
 #include "backward_reference.h"
+#include "core/thread_pool.h"
 #include "op_test_util.h"
 #include "reference.h"
 
@@ -33,6 +34,13 @@ class AttentionBackwardTest : public ::testing::Test, public RandomInputs {
  protected:
   AttentionBackwardTest() : RandomInputs(777) {}
 };
+
+// cpu::attention_backward on each kernel path.
+class AttentionBackwardPathTest : public KernelPathTest, public RandomInputs {
+ protected:
+  AttentionBackwardPathTest() : RandomInputs(777) {}
+};
+ZOFT_INSTANTIATE_KERNEL_PATHS(AttentionBackwardPathTest);
 
 int64_t q_size(const AttentionShape& s) {
   return s.batch * s.q_len * s.q_heads * s.head_dim;
@@ -83,7 +91,7 @@ std::vector<uint8_t> padded(int64_t B, int64_t S, int64_t left, int64_t right) {
   return valid;
 }
 
-TEST_F(AttentionBackwardTest, MatchesReference) {
+TEST_P(AttentionBackwardPathTest, MatchesReference) {
   const std::vector<Case> cases = {
       {"plain", make_shape(1, 9, 9, 9, 2, 2, 8), 0.35f, 0, 0.0f, {}},
       {"gqa", make_shape(2, 37, 37, 37, 4, 2, 16), 0.25f, 0, 0.0f, {}},
@@ -128,7 +136,7 @@ TEST_F(AttentionBackwardTest, MatchesReference) {
 }
 
 // A query whose every visible key is padding gets a zero gradient (and gives none).
-TEST_F(AttentionBackwardTest, QueryWithoutKeysHasZeroGradient) {
+TEST_P(AttentionBackwardPathTest, QueryWithoutKeysHasZeroGradient) {
   const AttentionShape s = make_shape(1, 4, 4, 4, 1, 1, 16);
   const std::vector<uint8_t> valid = {0, 0, 1, 1};  // queries 0 and 1 see nothing
   std::vector<float> q = uniform(q_size(s)), k = uniform(kv_size(s)), v = uniform(kv_size(s)),
@@ -143,6 +151,47 @@ TEST_F(AttentionBackwardTest, QueryWithoutKeysHasZeroGradient) {
     EXPECT_EQ(dv[i], 0.0f) << "dv of a padded key";
   }
   EXPECT_NE(dq[3 * s.head_dim], 0.0f);
+}
+
+// Data-parallel ranks may hold different sequences and run different thread counts: a
+// sequence's gradients must have the same bits alone as in a batch, on 1 or 3 threads.
+TEST_P(AttentionBackwardPathTest, SequenceBitsDoNotDependOnBatchOrThreads) {
+  const AttentionShape s = make_shape(3, 70, 70, 72, 4, 2, 40);
+  const std::vector<uint8_t> valid = padded(3, 70, 6, 4);
+  std::vector<float> q = uniform(q_size(s), -2, 2), k = uniform(kv_size(s), -2, 2),
+                     v = uniform(kv_size(s)), dout = uniform(q_size(s));
+  struct Grads {
+    std::vector<float> dq, dk, dv;
+  };
+  auto run = [&](const AttentionShape& shape, int64_t b0, int threads) {
+    ThreadPool::set_global_threads(threads);
+    const int64_t qo = b0 * s.q_len * s.q_heads * s.head_dim;
+    const int64_t ko = b0 * s.kv_capacity * s.kv_heads * s.head_dim;
+    std::vector<float> out(q_size(shape));
+    Grads g{std::vector<float>(q_size(shape)), std::vector<float>(kv_size(shape)),
+            std::vector<float>(kv_size(shape))};
+    const uint8_t* m = valid.data() + b0 * s.kv_len;
+    cpu::attention(q.data() + qo, k.data() + ko, v.data() + ko, m, out.data(), shape, 0.3f, 30,
+                   6.0f);
+    cpu::attention_backward(q.data() + qo, k.data() + ko, v.data() + ko, m, out.data(),
+                            dout.data() + qo, g.dq.data(), g.dk.data(), g.dv.data(), shape, 0.3f,
+                            30, 6.0f);
+    ThreadPool::set_global_threads(0);
+    return g;
+  };
+  const Grads all = run(s, 0, 2);
+  AttentionShape one = s;
+  one.batch = 1;
+  for (int threads : {1, 3}) {
+    const Grads alone = run(one, 1, threads);  // sequence 1 of the batch
+    const size_t qn = alone.dq.size(), kn = alone.dk.size();
+    for (size_t i = 0; i < qn; ++i)
+      ASSERT_EQ(alone.dq[i], all.dq[qn + i]) << threads << " dq " << i;
+    for (size_t i = 0; i < kn; ++i) {
+      ASSERT_EQ(alone.dk[i], all.dk[kn + i]) << threads << " threads, dk " << i;
+      ASSERT_EQ(alone.dv[i], all.dv[kn + i]) << threads << " threads, dv " << i;
+    }
+  }
 }
 
 }  // namespace attention_backward_test

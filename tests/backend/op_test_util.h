@@ -73,6 +73,28 @@ class BackendTest : public ::testing::TestWithParam<std::string>, public RandomI
                         "cpu_amx", "cuda"),                                               \
       [](const ::testing::TestParamInfo<std::string>& info) { return info.param; })
 
+// A test of the CPU ops that runs once per kernel path (backend/cpu/isa.h), forced for its
+// duration; a path this CPU or build cannot run skips. For tests that call cpu:: directly (the
+// backward ops); the forward op tests run the paths through the "cpu_<path>" backends.
+class KernelPathTest : public ::testing::TestWithParam<cpu::Isa> {
+ protected:
+  void SetUp() override {
+    const std::string why = cpu::isa_unavailable(GetParam());
+    if (!why.empty()) GTEST_SKIP() << why;
+    scope_ = std::make_unique<ScopedIsa>(GetParam());
+  }
+  void TearDown() override { scope_.reset(); }
+
+ private:
+  std::unique_ptr<ScopedIsa> scope_;
+};
+
+#define ZOFT_INSTANTIATE_KERNEL_PATHS(Suite)                                    \
+  INSTANTIATE_TEST_SUITE_P(Paths, Suite, ::testing::ValuesIn(cpu::all_isas()),  \
+                           [](const ::testing::TestParamInfo<cpu::Isa>& info) { \
+                             return std::string(cpu::isa_name(info.param));     \
+                           })
+
 // |got[i] - want[i]| <= atol + rtol |want[i]| for all i; reports the worst element.
 inline void expect_close(const std::vector<float>& got, const std::vector<double>& want,
                          double atol, double rtol, const std::string& what) {

@@ -8,18 +8,26 @@
 //   acc   += p . V_tile          (head dims in the vector lanes: V rows are used in place)
 // Units are handed out through an atomic counter, the ones with most keys first, since causal
 // masking makes late query tiles several times dearer than early ones.
+//
+// Compiled once per instruction set (op_kernels.h): the register-tiled code below is the avx512
+// copy; the base copy runs the plain loop at the end.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <vector>
 
 #include "backend/cpu/key_tile.h"
-#include "backend/cpu/ops.h"
+#include "backend/cpu/op_kernels.h"
 #include "backend/cpu/simd.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 
-namespace zoft::cpu {
+#if !defined(ZOFT_OPS_ISA)
+#error "attention.cc is compiled once per instruction set (CMakeLists.txt, zoft_ops_<copy>)"
+#endif
+
+namespace zoft::cpu::detail::ZOFT_OPS_ISA {
+// Internal linkage, for the reason in tools/check_isa_objects.py.
 namespace {
 
 constexpr int64_t kQueryTile = 128;
@@ -265,7 +273,7 @@ void run(const Problem& pr) {
   });
 }
 
-#else  // scalar build: the same online softmax, one query at a time
+#else  // base copy: the same online softmax, one query at a time
 
 void run(const Problem& pr) {
   const AttentionShape& s = pr.s;
@@ -309,4 +317,4 @@ void attention(const float* q, const float* k, const float* v, const uint8_t* ke
   run(pr);
 }
 
-}  // namespace zoft::cpu
+}  // namespace zoft::cpu::detail::ZOFT_OPS_ISA

@@ -11,20 +11,27 @@
 //   2. key tiles (batch, kv head, 64 keys): for every query head of the group and every query
 //      that may see the tile, recompute P and dS and sum dK, dV.
 // The small products are register-tiled AVX-512 kernels (6 rows x 64 lanes, as in the forward),
-// with plain loops for other builds; exp / tanh use simd.h on AVX-512 builds.
+// with plain loops in the base copy; exp / tanh use simd.h in the avx512 copy (the file is
+// compiled once per instruction set, op_kernels.h).
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <vector>
 
 #include "backend/cpu/key_tile.h"
+#include "backend/cpu/op_kernels.h"
 #include "backend/cpu/simd.h"
-#include "backend/ops_backward.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 
-namespace zoft::cpu {
+#if !defined(ZOFT_OPS_ISA)
+#error "attention_backward.cc is compiled once per instruction set (CMakeLists.txt)"
+#endif
+
+namespace zoft::cpu::detail::ZOFT_OPS_ISA {
 namespace attention_bwd {
+// Internal linkage, for the reason in tools/check_isa_objects.py.
+namespace {
 
 constexpr int64_t kQT = 64;             // queries per tile
 constexpr int64_t kKT = kKeyTileWidth;  // keys per tile
@@ -256,7 +263,7 @@ static void accumulate(const float* coef, int64_t coef_rs, int64_t coef_cs, cons
   }
 }
 
-#else  // scalar build
+#else  // base copy
 
 static void accumulate(const float* coef, int64_t coef_rs, int64_t coef_cs, const float* panel,
                        int64_t n, float* acc, int64_t rows, int64_t D) {
@@ -492,6 +499,7 @@ static void run(Problem& pr) {
   }
 }
 
+}  // namespace
 }  // namespace attention_bwd
 
 void attention_backward(const float* q, const float* k, const float* v, const uint8_t* key_valid,
@@ -519,4 +527,4 @@ void attention_backward(const float* q, const float* k, const float* v, const ui
   attention_bwd::run(pr);
 }
 
-}  // namespace zoft::cpu
+}  // namespace zoft::cpu::detail::ZOFT_OPS_ISA

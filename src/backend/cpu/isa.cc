@@ -5,6 +5,7 @@
 
 #include "backend/cpu/gemm_kernels.h"
 #include "backend/cpu/gemm_onednn.h"
+#include "backend/cpu/op_kernels.h"
 #include "core/cpu_features.h"
 #include "core/error.h"
 
@@ -35,6 +36,7 @@ std::string isa_unavailable(Isa isa) {
   auto lacks = [&](const char* what) {
     return fmt::format("this CPU ({}) lacks {} (it has: {})", f.model, what, cpu_feature_names(f));
   };
+  if (!detail::op_kernels(isa)) return "this build has no attention / elementwise kernels for it";
   switch (isa) {
     case Isa::avx2:  // OpenBLAS picks its own kernels: runs on any CPU
       return "";

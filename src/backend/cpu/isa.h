@@ -1,10 +1,13 @@
-// Which CPU kernel path runs the GEMMs (cpu::linear and its backward), chosen at run time from
-// the CPU's features (core/cpu_features.h), so that one binary serves every x86 machine:
-//   avx2         OpenBLAS sgemm (its own run-time kernels; AVX2 + FMA on x86-64-v3 CPUs)
+// Which CPU kernel path runs the GEMMs (cpu::linear and its backward) and the other vectorised
+// ops (attention, ...: op_kernels.h), chosen at run time from the CPU's features
+// (core/cpu_features.h), so that one binary serves every x86 machine:
+//   avx2         OpenBLAS sgemm (its own run-time kernels; AVX2 + FMA on x86-64-v3 CPUs); the
+//                other ops from the base copy (the build's -march without AVX-512)
 //   avx512       zoft's packed AVX-512 f32 kernels; bf16 weights through sgemm
 //   avx512_bf16  the packed kernels, bf16 by VDPBF16PS (Zen 4/5, Sapphire Rapids and later)
 //   onednn       bf16 GEMMs by oneDNN's matmul, which picks AMX tiles where the CPU has them
 //   amx          onednn, required to run on AMX tiles
+// Every path but avx2 runs the avx512 copy of the other ops.
 // ZOFT_CPU_ISA=<name> forces a path; one the CPU (or the build) cannot run stops with one line.
 // docs/PERFORMANCE.md says which bits each path guarantees.
 #pragma once

@@ -10,6 +10,9 @@
 #include "backend/cpu/simd.h"
 
 namespace zoft::cpu {
+// Internal linkage: the file is compiled once per instruction set (op_kernels.h), and an inline
+// function of external linkage would be merged across the copies (tools/check_isa_objects.py).
+namespace {
 
 constexpr int64_t kKeyTileWidth = 64;  // = 4 vectors of 16 lanes
 
@@ -71,7 +74,7 @@ inline void rows_times_key_tile(const float* a, int64_t lda, int64_t rows, const
   }
 }
 
-#else  // scalar build
+#else  // base copy
 
 inline void rows_times_key_tile(const float* a, int64_t lda, int64_t rows, const float* bt,
                                 int64_t ldb, int64_t D, float factor, float* c) {
@@ -85,4 +88,5 @@ inline void rows_times_key_tile(const float* a, int64_t lda, int64_t rows, const
 
 #endif
 
+}  // namespace
 }  // namespace zoft::cpu

@@ -8,6 +8,8 @@
 #include "backend/cpu/simd.h"
 
 namespace zoft::cpu {
+// Internal linkage: the file is compiled once per instruction set (op_kernels.h).
+namespace {
 
 inline float row_max(const float* x, int64_t n) {
 #if defined(__AVX512F__)
@@ -40,4 +42,5 @@ inline double sum_exp(const float* x, int64_t n, float shift) {
 #endif
 }
 
+}  // namespace
 }  // namespace zoft::cpu
