@@ -27,6 +27,13 @@ class BackwardTest : public ::testing::Test, public RandomInputs {
   BackwardTest() : RandomInputs(4321) {}
 };
 
+// The backward ops on each kernel path (the references above are path-free).
+class BackwardPathTest : public KernelPathTest, public RandomInputs {
+ protected:
+  BackwardPathTest() : RandomInputs(4321) {}
+};
+ZOFT_INSTANTIATE_KERNEL_PATHS(BackwardPathTest);
+
 // ---- linear -----------------------------------------------------------------------------------
 
 TEST_F(BackwardTest, LinearReferenceMatchesFiniteDifferences) {
@@ -158,7 +165,7 @@ TEST_F(BackwardTest, NormReferencesMatchFiniteDifferences) {
   }
 }
 
-TEST_F(BackwardTest, LayerNormBackward) {
+TEST_P(BackwardPathTest, LayerNormBackward) {
   const float eps = 1e-5f;
   for (int64_t dim : {1, 7, 64, 771})
     for (int64_t rows : {1, 5, 67}) {
@@ -188,7 +195,7 @@ TEST_F(BackwardTest, LayerNormBackward) {
     }
 }
 
-TEST_F(BackwardTest, RmsNormBackward) {
+TEST_P(BackwardPathTest, RmsNormBackward) {
   const float eps = 1e-6f;
   for (int64_t dim : {1, 17, 576, 1000})
     for (int64_t rows : {1, 4, 33})
@@ -228,7 +235,7 @@ TEST_F(BackwardTest, ActivationSlopesMatchFiniteDifferences) {
   }
 }
 
-TEST_F(BackwardTest, ActivationBackward) {
+TEST_P(BackwardPathTest, ActivationBackward) {
   for (Activation kind : kActivations)
     for (int64_t n : {1, 17, 100003}) {
       std::vector<float> x = uniform(n, -12.0f, 12.0f), dy = uniform(n);
@@ -243,7 +250,7 @@ TEST_F(BackwardTest, ActivationBackward) {
     }
 }
 
-TEST_F(BackwardTest, GatedActivationBackwardFusedRows) {
+TEST_P(BackwardPathTest, GatedActivationBackwardFusedRows) {
   const int64_t rows = 9, dim = 37, stride = 2 * dim;
   for (Activation kind : kActivations) {
     // gate | up in one [rows, 2 dim] buffer, and their gradients likewise.
@@ -265,7 +272,7 @@ TEST_F(BackwardTest, GatedActivationBackwardFusedRows) {
 
 // ---- rope, softcap ----------------------------------------------------------------------------
 
-TEST_F(BackwardTest, RopeBackward) {
+TEST_P(BackwardPathTest, RopeBackward) {
   const int64_t heads = 3, head_dim = 16;
   for (int64_t rotary_dim : {16, 8})
     for (float scaling : {1.0f, 1.3f}) {
@@ -291,7 +298,7 @@ TEST_F(BackwardTest, RopeBackward) {
     }
 }
 
-TEST_F(BackwardTest, SoftcapBackward) {
+TEST_P(BackwardPathTest, SoftcapBackward) {
   const float cap = 30.0f;
   for (int64_t n : {5, 100003}) {
     std::vector<float> x = uniform(n, -90.0f, 90.0f), dy = uniform(n), y = x;
@@ -319,7 +326,7 @@ TEST_F(BackwardTest, SoftcapBackward) {
 
 // ---- embedding, cross entropy -----------------------------------------------------------------
 
-TEST_F(BackwardTest, EmbeddingBackwardRepeatedAndNegativeIds) {
+TEST_P(BackwardPathTest, EmbeddingBackwardRepeatedAndNegativeIds) {
   const int64_t vocab = 11, dim = 300;
   const float scale = 2.5f;
   std::vector<int32_t> ids = {3, 7, 3, -1, 0, 10, 3, -100, 7};
@@ -343,7 +350,7 @@ TEST_F(BackwardTest, CrossEntropyReferenceMatchesFiniteDifferences) {
   expect_relative(cross_entropy(logits, targets, dloss, rows, vocab), fd, 1e-6, "reference");
 }
 
-TEST_F(BackwardTest, CrossEntropyBackward) {
+TEST_P(BackwardPathTest, CrossEntropyBackward) {
   for (int64_t vocab : {1, 33, 50000}) {
     const int64_t rows = 6;
     std::vector<float> logits = uniform(rows * vocab, -20.0f, 20.0f), dloss = uniform(rows);

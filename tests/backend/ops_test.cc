@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "op_test_util.h"
 #include "reference.h"
 
@@ -190,6 +191,42 @@ TEST_P(OpsTest, CrossEntropy) {
   EXPECT_EQ(loss[4], 0.0f);
   targets[0] = int32_t(vocab);
   EXPECT_THROW(be().cross_entropy(logits.data(), targets.data(), rows, vocab, loss.data()), Error);
+}
+
+// Data-parallel ranks split a batch's rows and may run different thread counts: on every CPU
+// path a row's bits must not depend on how many rows come with it or on the thread count.
+TEST_P(OpsTest, RowBitsDoNotDependOnRowsOrThreads) {
+  if (GetParam().rfind("cpu", 0) != 0) GTEST_SKIP() << "a CPU guarantee";
+  const int64_t rows = 40, dim = 1000, vocab = 3001;
+  std::vector<float> x = normal(rows * dim), gamma = uniform(dim), beta = uniform(dim);
+  std::vector<float> fused = normal(rows * 2 * dim, 2.0f), logits = normal(rows * vocab, 3.0f);
+  std::vector<int32_t> targets(rows);
+  for (int64_t r = 0; r < rows; ++r) targets[r] = int32_t(r * 71 % vocab);
+  // Each op over rows [r0, r0 + n): the outputs, concatenated.
+  auto run = [&](int64_t r0, int64_t n, int threads) {
+    ThreadPool::set_global_threads(threads);
+    std::vector<float> ln(n * dim), rms(n * dim), act(n * dim), loss(n);
+    be().layer_norm(x.data() + r0 * dim, gamma.data(), beta.data(), ln.data(), n, dim, 1e-5f);
+    be().rms_norm(x.data() + r0 * dim, gamma.data(), rms.data(), n, dim, 1e-6f, true);
+    be().gated_activation(Activation::GeluTanh, fused.data() + r0 * 2 * dim,
+                          fused.data() + r0 * 2 * dim + dim, 2 * dim, act.data(), n, dim);
+    be().cross_entropy(logits.data() + r0 * vocab, targets.data() + r0, n, vocab, loss.data());
+    ThreadPool::set_global_threads(0);
+    std::vector<std::vector<float>> out = {ln, rms, act, loss};
+    return out;
+  };
+  const auto all = run(0, rows, 2);
+  const char* names[] = {"layer_norm", "rms_norm", "gated_activation", "cross_entropy"};
+  for (int threads : {1, 3})
+    for (int64_t n : {1, 3}) {
+      const auto part = run(7, n, threads);
+      for (size_t op = 0; op < part.size(); ++op) {
+        const size_t width = all[op].size() / rows;
+        for (size_t i = 0; i < part[op].size(); ++i)
+          ASSERT_EQ(part[op][i], all[op][7 * width + i])
+              << names[op] << " rows=" << n << " threads=" << threads << " at " << i;
+      }
+    }
 }
 
 ZOFT_INSTANTIATE_BACKENDS(OpsTest);

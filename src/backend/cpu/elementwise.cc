@@ -1,15 +1,21 @@
 // Elementwise ops: add_inplace, activation, gated_activation, softcap, rope.
-// Each activation has a scalar form (reference semantics, non-AVX-512 builds) and an AVX-512
+// Each activation has a scalar form (reference semantics, the base copy) and an AVX-512
 // form built from simd.h; loops run whole vectors and finish with one masked vector.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "backend/cpu/ops.h"
+#include "backend/cpu/op_kernels.h"
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/simd.h"
 
-namespace zoft::cpu {
+#if !defined(ZOFT_OPS_ISA)
+#error "elementwise.cc is compiled once per instruction set (CMakeLists.txt, zoft_ops_<copy>)"
+#endif
+
+namespace zoft::cpu::detail::ZOFT_OPS_ISA {
+// Internal linkage, for the reason in tools/check_isa_objects.py.
+namespace {
 
 // Flat loops are cut in chunks of this many elements for the pool.
 constexpr int64_t kChunk = 8192;
@@ -95,6 +101,8 @@ static SpanFn span_fn(Activation kind) {
   return act_span<Activation::ReLU>;
 }
 
+}  // namespace
+
 // ---- ops ------------------------------------------------------------------------------------
 
 void add_inplace(float* y, const float* x, int64_t n) {
@@ -161,4 +169,4 @@ void rope(float* x, const int32_t* positions, int64_t rows, int64_t heads, int64
   });
 }
 
-}  // namespace zoft::cpu
+}  // namespace zoft::cpu::detail::ZOFT_OPS_ISA

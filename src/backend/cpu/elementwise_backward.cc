@@ -9,12 +9,19 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/cpu/op_kernels.h"
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/simd.h"
-#include "backend/ops_backward.h"
 
-namespace zoft::cpu {
+#if !defined(ZOFT_OPS_ISA)
+#error \
+    "elementwise_backward.cc is compiled once per instruction set (CMakeLists.txt, zoft_ops_<copy>)"
+#endif
+
+namespace zoft::cpu::detail::ZOFT_OPS_ISA {
 namespace elementwise_bwd {
+// Internal linkage, for the reason in tools/check_isa_objects.py.
+namespace {
 
 constexpr int64_t kChunkElems = 8192;
 constexpr float kSqrt2OverPi = 0.79788456080286536f;
@@ -134,6 +141,7 @@ static SpanBackwardFn span_backward_fn(Activation kind) {
   return backward_span<Activation::ReLU>;
 }
 
+}  // namespace
 }  // namespace elementwise_bwd
 
 void activation_backward(Activation kind, const float* x, const float* dy, float* dx, int64_t n) {
@@ -193,4 +201,4 @@ void softcap_backward(const float* y, const float* dy, float* dx, int64_t n, flo
   });
 }
 
-}  // namespace zoft::cpu
+}  // namespace zoft::cpu::detail::ZOFT_OPS_ISA

@@ -1,10 +1,16 @@
 // embedding: rows of a [vocab, dim] table (f32 / bf16 / f16) gathered and scaled to f32.
-#include "backend/cpu/ops.h"
+#include "backend/cpu/op_kernels.h"
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/simd.h"
 #include "core/error.h"
 
-namespace zoft::cpu {
+#if !defined(ZOFT_OPS_ISA)
+#error "embedding.cc is compiled once per instruction set (CMakeLists.txt, zoft_ops_<copy>)"
+#endif
+
+namespace zoft::cpu::detail::ZOFT_OPS_ISA {
+// Internal linkage, for the reason in tools/check_isa_objects.py.
+namespace {
 
 // out[i] = f32(src[i]) * scale for one row.
 static void widen_row(const void* src, DType dtype, float scale, float* out, int64_t dim) {
@@ -30,6 +36,8 @@ static void widen_row(const void* src, DType dtype, float scale, float* out, int
 #endif
 }
 
+}  // namespace
+
 void embedding(const Tensor& table, const int32_t* ids, int64_t rows, float scale, float* out) {
   ZOFT_CHECK(table.ndim == 2 && table.is_contiguous(),
              "embedding: table must be a contiguous [vocab, dim] tensor, got {}",
@@ -49,4 +57,4 @@ void embedding(const Tensor& table, const int32_t* ids, int64_t rows, float scal
   });
 }
 
-}  // namespace zoft::cpu
+}  // namespace zoft::cpu::detail::ZOFT_OPS_ISA

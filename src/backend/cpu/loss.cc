@@ -2,13 +2,17 @@
 // before exponentiating so that no logit overflows.
 #include <cmath>
 
-#include "backend/cpu/ops.h"
+#include "backend/cpu/op_kernels.h"
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/simd.h"
 #include "backend/cpu/softmax_rows.h"
 #include "core/error.h"
 
-namespace zoft::cpu {
+#if !defined(ZOFT_OPS_ISA)
+#error "loss.cc is compiled once per instruction set (CMakeLists.txt, zoft_ops_<copy>)"
+#endif
+
+namespace zoft::cpu::detail::ZOFT_OPS_ISA {
 
 void cross_entropy(const float* logits, const int32_t* targets, int64_t rows, int64_t vocab,
                    float* loss) {
@@ -28,4 +32,4 @@ void cross_entropy(const float* logits, const int32_t* targets, int64_t rows, in
   });
 }
 
-}  // namespace zoft::cpu
+}  // namespace zoft::cpu::detail::ZOFT_OPS_ISA

@@ -3,14 +3,20 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backend/cpu/op_kernels.h"
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/simd.h"
 #include "backend/cpu/softmax_rows.h"
-#include "backend/ops_backward.h"
 #include "core/error.h"
 
-namespace zoft::cpu {
+#if !defined(ZOFT_OPS_ISA)
+#error "loss_backward.cc is compiled once per instruction set (CMakeLists.txt, zoft_ops_<copy>)"
+#endif
+
+namespace zoft::cpu::detail::ZOFT_OPS_ISA {
 namespace loss_bwd {
+// Internal linkage, for the reason in tools/check_isa_objects.py.
+namespace {
 
 // out[i] = exp(x[i] - shift) * factor; out may be x.
 static void scaled_exp(const float* x, int64_t n, float shift, float factor, float* out) {
@@ -26,6 +32,7 @@ static void scaled_exp(const float* x, int64_t n, float shift, float factor, flo
 #endif
 }
 
+}  // namespace
 }  // namespace loss_bwd
 
 // Columns are split over the pool (not rows): a repeated id then adds its rows in order, with
@@ -68,4 +75,4 @@ void cross_entropy_backward(const float* logits, const int32_t* targets, const f
   });
 }
 
-}  // namespace zoft::cpu
+}  // namespace zoft::cpu::detail::ZOFT_OPS_ISA

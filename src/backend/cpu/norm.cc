@@ -1,13 +1,19 @@
 // layer_norm and rms_norm, one row at a time, rows spread over the pool.
-// Row statistics use 16 f32 partial sums (AVX-512) or a double accumulator (scalar build); the
+// Row statistics use 16 f32 partial sums (avx512 copy) or a double accumulator (base copy); the
 // variance is taken around the mean in a second pass, which avoids E[x^2] - E[x]^2 cancellation.
 #include <cmath>
 
-#include "backend/cpu/ops.h"
+#include "backend/cpu/op_kernels.h"
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/simd.h"
 
-namespace zoft::cpu {
+#if !defined(ZOFT_OPS_ISA)
+#error "norm.cc is compiled once per instruction set (CMakeLists.txt, zoft_ops_<copy>)"
+#endif
+
+namespace zoft::cpu::detail::ZOFT_OPS_ISA {
+// Internal linkage, for the reason in tools/check_isa_objects.py.
+namespace {
 
 // sum_i (x[i] - shift)^2
 static float sum_sq(const float* x, int64_t n, float shift) {
@@ -71,6 +77,8 @@ static void normalize_row(const float* x, float shift, float scale, const float*
 #endif
 }
 
+}  // namespace
+
 void layer_norm(const float* x, const float* gamma, const float* beta, float* out, int64_t rows,
                 int64_t dim, float eps) {
   parallel_items(rows, dim * 4, [&](int64_t begin, int64_t end) {
@@ -95,4 +103,4 @@ void rms_norm(const float* x, const float* gamma, float* out, int64_t rows, int6
   });
 }
 
-}  // namespace zoft::cpu
+}  // namespace zoft::cpu::detail::ZOFT_OPS_ISA

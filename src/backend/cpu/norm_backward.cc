@@ -10,13 +10,19 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/cpu/op_kernels.h"
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/simd.h"
-#include "backend/ops_backward.h"
 #include "core/thread_pool.h"
 
-namespace zoft::cpu {
+#if !defined(ZOFT_OPS_ISA)
+#error "norm_backward.cc is compiled once per instruction set (CMakeLists.txt, zoft_ops_<copy>)"
+#endif
+
+namespace zoft::cpu::detail::ZOFT_OPS_ISA {
 namespace norm_bwd {
+// Internal linkage, for the reason in tools/check_isa_objects.py.
+namespace {
 
 // sum_i (x[i] - shift)^p for p = 1 or 2: 16 f32 lanes (AVX-512), a double accumulator otherwise.
 static float shifted_sum(const float* x, int64_t n, float shift, bool squared) {
@@ -135,6 +141,7 @@ static void backward(const float* x, const float* gamma, float offset, const flo
     }
 }
 
+}  // namespace
 }  // namespace norm_bwd
 
 void layer_norm_backward(const float* x, const float* gamma, const float* dy, float* dx,
@@ -148,4 +155,4 @@ void rms_norm_backward(const float* x, const float* gamma, const float* dy, floa
                      false);
 }
 
-}  // namespace zoft::cpu
+}  // namespace zoft::cpu::detail::ZOFT_OPS_ISA

@@ -7,6 +7,9 @@
 #include "core/thread_pool.h"
 
 namespace zoft::cpu {
+// Internal linkage: included by the per-instruction-set copies (op_kernels.h), whose inline
+// functions must not be merged with other objects' (tools/check_isa_objects.py).
+namespace {
 
 // Below this many elements of work an op runs on the calling thread: waking the pool costs
 // a few microseconds, about what 32 K simple float operations take.
@@ -23,4 +26,5 @@ inline void parallel_items(int64_t n, int64_t work_per_item,
     parallel_for(n, body);
 }
 
+}  // namespace
 }  // namespace zoft::cpu

@@ -1,7 +1,8 @@
 // Internal to backend/cpu: AVX-512 helpers and vectorised exp / tanh / erf with ~1e-7 relative
 // error, so that the elementwise ops stay within the f32 tolerance of their double references.
-// Everything here exists only when the build targets AVX-512; each op keeps a scalar loop for
-// other builds.
+// Everything here exists only where the file is compiled for AVX-512 (the avx512 copy of the
+// per-instruction-set ops, op_kernels.h, and the GEMM kernels); each op keeps a scalar loop for
+// the base copy.
 #pragma once
 
 #include <cstdint>
