@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "zo/perturb_kernels.h"
 #include "zo/philox_simd.h"
 
 namespace zoft::zo {
@@ -34,27 +35,7 @@ void fill_normal(float* out, int64_t begin, int64_t count, uint64_t seed, uint32
   ZOFT_CHECK(begin >= 0 && count >= 0 && begin + count <= kMaxElements,
              "fill_normal: range [{}, {}) outside [0, 2^34)", begin, begin + count);
   ZOFT_CHECK(sample < kMaxSamples, "fill_normal: sample id {} >= 2^31", sample);
-  int64_t i = begin, end = begin + count;
-  auto scalar_until = [&](int64_t stop) {
-    while (i < stop) {
-      float z[4];
-      normal_block(seed, param_id, step, sample, uint64_t(i) / 4, z);
-      for (int64_t k = i % 4; k < 4 && i < stop; ++k, ++i) out[i - begin] = z[k];
-    }
-  };
-  // Whole groups of 16 Philox calls (64 elements) go through a vector path.
-  scalar_until(std::min(end, (i + 3) / 4 * 4));
-  for (; i + 64 <= end; i += 64) {
-    float* dst = out + (i - begin);
-#if defined(__AVX512F__)
-    __m512 z[4];
-    avx512::normals64(seed, param_id, step, sample, uint64_t(i) / 4, z);
-    for (int k = 0; k < 4; ++k) _mm512_storeu_ps(dst + 16 * k, z[k]);
-#else
-    portable::normals64(seed, param_id, step, sample, uint64_t(i) / 4, dst);
-#endif
-  }
-  scalar_until(end);
+  detail::z_kernels().fill_normal(out, begin, count, seed, param_id, step, sample);
 }
 
 }  // namespace zoft::zo

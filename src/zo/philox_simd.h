@@ -37,6 +37,9 @@ constexpr float kCosP[kCosTerms] = {kCosP0, kCosP1, kCosP2, kCosP3, kCosP4};
 }  // namespace zoft::zo::detail
 
 namespace zoft::zo::portable {
+// Internal linkage: the file is compiled into each per-instruction-set copy of perturb_cpu.cc
+// (perturb_kernels.h), whose inline functions must not be merged (tools/check_isa_objects.py).
+namespace {
 
 // The ten rounds on 16 counters held word by word; GCC vectorises the lane loop only when the
 // four words are separate restrict arrays.
@@ -97,10 +100,14 @@ inline void rounding_bits128(uint64_t seed, uint32_t param_id, uint64_t rounding
     }
 }
 
+}  // namespace
 }  // namespace zoft::zo::portable
 
 #if defined(__AVX512F__)
 namespace zoft::zo::avx512 {
+// Internal linkage: the file is compiled into each per-instruction-set copy of perturb_cpu.cc
+// (perturb_kernels.h), whose inline functions must not be merged (tools/check_isa_objects.py).
+namespace {
 
 inline __m512i splat(uint32_t v) {
   return _mm512_set1_epi32(int(v));
@@ -247,5 +254,6 @@ inline void rounding_bits128(uint64_t seed, uint32_t param_id, uint64_t rounding
   }
 }
 
+}  // namespace
 }  // namespace zoft::zo::avx512
 #endif

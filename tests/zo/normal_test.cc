@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/op_test_util.h"
 #include "core/error.h"
 #include "zo/philox.h"
 #include "zo/philox_simd.h"
@@ -23,7 +24,11 @@ std::vector<float> normals(int64_t begin, int64_t count, uint64_t seed, uint32_t
 
 // The NumPy reference (tools/zo_reference.py) and C++ agree bit for bit, and so does every split
 // of the range into pieces (the vector path, heads and tails, odd offsets).
-TEST(Normal, MatchesNumpyReferenceBitForBit) {
+// fill_normal on each CPU kernel path (zo/perturb_kernels.h): all of them give the same bits.
+using NormalPath = zoft::testing::KernelPathTest;
+ZOFT_INSTANTIATE_KERNEL_PATHS(NormalPath);
+
+TEST_P(NormalPath, MatchesNumpyReferenceBitForBit) {
   int checked = 0;
   for (const auto& c : test::zo_fixture().at("normals")) {
     uint64_t seed = test::u64(c.at("seed")), step = test::u64(c.at("step"));
@@ -52,7 +57,7 @@ TEST(Normal, MatchesNumpyReferenceBitForBit) {
 }
 
 // The vector path against the scalar definition, around every alignment.
-TEST(Normal, VectorPathEqualsScalar) {
+TEST_P(NormalPath, VectorPathEqualsScalar) {
   for (int64_t begin : {0, 1, 2, 3, 4, 61, 63, 64, 65, 1000003}) {
     std::vector<float> z = normals(begin, 333, 77, 3, 12, 1);
     for (int64_t i = 0; i < 333; ++i) {

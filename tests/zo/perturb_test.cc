@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/op_test_util.h"
 #include "core/error.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
@@ -47,7 +48,11 @@ std::vector<uint16_t> reference_bf16(const std::vector<uint16_t>& theta, uint32_
   return out;
 }
 
-TEST(Perturb, MatchesNumpyReferenceBitForBit) {
+// The update on each CPU kernel path (perturb_kernels.h): all of them give the same bits.
+using PerturbPath = zoft::testing::KernelPathTest;
+ZOFT_INSTANTIATE_KERNEL_PATHS(PerturbPath);
+
+TEST_P(PerturbPath, MatchesNumpyReferenceBitForBit) {
   int checked = 0;
   for (const auto& c : test::zo_fixture().at("apply")) {
     std::vector<ZTerm> terms;
@@ -86,7 +91,7 @@ std::vector<float> random_params(int64_t n, uint32_t seed) {
   return v;
 }
 
-TEST(Perturb, F32SameForEveryThreadCountAndEqualsReference) {
+TEST_P(PerturbPath, F32SameForEveryThreadCountAndEqualsReference) {
   std::vector<ZTerm> terms = {{9, 0, -3e-4f}, {10, 0, 1e-3f}, {10, 1, 1e-3f}};
   std::vector<float> theta0 = random_params(kBig, 1);
   std::vector<float> want = reference_f32(theta0, 17, 123, terms, 0.9999f);
@@ -100,7 +105,7 @@ TEST(Perturb, F32SameForEveryThreadCountAndEqualsReference) {
   ThreadPool::set_global_threads(0);
 }
 
-TEST(Perturb, Bf16SameForEveryThreadCountAndEqualsReference) {
+TEST_P(PerturbPath, Bf16SameForEveryThreadCountAndEqualsReference) {
   std::vector<ZTerm> terms = {{4, 1, -2e-6f}, {5, 0, 1e-3f}};
   std::vector<float> wide = random_params(kBig, 2);
   std::vector<uint16_t> theta0(kBig);
@@ -167,7 +172,7 @@ TEST(Perturb, RejectsWhatItCannotUpdate) {
 
 // A slice of a parameter updated with its element offset gets exactly what the whole update
 // gives it (the tied-embedding rows of the ZO2 order rely on this).
-TEST(Perturb, SliceWithOffsetEqualsWholeTensor) {
+TEST_P(PerturbPath, SliceWithOffsetEqualsWholeTensor) {
   std::vector<ZTerm> terms = {{3, 0, -1e-4f}, {4, 1, 2e-3f}};
   const int64_t n = 2000;
   std::vector<float> whole = random_params(n, 4), sliced = whole;
