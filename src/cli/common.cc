@@ -1,8 +1,11 @@
 #include "cli/common.h"
 
+#include <fmt/format.h>
+
 #include <CLI/CLI.hpp>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "backend/ops.h"
@@ -19,8 +22,8 @@ void add_placement_options(CLI::App* cmd, PlacementOptions& options) {
   cmd->add_option("--dtype", options.dtype, "compute dtype: f32 or bf16");
   cmd->add_option("--threads", options.threads, "CPU threads (0 = all cores)");
   cmd->add_option("--max-memory", options.max_memory,
-                  "weights budget per tier, e.g. cpu=20GiB (gpu=8GiB is planned, not yet run); "
-                  "layers beyond it stream from --offload-dir");
+                  "weights budget per tier, e.g. gpu=8GiB,cpu=20GiB: with --device cuda layers "
+                  "beyond gpu= stream from RAM; beyond cpu= from --offload-dir");
   cmd->add_option("--offload-dir", options.offload_dir, "directory for the offload file");
   cmd->add_option("--prefetch", options.prefetch, "blocks read ahead while one computes");
 }
@@ -33,21 +36,41 @@ static std::string cuda_unavailable(bool cuda_ok) {
 }
 
 Device placement_device(const PlacementOptions& options) {
-  return parse_device(options.device);
+  return options.device == "sim" ? Device::CPU : parse_device(options.device);
+}
+
+bool uses_gpu_tier(const PlacementOptions& options) {
+  return runtime::is_gpu_tier_device(options.device) && !options.max_memory.empty() &&
+         runtime::parse_max_memory(options.max_memory).gpu.has_value();
+}
+
+// --device and --max-memory together: a GPU device streams through a gpu= budget; the
+// simulated one exists only for that.
+static void check_device_budget(const PlacementOptions& options) {
+  const runtime::Budgets budgets = runtime::parse_max_memory(options.max_memory);  // fail early
+  if (options.device == "cpu" || budgets.gpu) return;
+  fail(
+      "--device {} --max-memory {}: give a gpu= budget too (e.g. gpu=8GiB,{}) for the weights on "
+      "the device",
+      options.device, options.max_memory, options.max_memory);
 }
 
 DType apply_placement(const PlacementOptions& options, bool cuda_ok) {
   if (options.device == "cuda") {
     std::string why = cuda_unavailable(cuda_ok);
     if (!why.empty()) fail("--device cuda: {}; use --device cpu", why);
-    if (!options.max_memory.empty())
-      fail("--device cuda: --max-memory (offload) is not supported on the GPU yet");
+  } else if (options.device == "sim") {
+    if (!cuda_ok) fail("--device sim: this command has no GPU tier; use --device cpu");
+    if (options.max_memory.empty())
+      fail(
+          "--device sim (a testing aid: the GPU tier on a simulated device) needs --max-memory "
+          "gpu=...");
   } else if (options.device != "cpu") {
     fail("--device '{}' is not known: use cpu or cuda", options.device);
   }
   check_thread_count(options.threads, "--threads");
   if (options.prefetch < 0) fail("--prefetch must be >= 0, got {}", options.prefetch);
-  if (!options.max_memory.empty()) runtime::parse_max_memory(options.max_memory);  // fail early
+  if (!options.max_memory.empty()) check_device_budget(options);
   ThreadPool::set_global_threads(options.threads);
   DType dtype = parse_dtype(options.dtype);
   if (dtype == DType::F16) fail("--dtype f16 is not supported on the CPU: use f32 or bf16");
@@ -68,9 +91,41 @@ std::unique_ptr<runtime::Offload> attach_offload(Decoder& model, const std::stri
                                                  const PlacementOptions& options) {
   runtime::OffloadOptions o;
   o.max_memory = options.max_memory;
+  if (uses_gpu_tier(options)) {  // the GPU tier streams from RAM; disk only under a cpu= budget
+    std::optional<uint64_t> cpu = runtime::parse_max_memory(options.max_memory).cpu;
+    if (!cpu) return nullptr;
+    o.max_memory = fmt::format("cpu={}", *cpu);
+  }
   o.offload_dir = options.offload_dir;
   o.prefetch = options.prefetch;
   return runtime::Offload::attach(model, path, o);
+}
+
+std::unique_ptr<runtime::GpuTier> attach_gpu_tier(Decoder& model, const PlacementOptions& options) {
+  if (!uses_gpu_tier(options)) return nullptr;
+  if (model.residency())
+    fail(
+        "--max-memory {}: the cpu= budget streams layers from disk, which the GPU tier does not "
+        "stream through yet: raise cpu= to hold the model (or drop it)",
+        options.max_memory);
+  runtime::GpuTierOptions o;
+  o.device = options.device;
+  o.budget = *runtime::parse_max_memory(options.max_memory).gpu;
+  o.prefetch = options.prefetch;
+  return runtime::GpuTier::attach(model, o);
+}
+
+void add_gpu_tier_report(nlohmann::json& j, const runtime::GpuTierReport& r) {
+  j["gpu_tier"] = {{"bytes_uploaded", r.stats.bytes_uploaded},
+                   {"bytes_written_back", r.stats.bytes_written_back},
+                   {"uploads", r.stats.uploads},
+                   {"write_backs", r.stats.write_backs},
+                   {"upload_wait_s", r.stats.upload_wait_seconds},
+                   {"seconds", r.seconds},
+                   {"h2d_gbps", r.h2d_gbps},
+                   {"bus_floor_s", r.bus_floor_seconds()},
+                   {"peak_device_bytes", r.peak_device_bytes},
+                   {"budget_bytes", r.budget}};
 }
 
 std::string read_text_file(const std::string& path) {

@@ -2,11 +2,13 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 #include "core/dtype.h"
 #include "model/decoder.h"
 #include "model/lora.h"
+#include "runtime/gpu_tier.h"
 #include "runtime/offload.h"
 #include "text/tokenizer.h"
 
@@ -17,6 +19,7 @@ class App;
 namespace zoft::cli {
 
 struct PlacementOptions {
+  // cpu or cuda; "sim" is a testing aid (runtime/gpu_tier.h): the GPU tier on a simulated device.
   std::string device = "cpu";
   std::string dtype = "f32";
   int threads = 0;  // 0 = all cores
@@ -29,15 +32,24 @@ void add_placement_options(CLI::App* cmd, PlacementOptions& options);
 // Validates the flags, sizes the thread pool, and returns the compute dtype. `--device cuda` is
 // accepted only by commands that pass cuda_ok (their model is placed there with Decoder::to_device:
 // eval, generate), and only in a build with the CUDA backend on a machine with a GPU; elsewhere it
-// is a clear error.
+// is a clear error. `--device sim` (the GPU tier's testing aid) likewise needs cuda_ok, and a
+// gpu= budget.
 DType apply_placement(const PlacementOptions& options, bool cuda_ok = false);
-// The device of --device (after apply_placement accepted it).
+// The device the ops of --device run on (after apply_placement accepted it): sim computes on
+// the CPU.
 Device placement_device(const PlacementOptions& options);
-// With --max-memory: plans the placement of `model` (loaded from `path`), prints the plan and
-// streams what does not fit from --offload-dir; null when everything is resident. Keep the
-// result alive while the model is used.
+// Whether --max-memory gpu= streams the weights through the GPU tier (--device cuda or sim).
+bool uses_gpu_tier(const PlacementOptions& options);
+// With --max-memory: plans the placement of `model` (loaded from `path`) within the cpu= budget,
+// prints the plan and streams what does not fit from --offload-dir; null when everything is
+// resident. Keep the result alive while the model is used.
 std::unique_ptr<runtime::Offload> attach_offload(Decoder& model, const std::string& path,
                                                  const PlacementOptions& options);
+// With a gpu= budget on --device cuda (or sim): the GPU tier (runtime/gpu_tier.h) attached to
+// `model`, its plan printed; null otherwise. Keep the result alive while the model is used.
+std::unique_ptr<runtime::GpuTier> attach_gpu_tier(Decoder& model, const PlacementOptions& options);
+// The tier's measured figures as j["gpu_tier"] (bytes moved, waits, bus floor, peak memory).
+void add_gpu_tier_report(nlohmann::json& j, const runtime::GpuTierReport& r);
 
 // --adapter DIR: the PEFT LoRA adapter of DIR attached to `model` (model/lora_io.h); null when
 // `dir` is empty. The adapter runs in the CPU forward: with --device cuda or --max-memory it is

@@ -1,12 +1,14 @@
 // zoft eval --model MODEL --data FILE [--adapter DIR] [--window N --stride S --max-tokens N]
 // [--json]
-//           [--device cpu|cuda] [--random-init]
+//           [--device cpu|cuda] [--max-memory gpu=B,cpu=B --offload-dir DIR --prefetch K]
+//           [--random-init]
 // Perplexity over a .txt file or the text field of a .jsonl file, with a sliding window.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -28,6 +30,18 @@ struct EvalOptions {
   bool random_init = false;  // weights drawn from MODEL's config.json (benchmarks)
 };
 
+// zoft eval --task: the placement of the model evaluate_task_accuracy loads. The tier's figures
+// are kept when it detaches, before the offload under it.
+struct Placed {
+  std::unique_ptr<runtime::Offload> offload;
+  std::unique_ptr<runtime::GpuTier> tier;
+  std::optional<runtime::GpuTierReport>* report = nullptr;
+  ~Placed() {
+    if (tier) *report = tier->report();
+    tier.reset();
+  }
+};
+
 // Counts from the command line, checked before anything is loaded.
 void check_counts(const EvalOptions& opt) {
   if (opt.batch_size <= 0) fail("--batch-size must be positive, got {}", opt.batch_size);
@@ -43,14 +57,23 @@ void run_eval(const EvalOptions& opt) {
   DType dtype = apply_placement(opt.placement, /*cuda_ok=*/true);
   const bool cuda = opt.placement.device == "cuda";
   if (!opt.task.empty()) {
-    if (cuda) fail("--task on --device cuda is not supported yet: use --device cpu");
+    if (cuda && !uses_gpu_tier(opt.placement))
+      fail("--task on --device cuda runs through the GPU tier only: add --max-memory gpu=...");
     if (opt.random_init) fail("--random-init is not supported with --task");
-    if (!opt.placement.max_memory.empty())  // evaluate_task_accuracy loads its own model
-      fail("--max-memory is not supported with --task yet (perplexity and generate support it)");
+    if (!opt.adapter.empty() && !opt.placement.max_memory.empty())
+      fail("--adapter runs on the CPU with every layer resident: merge it first for --max-memory");
+    std::optional<runtime::GpuTierReport> tier_report;
+    PlaceModel place = [&](Decoder& model) -> std::shared_ptr<void> {
+      auto placed = std::make_shared<Placed>();
+      placed->offload = attach_offload(model, opt.model, opt.placement);
+      placed->tier = attach_gpu_tier(model, opt.placement);
+      placed->report = &tier_report;
+      return placed;
+    };
     auto start = std::chrono::steady_clock::now();
     double acc = evaluate_task_accuracy(opt.model, opt.task, opt.data, opt.max_examples,
                                         opt.window > 0 ? opt.window : 2048, opt.batch_size,
-                                        dtype_name(dtype), opt.adapter);
+                                        dtype_name(dtype), opt.adapter, place);
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     nlohmann::json j = {{"model", opt.model},
@@ -58,9 +81,12 @@ void run_eval(const EvalOptions& opt) {
                         {"task", opt.task},
                         {"accuracy", acc},
                         {"seconds", seconds}};
+    if (tier_report) add_gpu_tier_report(j, *tier_report);
     if (opt.json)
       std::printf("%s\n", j.dump().c_str());
-    else
+    else if (tier_report)
+      std::fprintf(stderr, "zoft: %s\n", tier_report->text().c_str());
+    if (!opt.json)
       std::printf("accuracy %.4f (%s on %s), %.1fs\n", acc, opt.task.c_str(), opt.data.c_str(),
                   seconds);
     return;
@@ -69,11 +95,14 @@ void run_eval(const EvalOptions& opt) {
   text::Tokenizer tokenizer = text::Tokenizer::from_file(opt.model);
   Decoder model =
       opt.random_init ? Decoder::random_init(opt.model, dtype) : Decoder::load(opt.model, dtype);
-  if (opt.random_init && !opt.placement.max_memory.empty())
-    fail("--random-init has no checkpoint to stream layers from: drop --max-memory");
+  if (opt.random_init && !opt.placement.max_memory.empty() &&
+      (!uses_gpu_tier(opt.placement) ||
+       runtime::parse_max_memory(opt.placement.max_memory).cpu))  // the GPU tier streams RAM
+    fail("--random-init has no checkpoint to stream layers from disk: drop cpu= from --max-memory");
   auto adapter = attach_adapter(model, opt.adapter, opt.placement);  // --adapter: LoRA
-  auto offload = attach_offload(model, opt.model, opt.placement);    // --max-memory: stream layers
-  if (cuda) model = model.to_device(Device::CUDA);  // --device cuda: weights uploaded once, here
+  auto offload = attach_offload(model, opt.model, opt.placement);    // --max-memory cpu=: disk
+  auto gpu_tier = attach_gpu_tier(model, opt.placement);  // --max-memory gpu=: stream from RAM
+  if (cuda && !gpu_tier) model = model.to_device(Device::CUDA);  // weights uploaded once, here
   TokenLossFn token_losses = [&model](const TokenBatch& b, const int32_t* t, float* loss) {
     model.token_losses(b, t, loss);
   };
@@ -98,9 +127,11 @@ void run_eval(const EvalOptions& opt) {
                       {"seconds", seconds},
                       {"dtype", opt.placement.dtype},
                       {"device", opt.placement.device}};
+  if (gpu_tier) add_gpu_tier_report(j, gpu_tier->report());
   if (opt.json) {
     std::printf("%s\n", j.dump().c_str());
   } else {
+    if (gpu_tier) std::fprintf(stderr, "zoft: %s\n", gpu_tier->report().text().c_str());
     std::printf(
         "perplexity %.4f (mean NLL %.5f nats) over %lld tokens, window %lld, stride %lld, "
         "%.1fs\n",

@@ -1,7 +1,7 @@
 // zoft generate --model MODEL --prompt TEXT [--adapter DIR] [--max-new-tokens N --temperature T
 // --top-k K
 //                --top-p P --repetition-penalty R --seed S] [--ignore-eos] [--json]
-//                [--device cpu|cuda]
+//                [--device cpu|cuda] [--max-memory gpu=B,cpu=B --offload-dir DIR --prefetch K]
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -41,7 +41,8 @@ void run_generate(GenerateOptions& opt) {
   text::Tokenizer tokenizer = text::Tokenizer::from_file(opt.model);
   Decoder model = Decoder::load(opt.model, dtype);
   auto adapter = attach_adapter(model, opt.adapter, opt.placement);  // --adapter: LoRA
-  auto offload = attach_offload(model, opt.model, opt.placement);    // --max-memory: stream layers
+  auto offload = attach_offload(model, opt.model, opt.placement);    // --max-memory cpu=: disk
+  auto gpu_tier = attach_gpu_tier(model, opt.placement);  // --max-memory gpu=: stream from RAM
   std::vector<int32_t> prompt = tokenizer.encode(opt.prompt, !opt.no_special);
   if (prompt.empty()) fail("the prompt encodes to no tokens: give some text");
   for (int32_t id : {tokenizer.eos_id(), model.config().eos_id})
@@ -49,7 +50,7 @@ void run_generate(GenerateOptions& opt) {
 
   // --device cuda: the weights and the KV cache on the GPU; the sampler runs on the host on
   // the last position's logits, copied back every step.
-  if (placement_device(opt.placement) != Device::CPU)
+  if (placement_device(opt.placement) != Device::CPU && !gpu_tier)
     model = model.to_device(placement_device(opt.placement));
 
   auto start = std::chrono::steady_clock::now();
@@ -76,10 +77,12 @@ void run_generate(GenerateOptions& opt) {
                         {"prefill_s", prefill_s},
                         {"prefill_tokens_per_s", double(prompt.size()) / prefill_s},
                         {"decode_tokens_per_s", decode_rate}};
+    if (gpu_tier) add_gpu_tier_report(j, gpu_tier->report());
     std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::fprintf(stderr, "[%zu prompt tokens in %.2fs, %zu new tokens at %.1f tokens/s]\n",
                  prompt.size(), prefill_s, produced.size(), decode_rate);
+    if (gpu_tier) std::fprintf(stderr, "zoft: %s\n", gpu_tier->report().text().c_str());
   }
 }
 

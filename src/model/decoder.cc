@@ -157,17 +157,38 @@ Decoder Decoder::to_device(Device device) const {
   }
   up.norm(w.final_norm, H);
   up.linear(w.lm_head);
-  if (c.positions == PositionKind::Rope) {
-    auto upload_freq = [device](const RopeTable& rope, DeviceBuffer& into) {
-      const size_t bytes = rope.inv_freq.size() * sizeof(float);
-      into = DeviceBuffer(device, std::max<size_t>(bytes, 1));
-      ops::upload(device, into.data(), rope.inv_freq.data(), bytes);
-    };
-    upload_freq(rope_global_, d.rope_freq_global_);
-    upload_freq(rope_local_, d.rope_freq_local_);
-  }
+  d.upload_rope_tables();
   ops::synchronize(device);  // the host copies may go once this returns
   return d;
+}
+
+void Decoder::upload_rope_tables() {
+  if (config_.positions != PositionKind::Rope || device() == Device::CPU) return;
+  auto upload_freq = [this](const RopeTable& rope, DeviceBuffer& into) {
+    const size_t bytes = rope.inv_freq.size() * sizeof(float);
+    into = DeviceBuffer(device(), std::max<size_t>(bytes, 1));
+    ops::upload(device(), into.data(), rope.inv_freq.data(), bytes);
+  };
+  upload_freq(rope_global_, rope_freq_global_);
+  upload_freq(rope_local_, rope_freq_local_);
+}
+
+void Decoder::set_compute_device(Device device) {
+  if (device != Device::CPU && !ops::available(device))
+    fail("device {}: {}; use the cpu", device_name(device), ops::unavailable_reason(device));
+  ZOFT_CHECK(!residency_, "set_compute_device: detach the residency first");
+  ZOFT_CHECK(weights_.device_owned.empty(), "set_compute_device: the model was placed (to_device)");
+  ModelWeights& w = weights_;
+  w.device = device;
+  for (Tensor* t : {&w.embed_tokens, &w.embed_positions, &w.lm_head.weight}) t->device = device;
+  for (LayerWeights& L : w.layers)
+    for (LinearWeights* l : {&L.q, &L.k, &L.v, &L.qkv, &L.o, &L.gate, &L.up, &L.down}) {
+      if (l->lora && device != Device::CPU)
+        fail("the GPU tier runs no LoRA adapter: merge the adapter first (zoft merge)");
+      l->weight.device = device;
+    }
+  upload_rope_tables();
+  ops::synchronize(device);
 }
 
 const float* Decoder::inv_freq(bool sliding) const {

@@ -125,6 +125,12 @@ class Decoder {
   // Throws one clear line when the device cannot run here. Offload (set_residency) and the
   // backward stay on the CPU.
   Decoder to_device(Device device) const;
+  // The GPU tier (runtime/device_residency.h): the weights stay in host memory (their homes)
+  // and the residency binds each block to device memory before it computes, so the forward, its
+  // scratch and KV caches run on `device` without a copy of the model there. Marks the model and
+  // its tensors as on `device` (Device::CPU undoes it); the rope tables are uploaded. Set it
+  // before attaching the residency, and back after detaching it.
+  void set_compute_device(Device device);
   // Where the weights are and every op of the forward runs.
   Device device() const { return weights_.device; }
 
@@ -208,6 +214,7 @@ class Decoder {
   const int32_t* on_device(const std::vector<int32_t>& ints, DeviceBuffer& into);
   const float* inv_freq(bool sliding) const;
   void make_rope_tables();
+  void upload_rope_tables();  // rope_freq_*_ on device() (none on the CPU)
 
   const ArchTable* arch_ = nullptr;
   ModelConfig config_;

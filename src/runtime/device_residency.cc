@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "core/error.h"
 #include "runtime/plan.h"
@@ -109,13 +110,20 @@ DeviceResidency::DeviceResidency(Decoder& model, Device& device, ResidencyPlan p
     if (resident_[b]) bind(int64_t(b), resident_[b]);
 }
 
+void DeviceResidency::sync_homes() {
+  device_.synchronize(*upload_stream_);
+  device_.synchronize(*write_back_stream_);
+  device_.record(*computed_, device_.compute_stream());
+  device_.wait(*write_back_stream_, *computed_);
+  for (size_t b = 0; b < resident_.size(); ++b)
+    if (resident_[b] && dirty_[b]) copy_out(int64_t(b), resident_[b], *write_back_stream_);
+  device_.synchronize(*write_back_stream_);
+  std::fill(dirty_.begin(), dirty_.end(), false);
+}
+
 DeviceResidency::~DeviceResidency() {
   try {
-    device_.synchronize(*upload_stream_);
-    device_.synchronize(*write_back_stream_);
-    for (size_t b = 0; b < resident_.size(); ++b)
-      if (resident_[b] && dirty_[b]) copy_out(int64_t(b), resident_[b], *write_back_stream_);
-    device_.synchronize(*write_back_stream_);
+    sync_homes();
     for (size_t b = 0; b < resident_.size(); ++b) bind(int64_t(b), nullptr);
   } catch (...) {  // a destructor must not throw; the device error was already reported
   }
@@ -207,7 +215,10 @@ void DeviceResidency::acquire(int64_t block) {
     if (ahead < 0 || ahead == block) break;
     if (slot_of(ahead) < 0 && !upload(ahead)) break;
   }
+  const auto start = std::chrono::steady_clock::now();
   device_.synchronize(*slot.uploaded);
+  stats_.upload_wait_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   bind(block, slot.memory);
 }
 

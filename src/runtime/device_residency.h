@@ -51,6 +51,7 @@ ResidencyPlan plan_device_residency(Decoder& model, uint64_t budget, int64_t pre
 struct ResidencyStats {
   uint64_t bytes_uploaded = 0, bytes_written_back = 0;
   int64_t uploads = 0, write_backs = 0;
+  double upload_wait_seconds = 0;  // the host waiting in acquire for a block's upload to land
 };
 
 class DeviceResidency final : public BlockResidency {
@@ -73,6 +74,11 @@ class DeviceResidency final : public BlockResidency {
 
   const ResidencyPlan& plan() const { return plan_; }
   ResidencyStats stats() const { return stats_; }
+  // Where each parameter lives between uses (host memory), as list_parameters gave it at attach.
+  const std::vector<ParameterRef>& homes() const { return homes_; }
+  // Brings every home up to date (pending write-backs landed, modified resident blocks copied
+  // back), e.g. before a checkpoint reads the homes; between forwards.
+  void sync_homes();
 
  private:
   struct Slot {

@@ -3,6 +3,8 @@
 #include "train/mezo_method.h"
 
 #include "core/error.h"
+#include "runtime/gpu_tier.h"
+#include "runtime/plan.h"
 #include "train/lora_training.h"
 
 namespace zoft {
@@ -30,14 +32,18 @@ zo::MezoOptions mezo_options(const Recipe& r) {
 // from the trainable model so that a tied LM head stays one tensor there. What a placed run does
 // not support is refused before any work.
 std::unique_ptr<Decoder> place(const Recipe& r, Decoder& model, const dist::Communicator& comm) {
+  // placement.max_memory gpu=: the trainer's GPU tier streams the model's own weights.
+  if (runtime::is_gpu_tier_device(r.placement.device) && !r.placement.max_memory.empty() &&
+      runtime::parse_max_memory(r.placement.max_memory).gpu)
+    return nullptr;
   const Device device = parse_device(r.placement.device);
   if (device == Device::CPU) return nullptr;
   if (!ops::available(device))
     fail("{}: placement.device {}: {}; use placement.device cpu", r.source, r.placement.device,
          ops::unavailable_reason(device));
   if (!r.placement.max_memory.empty())
-    fail("{}: placement.device {}: placement.max_memory (offload) is not supported there yet",
-         r.source, r.placement.device);
+    fail("{}: placement.device {}: placement.max_memory {} needs a gpu= budget (e.g. gpu=8GiB,{})",
+         r.source, r.placement.device, r.placement.max_memory, r.placement.max_memory);
   if (comm.size() > 1)
     fail("{}: placement.device {}: one process only (no multi-GPU training yet)", r.source,
          r.placement.device);

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "runtime/gpu_tier.h"
 #include "runtime/plan.h"
 
 namespace zoft {
@@ -208,10 +209,12 @@ void validate(const Recipe& r) {
   const std::string& f = r.source;
   if (r.model.path.empty()) fail("{}: model.path is required", f);
   check_one_of(f + ": model.dtype", r.model.dtype, {"f32", "bf16"});
-  if (r.model.random_init && !r.placement.max_memory.empty())
+  if (r.model.random_init && !r.placement.max_memory.empty() &&
+      (!runtime::is_gpu_tier_device(r.placement.device) ||
+       runtime::parse_max_memory(r.placement.max_memory).cpu))  // the GPU tier streams RAM
     fail(
-        "{}: model.random_init has no checkpoint to stream layers from: drop "
-        "placement.max_memory",
+        "{}: model.random_init has no checkpoint to stream layers from disk: drop "
+        "placement.max_memory cpu=",
         f);
   check_one_of(f + ": optim.method", r.optim.method, {"mezo-sgd", "mezo-momentum", "adamw", "sgd"});
   check_one_of(f + ": data.format", r.data.format, {"text", "prompt_completion"});
@@ -231,7 +234,11 @@ void validate(const Recipe& r) {
   check_one_of(f + ": optim.schedule", r.optim.schedule, {"constant", "linear", "cosine"});
   check_one_of(f + ": trainer.nan_policy", r.trainer.nan_policy, {"skip", "stop"});
   check_one_of(f + ": trainer.schedule", r.trainer.schedule, {"zo2", "plain"});
-  check_one_of(f + ": placement.device", r.placement.device, {"cpu", "cuda"});
+  // sim: a testing aid, the GPU tier on a simulated device (runtime/gpu_tier.h).
+  check_one_of(f + ": placement.device", r.placement.device, {"cpu", "cuda", "sim"});
+  if (r.placement.device == "sim" &&
+      (r.placement.max_memory.empty() || !runtime::parse_max_memory(r.placement.max_memory).gpu))
+    fail("{}: placement.device sim (a testing aid) needs placement.max_memory gpu=...", f);
   check_one_of(f + ": dist.backend", r.dist.backend, {"none", "mpi"});
   if (r.data.train.empty()) fail("{}: data.train is required", f);
   if (!r.task.name.empty() && !r.task.file.empty())

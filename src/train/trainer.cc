@@ -24,6 +24,7 @@
 #include "io/json_file.h"
 #include "model/lora_io.h"
 #include "model/parameters.h"
+#include "runtime/gpu_tier.h"
 #include "runtime/offload.h"
 #include "runtime/plan.h"
 #include "text/tokenizer.h"
@@ -192,6 +193,28 @@ void check_memory(const Recipe& r, Decoder& model, const TrainData& data,
   check_training_memory(e, *available, comm.local_size(), r.source);
 }
 
+// placement.max_memory gpu= on placement.device cuda (or sim, the testing aid): the weights
+// live in RAM and stream through device slots (runtime/gpu_tier.h).
+bool uses_gpu_tier(const Recipe& r) {
+  return runtime::is_gpu_tier_device(r.placement.device) && !r.placement.max_memory.empty() &&
+         runtime::parse_max_memory(r.placement.max_memory).gpu.has_value();
+}
+
+// What the GPU tier trains: every weight with MeZO in the ZO2 order (each streamed block
+// crosses the bus once each way per step), in one process.
+void check_gpu_tier_training(const Recipe& r, const dist::Communicator& comm) {
+  const std::string& f = r.source;
+  if (r.optim.method != "mezo-sgd" && r.optim.method != "mezo-momentum")
+    fail("{}: placement.max_memory gpu= trains with optim.method mezo-sgd or mezo-momentum, not {}",
+         f, r.optim.method);
+  if (r.trainer.schedule != "zo2")
+    fail("{}: placement.max_memory gpu= streams blocks: use trainer.schedule zo2", f);
+  if (!r.peft.method.empty())
+    fail("{}: placement.max_memory gpu= trains every weight: drop peft.method", f);
+  if (comm.size() > 1)
+    fail("{}: placement.max_memory gpu=: one process only (no multi-GPU training yet)", f);
+}
+
 void print_offload_stats(const runtime::Offload& offload) {
   runtime::ExecutorStats st = offload.stats();
   std::fprintf(stderr,
@@ -232,6 +255,8 @@ class Run {
     method_->finish();
     summary_.steps = method_->steps_done();
     if (offload_) print_offload_stats(*offload_);
+    if (gpu_tier_ && comm_.is_root())
+      std::fprintf(stderr, "zoft: %s\n", gpu_tier_->report().text().c_str());
     end_with_best();
     summary_.accuracy_before = metric_or(summary_.eval_before, "eval/accuracy", -1);
     summary_.accuracy_after = metric_or(summary_.eval_after, "eval/accuracy", -1);
@@ -299,6 +324,10 @@ class Run {
   runtime::OffloadOptions offload_options(bool trainable) const {
     runtime::OffloadOptions o;
     o.max_memory = r_.placement.max_memory;
+    if (uses_gpu_tier(r_)) {  // the GPU tier streams from RAM; disk only under a cpu= budget
+      std::optional<uint64_t> cpu = runtime::parse_max_memory(r_.placement.max_memory).cpu;
+      o.max_memory = cpu ? fmt::format("cpu={}", *cpu) : "";
+    }
     o.offload_dir = r_.placement.offload_dir;
     o.prefetch = r_.placement.prefetch;
     o.trainable = trainable;
@@ -312,11 +341,33 @@ class Run {
     o.activation_bytes =
         runtime::activation_bytes(model_->config(), rows, 2 * int(r_.optim.samples), rows);
     offload_ = runtime::Offload::attach(*model_, model_path_, o);
+    attach_gpu_tier(true);
     if (lora_run()) lora_ = std::make_unique<LoraTraining>(r_, *model_, resume_.value_or(""));
     method_ = make_training_method(r_, *model_, comm_, lora_.get());
     if (!resume_) return;
     order_->restore(state_.at("data_order"));
     method_->restore(state_, *resume_);
+  }
+
+  // The GPU tier over the model (and under its offload, once that streams through it); for
+  // training the weights are made trainable first, so that write-backs land in them.
+  void attach_gpu_tier(bool trainable) {
+    if (!uses_gpu_tier(r_)) return;
+    if (model_->residency())
+      fail(
+          "{}: placement.max_memory {}: the cpu= budget streams layers from disk, which the GPU "
+          "tier does not stream through yet: raise cpu= to hold the model (or drop it)",
+          r_.source, r_.placement.max_memory);
+    if (trainable) {
+      check_gpu_tier_training(r_, comm_);
+      make_trainable(*model_);
+    }
+    runtime::GpuTierOptions o;
+    o.device = r_.placement.device;
+    o.budget = *runtime::parse_max_memory(r_.placement.max_memory).gpu;
+    o.prefetch = r_.placement.prefetch;
+    o.print = comm_.is_root();
+    gpu_tier_ = runtime::GpuTier::attach(*model_, o);
   }
 
   // dist: the last start-up check: every rank loaded the same data and trainer state.
@@ -364,6 +415,7 @@ class Run {
     method_->finish();
     CheckpointContents c;
     c.parameters = &method_->parameters();
+    if (gpu_tier_) c.parameters = &gpu_tier_->synced_homes();  // the weights in host memory
     c.config_json = config_text_;
     if (lora_) {  // a PEFT adapter directory (train/lora_training.h)
       c.weights_file = "adapter_model.safetensors";
@@ -504,10 +556,12 @@ class Run {
                    "zoft: ending with the best model, %s (validation score %.4f at step %lld)\n",
                    best_checkpoint_.c_str(), guard_.best_score(), (long long)guard_.best_step());
     method_.reset();  // it refers to the model; the offload runtime holds its streamed blocks
+    gpu_tier_.reset();
     offload_.reset();
     model_ = std::make_unique<Decoder>(Decoder::load(best_checkpoint_, dtype_));
     if (!r_.placement.max_memory.empty())
       offload_ = runtime::Offload::attach(*model_, best_checkpoint_, offload_options(false));
+    attach_gpu_tier(false);
     summary_.final_checkpoint = best_checkpoint_;
     if (!data_->has_eval()) return;
     EvalResult e = data_->evaluate(*model_, r_.trainer.batch_size, "eval (best)", comm_);
@@ -542,7 +596,8 @@ class Run {
     first_step_ = method_->steps_done();
     std::vector<float> gathered;
     // The GPU stepper reads per-token losses only (train/cuda/device_zo_step.h).
-    const bool fast_path = r_.trainer.single_token_fast_path && r_.placement.device == "cpu";
+    const bool fast_path = r_.trainer.single_token_fast_path &&
+                           (r_.placement.device == "cpu" || r_.placement.device == "sim");
     while (method_->steps_done() < r_.trainer.steps && !guard_.stopped()) {
       const int64_t step = method_->steps_done() + 1;
       data::Batch b = data_->batch(order_->next(size_t(r_.trainer.batch_size)));
@@ -582,7 +637,8 @@ class Run {
   std::unique_ptr<TrainData> data_;
   std::unique_ptr<data::DataOrder> order_;
   std::unique_ptr<runtime::Offload> offload_;
-  std::unique_ptr<LoraTraining> lora_;  // peft.method lora: the adapters the method trains
+  std::unique_ptr<runtime::GpuTier> gpu_tier_;  // after offload_: detaches before it
+  std::unique_ptr<LoraTraining> lora_;          // peft.method lora: the adapters the method trains
   std::unique_ptr<TrainingMethod> method_;
   std::unique_ptr<MetricsLog> log_;
   std::vector<std::pair<std::string, std::string>> tokenizer_files_;
@@ -609,11 +665,12 @@ TrainSummary train(const Recipe& r, const TrainHooks& hooks) {
 double evaluate_task_accuracy(const std::string& model_path, const std::string& task_name,
                               const std::string& data_path, int64_t max_examples,
                               int64_t max_seq_length, int64_t batch_size, const std::string& dtype,
-                              const std::string& adapter_dir) {
+                              const std::string& adapter_dir, const PlaceModel& place) {
   text::Tokenizer tokenizer = text::Tokenizer::from_file(model_path);
   Decoder model = Decoder::load(model_path, parse_dtype(dtype));
   std::unique_ptr<LoraAdapters> adapter;
   if (!adapter_dir.empty()) adapter = attach_peft_adapter(model, adapter_dir);
+  std::shared_ptr<void> placed = place ? place(model) : nullptr;
   data::Task task = data::Task::load(task_name);
   data::EncodeOptions encode;
   encode.max_length = std::min(max_seq_length, model.config().max_positions);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "train/recipe.h"
@@ -35,11 +36,17 @@ struct TrainHooks {
 
 TrainSummary train(const Recipe& recipe, const TrainHooks& hooks = {});
 
+class Decoder;
+
+// Places a loaded model (zoft eval's offload and GPU tier); what it returns is kept alive while
+// the model is used.
+using PlaceModel = std::function<std::shared_ptr<void>(Decoder& model)>;
+
 // Accuracy of a model directory on a task's eval data (zoft eval --task), with the PEFT LoRA
-// adapter of `adapter_dir` applied when it is not empty.
+// adapter of `adapter_dir` applied when it is not empty, and placed by `place` when given.
 double evaluate_task_accuracy(const std::string& model_path, const std::string& task,
                               const std::string& data_path, int64_t max_examples,
                               int64_t max_seq_length, int64_t batch_size, const std::string& dtype,
-                              const std::string& adapter_dir = "");
+                              const std::string& adapter_dir = "", const PlaceModel& place = {});
 
 }  // namespace zoft
