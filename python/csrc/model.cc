@@ -75,9 +75,11 @@ Model::Model(const std::string& path, const cli::PlacementOptions& placement) : 
     throw;
   }
   offload_ = cli::attach_offload(*decoder_, path, placement);
-  // The CLI's order: offload planned on the host model, then the weights uploaded once.
+  // The CLI's order: offload planned on the host model, then the GPU tier (a gpu= budget) or
+  // the weights uploaded once.
+  gpu_tier_ = cli::attach_gpu_tier(*decoder_, placement);
   const Device device = cli::placement_device(placement);
-  if (device != Device::CPU) *decoder_ = decoder_->to_device(device);
+  if (device != Device::CPU && !gpu_tier_) *decoder_ = decoder_->to_device(device);
 }
 
 py::dict Model::config() const {

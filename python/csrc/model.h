@@ -47,7 +47,8 @@ class Model {
   std::unique_ptr<text::Tokenizer> tokenizer_;
   std::string tokenizer_error_;
   std::optional<Decoder> decoder_;
-  std::unique_ptr<runtime::Offload> offload_;  // after decoder_: detached before it goes
+  std::unique_ptr<runtime::Offload> offload_;   // after decoder_: detached before it goes
+  std::unique_ptr<runtime::GpuTier> gpu_tier_;  // after offload_: detached before it
   std::mutex mutex_;
 };
 
