@@ -2,10 +2,11 @@
 # The 3-seed table of docs/PERFORMANCE.md: MeZO with the shipped recipe settings on fine-food
 # reviews, Austen novels and fortunes, seeds 1-3; zero-shot (step 0) vs the run's result (the
 # best of steps 0, 30, 60 on the validation split), both on the task's whole test file.
-# Usage: scripts/seed_table.sh [--method M [--optim.KEY VALUE ...]] [SEEDS...]
+# Usage: scripts/seed_table.sh [--method M] [--SECTION.KEY VALUE ...] [SEEDS...]
 #   (default mezo-sgd, seeds 1 2 3); results: runs/table/results.jsonl, one line per run.
-# --method sets optim.method, and the --optim.* pairs after it that method's settings (e.g.
-# --optim.lr 1e-5 --optim.momentum 0.8); nothing else changes, so every method gets the recipe's
+# --method sets optim.method, and the pairs after it override recipe keys in every run: that
+# method's settings (e.g. --optim.lr 1e-5 --optim.momentum 0.8), or --placement.threads 1 for
+# runs side by side. Keep trainer.steps and optim.samples, so every method gets the recipe's
 # forward passes (steps x batch x 2 x optim.samples).
 # The zero-shot accuracy depends on neither the seed nor the method: it is measured in mezo-sgd's
 # seed 1 runs only.
@@ -17,8 +18,8 @@ while [ $# -gt 0 ] && [ "${1#--}" != "$1" ]; do
   [ $# -ge 2 ] || { echo "seed_table.sh: $1 needs a value" >&2; exit 2; }
   case $1 in
     --method) method=$2 ;;
-    --optim.*) settings+=("$1" "$2") ;;
-    *) echo "seed_table.sh: $1: only --method and --optim.KEY VALUE are options" >&2; exit 2 ;;
+    --*.*) settings+=("$1" "$2") ;;
+    *) echo "seed_table.sh: $1: only --method and --SECTION.KEY VALUE are options" >&2; exit 2 ;;
   esac
   shift 2
 done
@@ -29,11 +30,13 @@ zoft=${ZOFT:-./build/release/zoft}
 # TABLE: the directory of the runs and results.jsonl (default runs/table), e.g. one per seed for
 # seeds run side by side.
 table=${TABLE:-runs/table}
+# TASKS: the tasks to run, in order (default all three).
+read -r -a tasks <<< "${TASKS:-demo_fine_foods austen_novels fortunes}"
 [ ${#seeds[@]} -eq 0 ] && seeds=(1 2 3)
 ./scripts/install_model.sh
 mkdir -p "$table"
 for seed in "${seeds[@]}"; do
-  for task in demo_fine_foods austen_novels fortunes; do
+  for task in "${tasks[@]}"; do
     out=$table/${task}_seed$seed
     [ "$method" != mezo-sgd ] && out=$table/${method}_${task}_seed$seed
     [ -f "$out.json" ] && continue

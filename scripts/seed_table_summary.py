@@ -14,9 +14,18 @@ from collections import defaultdict
 paths = sys.argv[1:] or ["runs/table/results.jsonl"]
 rows = [json.loads(line) for path in paths for line in open(path) if line.strip()]
 zero_shot = {r["task"]: r["before"] for r in rows if r["before"] >= 0}
+
+
+def method_of(row):
+    """The method and its settings; placement keys (threads) do not change what is trained."""
+    words = row.get("settings", "").split()
+    pairs = [f"{k} {v}" for k, v in zip(words[::2], words[1::2]) if not k.startswith("--placement.")]
+    return " ".join([row["method"]] + pairs)
+
+
 runs = defaultdict(dict)
 for r in rows:
-    runs[(r["task"], r["method"] + (" " + r["settings"] if r.get("settings") else ""))][r["seed"]] = r
+    runs[(r["task"], method_of(r))][r["seed"]] = r
 
 print("| task | method | zero-shot | after, seeds 1 / 2 / 3 | mean ± std | gain | best step | wall s |")
 print("|---|---|---|---|---|---|---|---|")
