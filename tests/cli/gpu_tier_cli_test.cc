@@ -16,6 +16,7 @@
 
 #include "cli/cli_test_util.h"
 #include "model/decoder.h"
+#include "model/parameters.h"
 #include "runtime/device_residency.h"
 #include "runtime/llama_maker.h"
 
@@ -62,8 +63,10 @@ class GpuTierCli : public ::testing::Test {
   }
 
   // Blocks 0 and L+1 and one layer resident, two slots (prefetch 1): the other 5 layers stream.
-  static uint64_t budget_for(const std::string& model_dir) {
-    Decoder model = Decoder::load(model_dir);
+  static uint64_t budget_for(const std::string& model_dir, DType dtype = DType::F32,
+                             bool trainable = false) {
+    Decoder model = Decoder::load(model_dir, dtype);
+    if (trainable) make_trainable(model);  // the training plan weighs the trainable copies
     runtime::ResidencyPlan all = runtime::plan_device_residency(model, ~uint64_t(0) >> 1, 1);
     const size_t last = all.block_bytes.size() - 1;
     return all.block_bytes[0] + all.block_bytes[last] + 3 * all.block_bytes[1];
@@ -179,6 +182,40 @@ TEST_F(GpuTierCli, Zo2TrainingEqualsTheResidentRunAndItsCheckpoints) {
   EXPECT_EQ(budget, budget_) << tiered.output;
   EXPECT_LE(peak, budget_) << tiered.output;
   EXPECT_NE(tiered.output.find("write-backs"), std::string::npos) << tiered.output;
+}
+
+// bf16 compute (matrices stored in bf16 in the homes and the device slots): the same figures.
+TEST_F(GpuTierCli, Bf16EvalAndTrainingEqualTheResidentRun) {
+  const std::string eval = fmt::format(
+      "eval --model '{}' --data '{}/README.md' --max-tokens 200 --window 64 --threads 2 --json "
+      "--dtype bf16",
+      model(), ZOFT_SOURCE_DIR);
+  ZoftRun resident = run_zoft(eval);
+  ASSERT_EQ(resident.status, 0) << resident.output;
+  const uint64_t eval_budget = budget_for(model(), DType::BF16);
+  ZoftRun tiered = run_zoft(eval + " " + sim(eval_budget));
+  ASSERT_EQ(tiered.status, 0) << tiered.output;
+  EXPECT_EQ(tier_json_line(tiered.output).at("mean_nll").get<double>(),
+            tier_json_line(resident.output).at("mean_nll").get<double>());
+  EXPECT_LE(tier_json_line(tiered.output).at("gpu_tier").at("peak_device_bytes").get<uint64_t>(),
+            eval_budget);
+
+  const std::string r = recipe();
+  const std::string train = "train '" + r + "' --model.dtype bf16 --trainer.output_dir ";
+  const uint64_t train_budget = budget_for(model(), DType::BF16, true);
+  ZoftRun a = run_zoft(train + "'" + (root_ / "resident_bf16").string() + "'");
+  ASSERT_EQ(a.status, 0) << a.output;
+  ZoftRun b = run_zoft(fmt::format(
+      "{}'{}' --placement.device sim --placement.max_memory gpu={} --placement.prefetch 1", train,
+      (root_ / "tiered_bf16").string(), train_budget));
+  ASSERT_EQ(b.status, 0) << b.output;
+  EXPECT_EQ(losses(root_ / "tiered_bf16"), losses(root_ / "resident_bf16"));
+  const std::string want =
+      tier_slurp(root_ / "resident_bf16" / "checkpoint-4" / "model.safetensors");
+  ASSERT_FALSE(want.empty());
+  EXPECT_TRUE(want == tier_slurp(root_ / "tiered_bf16" / "checkpoint-4" / "model.safetensors"));
+  EXPECT_LE(reported_peak(b.output).first, train_budget) << b.output;
+  EXPECT_NE(b.output.find("streamed from RAM: blocks 2-6"), std::string::npos) << b.output;
 }
 
 // One line of error, and a non-zero exit, for each bad --max-memory.
