@@ -206,14 +206,19 @@ void Backprop::recompute_layer(int64_t layer, LayerActs& a) {
 }
 
 // Decoder::losses_from_hidden's chunks (same logits, same losses) followed by their backward:
-// the [rows, vocab] logits never exist in full. d_hidden: [rows, hidden], zero on rows without
-// a target.
+// the [rows, vocab] logits never exist in full. One [chunk, vocab] buffer serves both: it is the
+// decoder's own logits scratch (which an evaluation already grew), and the cross-entropy
+// gradient overwrites the logits in place (each element reads only itself). Only a final
+// softcap, whose backward needs the capped logits, takes a second buffer. d_hidden: [rows,
+// hidden], zero on rows without a target.
 double Backprop::head_backward(const int32_t* targets, const std::vector<int64_t>& rows,
                                float loss_scale, float* d_hidden) {
   const int64_t H = c_.hidden_size, V = c_.vocab_size, n_rows = int64_t(rows.size());
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>((int64_t(8) << 20) / V, n_rows));
   std::memset(d_hidden, 0, size_t(rows_ * H) * sizeof(float));
-  std::vector<float> logits(size_t(chunk * V)), d_logits(size_t(chunk * V));
+  float* logits = ensure_floats(model_.scratch_.logits, Device::CPU, chunk * V);
+  Buffer capped_grad;
+  float* d_logits = c_.final_softcap > 0 ? ensure_floats(capped_grad, chunk * V) : logits;
   std::vector<float> picked(size_t(chunk * H)), d_picked(size_t(chunk * H));
   std::vector<int32_t> chunk_targets(static_cast<size_t>(chunk));
   std::vector<float> chunk_loss(static_cast<size_t>(chunk)), d_loss(size_t(chunk), loss_scale);
@@ -226,19 +231,16 @@ double Backprop::head_backward(const int32_t* targets, const std::vector<int64_t
       std::memcpy(picked.data() + j * H, hidden + r * H, size_t(H) * sizeof(float));
       chunk_targets[size_t(j)] = targets[r];
     }
-    model_.head_logits(picked.data(), n, logits.data());
-    cpu::cross_entropy(logits.data(), chunk_targets.data(), n, V, chunk_loss.data());
+    model_.head_logits(picked.data(), n, logits);
+    cpu::cross_entropy(logits, chunk_targets.data(), n, V, chunk_loss.data());
     for (int64_t j = 0; j < n; ++j) loss += chunk_loss[size_t(j)];
 
-    cpu::cross_entropy_backward(logits.data(), chunk_targets.data(), d_loss.data(), n, V,
-                                d_logits.data());
+    cpu::cross_entropy_backward(logits, chunk_targets.data(), d_loss.data(), n, V, d_logits);
     if (c_.final_softcap > 0)  // logits hold the capped values the backward needs
-      cpu::softcap_backward(logits.data(), d_logits.data(), d_logits.data(), n * V,
-                            c_.final_softcap);
-    cpu::linear_backward_input(d_logits.data(), n, V, w_.lm_head.weight, false, d_picked.data());
+      cpu::softcap_backward(logits, d_logits, d_logits, n * V, c_.final_softcap);
+    cpu::linear_backward_input(d_logits, n, V, w_.lm_head.weight, false, d_picked.data());
     if (g_.lm_head)
-      cpu::linear_backward_weight(d_logits.data(), picked.data(), n, V, H, false, g_.lm_head,
-                                  nullptr);
+      cpu::linear_backward_weight(d_logits, picked.data(), n, V, H, false, g_.lm_head, nullptr);
     for (int64_t j = 0; j < n; ++j)
       std::memcpy(d_hidden + rows[size_t(begin + j)] * H, d_picked.data() + j * H,
                   size_t(H) * sizeof(float));
