@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks that the quick start works on a FRESH Debian 12 machine: debootstraps a clean bookworm
 # root (minbase, like the debian:12 container image), copies the committed tree into it, and
-# inside a chroot runs scripts/setup.sh, the release configure + build of zoft and a smoke run.
+# inside a chroot runs scripts/setup.sh (which also builds and installs the Python package), the
+# release configure + build of zoft, a smoke run, and the Python package's pytest suite.
 # Prints PASS, or FAIL with the failing step's log tail. Slow (a whole system and a whole build);
 # opt-in, not part of CI. Needs root (debootstrap, chroot, mount) and the network.
 #
@@ -118,7 +119,8 @@ mount_system() {
 copy_tree() {
   mkdir -p "$root/root/zoft"
   if [ "$copy_worktree" = 1 ]; then
-    tar -C "$source_dir" --exclude=./build --exclude=./models --exclude=./.git -cf - . | tar -C "$root/root/zoft" -xf -
+    tar -C "$source_dir" --exclude=./build --exclude=./python/build --exclude=./models \
+      --exclude=./.git -cf - . | tar -C "$root/root/zoft" -xf -
   else
     git -C "$source_dir" archive HEAD | tar -C "$root/root/zoft" -xf -
   fi
@@ -139,6 +141,9 @@ step smoke in_root "./build/release/zoft --help"
 if [ "$run_demo" = 1 ]; then
   step run in_root "./scripts/run.sh --trainer.steps 2"
 fi
+# The Python package setup.sh built and installed into the root's python3, tested as
+# scripts/test.sh tests it (the demo-model tests run after --run, else skip).
+step python-tests in_root "ZOFT_CLI=build/release/zoft python3 -m pytest -q -rs python/tests"
 
 elapsed=$((SECONDS - started))
 echo "fresh-check: PASS in $((elapsed / 60)) min $((elapsed % 60)) s ($(date -u +%Y-%m-%d), Debian $(cat "$root/etc/debian_version"))"
