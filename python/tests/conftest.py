@@ -6,8 +6,12 @@ model (models/smollm2-135m, installed by scripts/run.sh), skip themselves and sa
 
 import json
 import os
+import queue
 import shutil
 import struct
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -48,6 +52,56 @@ def golden_case(name: str, case: str):
     tensors = read_safetensors(os.path.join(golden_dir(source), "golden.safetensors"))
     return (np.array(c["input_ids"]), np.array(c["attention_mask"]), np.array(c["labels"]),
             tensors["logits." + case], tensors["token_loss." + case], c["loss"])
+
+
+class PythonChild:
+    """`python3 -c SCRIPT ARGS...` whose stdout lines are read with a timeout, so that a child
+    that never answers fails the test instead of hanging it. The child takes SIGINT as an
+    interactive Python does even when the tests themselves run as a background job: a shell
+    starts those with SIGINT ignored, and a Python started with SIGINT ignored installs no
+    KeyboardInterrupt handler."""
+
+    PREAMBLE = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+    def __init__(self, script: str, *args):
+        self.proc = subprocess.Popen([sys.executable, "-c", self.PREAMBLE + script,
+                                      *map(str, args)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self._lines: queue.Queue = queue.Queue()  # stdout lines, then None at its end
+        self._stderr: list = []
+        self._readers = [threading.Thread(target=self._read_stdout, daemon=True),
+                         threading.Thread(target=self._read_stderr, daemon=True)]
+        for reader in self._readers:
+            reader.start()
+
+    def _read_stdout(self):
+        for line in self.proc.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def _read_stderr(self):
+        self._stderr.extend(self.proc.stderr)
+
+    def line(self, timeout: float = 120):
+        """The next line of stdout, None at its end; kills the child after `timeout` seconds."""
+        try:
+            return self._lines.get(timeout=timeout)
+        except queue.Empty:
+            self.proc.kill()
+            raise AssertionError(f"the child printed nothing for {timeout} s") from None
+
+    def finish(self, timeout: float = 120):
+        """(returncode, the rest of stdout, all of stderr) once the child exits."""
+        try:
+            self.proc.wait(timeout=timeout)
+        finally:
+            self.proc.kill()
+        for reader in self._readers:
+            reader.join(timeout=10)
+        rest = []
+        while (line := self.line(timeout=10)) is not None:
+            rest.append(line)
+        return self.proc.returncode, "\n".join(rest), "".join(self._stderr)
 
 
 def byte_tokenizer_json() -> dict:

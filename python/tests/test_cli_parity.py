@@ -14,7 +14,7 @@ import time
 import pytest
 
 import zoft
-from conftest import REPO
+from conftest import REPO, PythonChild
 
 PROMPT = "The capital of France is"
 
@@ -107,18 +107,14 @@ def test_ctrl_c_stops_generate_and_stream(tiny_model, tmp_path):
         print("same" if m.generate("Hello", max_new_tokens=6, ignore_eos=True) == before
               else "changed", flush=True)
     """)
-    p = subprocess.Popen([sys.executable, "-c", script, str(long)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    try:
-        for mode in ("generate", "stream"):
-            assert p.stdout.readline().strip() == "running", mode
-            time.sleep(0.3)  # early or late, SIGINT is a KeyboardInterrupt in that block
-            p.send_signal(signal.SIGINT)
-            assert p.stdout.readline().strip() == "interrupted", mode
-        stdout, stderr = p.communicate(timeout=120)
-    finally:
-        p.kill()
-    assert p.returncode == 0, stderr
+    child = PythonChild(script, long)
+    for mode in ("generate", "stream"):
+        assert child.line() == "running", mode
+        time.sleep(0.3)  # early or late, SIGINT is a KeyboardInterrupt in that block
+        child.proc.send_signal(signal.SIGINT)
+        assert child.line() == "interrupted", mode
+    returncode, stdout, stderr = child.finish()
+    assert returncode == 0, stderr
     assert stdout.strip() == "same"
 
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import zoft
-from conftest import REPO
+from conftest import REPO, PythonChild
 
 
 def recipe(model: str, output_dir: str, steps: int = 4) -> dict:
@@ -86,13 +86,12 @@ def test_ctrl_c_stops_cleanly_with_a_checkpoint(tiny_model, tmp_path):
         print(json.dumps({{"stopped": result.stopped, "steps": result.steps,
                           "checkpoint": result.checkpoint}}), flush=True)
     """)
-    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    assert p.stdout.readline().strip() == "running"
+    child = PythonChild(script)
+    assert child.line() == "running"
     time.sleep(0.2)
-    p.send_signal(signal.SIGINT)
-    stdout, stderr = p.communicate(timeout=120)
-    assert p.returncode == 0, stderr
+    child.proc.send_signal(signal.SIGINT)
+    returncode, stdout, stderr = child.finish()
+    assert returncode == 0, stderr
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["stopped"] and 3 <= summary["steps"] < 100000
     step = summary["steps"]
