@@ -3,6 +3,7 @@
 #include <pybind11/functional.h>
 #include <pybind11/stl.h>
 
+#include "cli/common.h"
 #include "core/error.h"
 #include "train/trainer.h"
 
@@ -78,13 +79,24 @@ void bind_train(py::module_& m) {
       "evaluate_task",
       [](const std::string& model_path, const std::string& task, const std::string& data,
          int64_t max_examples, int64_t max_seq_length, int64_t batch_size,
-         const std::string& dtype) {
+         const std::string& dtype, const std::string& device, const std::string& max_memory,
+         const std::string& offload_dir, int64_t prefetch) {
+        // As `zoft eval --task` with the Model's placement (checked by Model.load; the thread
+        // count it set stays): the same streaming and messages.
+        cli::PlacementOptions p;
+        p.dtype = dtype;
+        p.device = device;
+        p.max_memory = max_memory;
+        p.offload_dir = offload_dir;
+        p.prefetch = prefetch;
         py::gil_scoped_release nogil;
+        PlaceModel place = cli::task_placement(model_path, p, nullptr);
         return evaluate_task_accuracy(model_path, task, data, max_examples, max_seq_length,
-                                      batch_size, dtype);
+                                      batch_size, dtype, "", place);
       },
       py::arg("model_path"), py::arg("task"), py::arg("data"), py::arg("max_examples"),
-      py::arg("max_seq_length"), py::arg("batch_size"), py::arg("dtype"));
+      py::arg("max_seq_length"), py::arg("batch_size"), py::arg("dtype"), py::arg("device"),
+      py::arg("max_memory"), py::arg("offload_dir"), py::arg("prefetch"));
 }
 
 }  // namespace zoft::python

@@ -103,10 +103,11 @@ def test_device_cuda_runs_on_the_gpu_or_says_why_not(tiny_model):
     np.testing.assert_allclose(gpu.logits(ids), cpu.logits(ids), rtol=1e-4, atol=1e-4)
     with pytest.raises(zoft.Error) as e:
         zoft.evaluate(gpu, task="x", data="y")
-    assert str(e.value) == "--task on --device cuda is not supported yet: use --device cpu"
+    assert str(e.value) == ("--task on --device cuda runs through the GPU tier only: add "
+                            "--max-memory gpu=...")
 
 
-def test_task_evaluation_refuses_an_offloaded_model_as_the_cli(cli, tiny_model, tmp_path):
+def test_task_evaluation_of_an_offloaded_model_fails_as_the_cli(cli, tiny_model, tmp_path):
     model = zoft.Model.load(tiny_model, dtype="f32", max_memory="cpu=1GiB",
                             offload_dir=str(tmp_path))
     with pytest.raises(zoft.Error) as e:

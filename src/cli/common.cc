@@ -115,6 +115,34 @@ std::unique_ptr<runtime::GpuTier> attach_gpu_tier(Decoder& model, const Placemen
   return runtime::GpuTier::attach(model, o);
 }
 
+namespace {
+// The offload and tier of a task run's model; the tier's figures are kept when it detaches,
+// before the offload under it.
+struct TaskPlacement {
+  std::unique_ptr<runtime::Offload> offload;
+  std::unique_ptr<runtime::GpuTier> tier;
+  std::optional<runtime::GpuTierReport>* report = nullptr;
+  ~TaskPlacement() {
+    if (tier && report) *report = tier->report();
+    tier.reset();
+  }
+};
+}  // namespace
+
+std::function<std::shared_ptr<void>(Decoder&)> task_placement(
+    const std::string& model_path, const PlacementOptions& options,
+    std::optional<runtime::GpuTierReport>* report) {
+  if (options.device == "cuda" && !uses_gpu_tier(options))
+    fail("--task on --device cuda runs through the GPU tier only: add --max-memory gpu=...");
+  return [model_path, options, report](Decoder& model) -> std::shared_ptr<void> {
+    auto placed = std::make_shared<TaskPlacement>();
+    placed->offload = attach_offload(model, model_path, options);
+    placed->tier = attach_gpu_tier(model, options);
+    placed->report = report;
+    return placed;
+  };
+}
+
 void add_gpu_tier_report(nlohmann::json& j, const runtime::GpuTierReport& r) {
   j["gpu_tier"] = {{"bytes_uploaded", r.stats.bytes_uploaded},
                    {"bytes_written_back", r.stats.bytes_written_back},

@@ -1,8 +1,10 @@
 // Flags that mean the same in every subcommand (DESIGN.md: placement flags).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 
 #include "core/dtype.h"
@@ -48,6 +50,12 @@ std::unique_ptr<runtime::Offload> attach_offload(Decoder& model, const std::stri
 // With a gpu= budget on --device cuda (or sim): the GPU tier (runtime/gpu_tier.h) attached to
 // `model`, its plan printed; null otherwise. Keep the result alive while the model is used.
 std::unique_ptr<runtime::GpuTier> attach_gpu_tier(Decoder& model, const PlacementOptions& options);
+// zoft eval --task (and Python's zoft.evaluate): how the task scorer places the model it loads
+// (train/trainer.h's PlaceModel): offload and GPU tier as the placement says; the tier's figures
+// land in *report when it detaches. --device cuda needs a gpu= budget (one line otherwise).
+std::function<std::shared_ptr<void>(Decoder&)> task_placement(
+    const std::string& model_path, const PlacementOptions& options,
+    std::optional<runtime::GpuTierReport>* report);
 // The tier's measured figures as j["gpu_tier"] (bytes moved, waits, bus floor, peak memory).
 void add_gpu_tier_report(nlohmann::json& j, const runtime::GpuTierReport& r);
 

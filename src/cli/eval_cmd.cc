@@ -30,18 +30,6 @@ struct EvalOptions {
   bool random_init = false;  // weights drawn from MODEL's config.json (benchmarks)
 };
 
-// zoft eval --task: the placement of the model evaluate_task_accuracy loads. The tier's figures
-// are kept when it detaches, before the offload under it.
-struct Placed {
-  std::unique_ptr<runtime::Offload> offload;
-  std::unique_ptr<runtime::GpuTier> tier;
-  std::optional<runtime::GpuTierReport>* report = nullptr;
-  ~Placed() {
-    if (tier) *report = tier->report();
-    tier.reset();
-  }
-};
-
 // Counts from the command line, checked before anything is loaded.
 void check_counts(const EvalOptions& opt) {
   if (opt.batch_size <= 0) fail("--batch-size must be positive, got {}", opt.batch_size);
@@ -55,21 +43,12 @@ void check_counts(const EvalOptions& opt) {
 void run_eval(const EvalOptions& opt) {
   check_counts(opt);
   DType dtype = apply_placement(opt.placement, /*cuda_ok=*/true);
-  const bool cuda = opt.placement.device == "cuda";
   if (!opt.task.empty()) {
-    if (cuda && !uses_gpu_tier(opt.placement))
-      fail("--task on --device cuda runs through the GPU tier only: add --max-memory gpu=...");
     if (opt.random_init) fail("--random-init is not supported with --task");
     if (!opt.adapter.empty() && !opt.placement.max_memory.empty())
       fail("--adapter runs on the CPU with every layer resident: merge it first for --max-memory");
     std::optional<runtime::GpuTierReport> tier_report;
-    PlaceModel place = [&](Decoder& model) -> std::shared_ptr<void> {
-      auto placed = std::make_shared<Placed>();
-      placed->offload = attach_offload(model, opt.model, opt.placement);
-      placed->tier = attach_gpu_tier(model, opt.placement);
-      placed->report = &tier_report;
-      return placed;
-    };
+    PlaceModel place = task_placement(opt.model, opt.placement, &tier_report);
     auto start = std::chrono::steady_clock::now();
     double acc = evaluate_task_accuracy(opt.model, opt.task, opt.data, opt.max_examples,
                                         opt.window > 0 ? opt.window : 2048, opt.batch_size,
@@ -102,6 +81,7 @@ void run_eval(const EvalOptions& opt) {
   auto adapter = attach_adapter(model, opt.adapter, opt.placement);  // --adapter: LoRA
   auto offload = attach_offload(model, opt.model, opt.placement);    // --max-memory cpu=: disk
   auto gpu_tier = attach_gpu_tier(model, opt.placement);  // --max-memory gpu=: stream from RAM
+  const bool cuda = opt.placement.device == "cuda";
   if (cuda && !gpu_tier) model = model.to_device(Device::CUDA);  // weights uploaded once, here
   TokenLossFn token_losses = [&model](const TokenBatch& b, const int32_t* t, float* loss) {
     model.token_losses(b, t, loss);

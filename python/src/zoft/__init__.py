@@ -101,11 +101,14 @@ class Tokenizer:
 class Model:
     """A decoder loaded by the engine: an HF directory or a .gguf file."""
 
-    def __init__(self, core: _core.Model, device: str = "cpu", max_memory: str = ""):
+    def __init__(self, core: _core.Model, device: str = "cpu", max_memory: str = "",
+                 offload_dir: str = "", prefetch: int = 2):
         self._core = core
         self._tokenizer = Tokenizer(core.tokenizer) if core.has_tokenizer else None
         self._device = device
         self._max_memory = max_memory
+        self._offload_dir = offload_dir
+        self._prefetch = prefetch
 
     @staticmethod
     def load(
@@ -129,7 +132,7 @@ class Model:
             os.fspath(path), dtype, device, max_memory or "", offload_dir or "", threads or 0,
             prefetch,
         )
-        return Model(core, device, max_memory or "")
+        return Model(core, device, max_memory or "", offload_dir or "", prefetch)
 
     @property
     def path(self) -> str:
@@ -381,14 +384,13 @@ def evaluate(
     if task is None:
         m = model if isinstance(model, Model) else Model.load(model, dtype=dtype or "bf16")
         return m.perplexity(data, window=window, text_field=text_field)
-    if isinstance(model, Model):  # the task scorer loads its own model, as `zoft eval --task`
-        if model.device == "cuda":
-            raise Error("--task on --device cuda is not supported yet: use --device cpu")
-        if model._max_memory:
-            raise Error("--max-memory is not supported with --task yet "
-                        "(perplexity and generate support it)")
-    path = model.path if isinstance(model, Model) else os.fspath(model)
-    dt = dtype or (model.dtype if isinstance(model, Model) else "bf16")
+    # The task scorer loads its own model with the Model's placement, as `zoft eval --task`.
+    if isinstance(model, Model):
+        path, dt = model.path, dtype or model.dtype
+        placement = (model.device, model._max_memory, model._offload_dir, model._prefetch)
+    else:
+        path, dt = os.fspath(model), dtype or "bf16"
+        placement = ("cpu", "", "", 2)
     accuracy = _core.evaluate_task(path, task, os.fspath(data), max_examples,
-                                   window if window > 0 else 2048, batch_size, dt)
+                                   window if window > 0 else 2048, batch_size, dt, *placement)
     return {"accuracy": accuracy}
