@@ -78,9 +78,9 @@ void bind_train(py::module_& m) {
   m.def(
       "evaluate_task",
       [](const std::string& model_path, const std::string& task, const std::string& data,
-         int64_t max_examples, int64_t max_seq_length, int64_t batch_size,
-         const std::string& dtype, const std::string& device, const std::string& max_memory,
-         const std::string& offload_dir, int64_t prefetch) {
+         int64_t max_examples, int64_t max_seq_length, int64_t batch_size, const std::string& dtype,
+         const std::string& device, const std::string& max_memory, const std::string& offload_dir,
+         int64_t prefetch) {
         // As `zoft eval --task` with the Model's placement (checked by Model.load; the thread
         // count it set stays): the same streaming and messages.
         cli::PlacementOptions p;
