@@ -12,12 +12,14 @@ message the CLI prints after "zoft: error: ".
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import json
 import os
 import queue
 import tempfile
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping, Optional, Sequence, Union
 
@@ -251,62 +253,86 @@ class _Stop(Exception):
     """Raised in the engine's token callback when the consumer of a stream has gone."""
 
 
+class _StreamState:
+    """What a stream's worker shares with its consumer. The worker holds this, not the _Stream,
+    so that dropping the _Stream (a loop left by break or Ctrl-C) reaches __del__ and stops it."""
+
+    def __init__(self):
+        self.tokens: queue.Queue = queue.Queue()
+        self.closed = threading.Event()
+        self.error: Optional[BaseException] = None
+
+
+def _stream_worker(model: Model, prompt, options, state: _StreamState) -> None:
+    def on_token(id: int) -> None:
+        if state.closed.is_set():
+            raise _Stop()
+        state.tokens.put(id)
+
+    try:
+        model._generate_ids(prompt, *options, on_token)
+    except _Stop:
+        pass
+    except BaseException as e:  # handed to the consumer
+        state.error = e
+    finally:
+        state.tokens.put(_Stream._DONE)
+
+
 class _Stream:
     """Runs generate() on a worker thread (the GIL released while it computes) and hands its
-    tokens over a queue, so that the caller's loop sees each one as soon as it is made."""
+    tokens over a queue, so that the caller's loop sees each one as soon as it is made. close()
+    (also on garbage collection and at exit) stops the worker and waits for it: a worker left
+    running would use the model beside the caller's next call, and one still inside the engine
+    when the interpreter shuts down aborts the process."""
 
     _DONE = object()
+    _live: "weakref.WeakSet[_Stream]" = weakref.WeakSet()
 
     def __init__(self, model: Model, prompt, options):
         self._model = model
-        self._tokens: queue.Queue = queue.Queue()
-        self._closed = threading.Event()
-        self._error: Optional[BaseException] = None
+        self._state = _StreamState()
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._worker = threading.Thread(target=self._run, args=(prompt, options), daemon=True)
+        self._worker = threading.Thread(target=_stream_worker,
+                                        args=(model, prompt, options, self._state), daemon=True)
         self._worker.start()
-
-    def _on_token(self, id: int) -> None:
-        if self._closed.is_set():
-            raise _Stop()
-        self._tokens.put(id)
-
-    def _run(self, prompt, options) -> None:
-        try:
-            self._model._generate_ids(prompt, *options, self._on_token)
-        except _Stop:
-            pass
-        except BaseException as e:  # handed to the consumer
-            self._error = e
-        finally:
-            self._tokens.put(self._DONE)
+        _Stream._live.add(self)
 
     def __iter__(self):
         return self
 
     def __next__(self) -> str:
         try:
-            id = self._tokens.get()
+            id = self._state.tokens.get()
         except BaseException:  # Ctrl-C while waiting: stop the worker too
             self.close()
             raise
         if id is self._DONE:
             self._worker.join()
-            if self._error is not None:
-                raise self._error
+            if self._state.error is not None:
+                raise self._state.error
             tail = self._utf8.decode(b"", final=True)
             if tail:
-                self._tokens.put(self._DONE)
+                self._state.tokens.put(self._DONE)
                 return tail
             raise StopIteration
         tok = self._model.tokenizer
         return "" if tok.is_special(id) else self._utf8.decode(tok.token_bytes(id))
 
     def close(self) -> None:
-        self._closed.set()
+        """Stops generation at the next token and waits for the worker."""
+        self._state.closed.set()
+        if self._worker.is_alive() and self._worker is not threading.current_thread():
+            self._worker.join()
 
     def __del__(self):
         self.close()
+
+
+@atexit.register
+def _close_streams() -> None:
+    for stream in list(_Stream._live):
+        stream.close()
 
 
 @dataclass
