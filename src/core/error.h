@@ -13,8 +13,12 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Always inlined: a template instance is a weak symbol the linker merges across objects, and a
+// copy compiled into an AVX-512 kernel object (CMakeLists.txt, tools/check_isa_objects.py) must
+// never be the one the rest of the program calls.
 template <class... Args>
-[[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {
+[[noreturn, gnu::always_inline]] inline void fail(fmt::format_string<Args...> format,
+                                                  Args&&... args) {
   throw Error(fmt::format(format, std::forward<Args>(args)...));
 }
 
