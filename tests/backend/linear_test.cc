@@ -44,6 +44,9 @@ class LinearTest : public BackendTest {
                    atol, 0, "bf16 " + what);
     }
   }
+
+  // Rows 5..7 computed alone equal the same rows of the whole batch, bit for bit.
+  void check_rows_alone(int64_t N);
 };
 
 TEST_P(LinearTest, TinyAndOddShapes) {
@@ -60,6 +63,7 @@ TEST_P(LinearTest, BlockEdges) {
   check(300, 40, 70, true);    // more rows than one sweep
   check(9, 800, 40, false);    // more columns than one packed block
   check(100, 20, 1000, true);  // fewer column panels than threads: split by rows
+  check(70, 4200, 24, true);   // wider than oneDNN's whole-width calls: 2048-column blocks
 }
 
 TEST_P(LinearTest, DecodeRow) {
@@ -79,16 +83,18 @@ TEST_P(LinearTest, ThreadCounts) {
 }
 
 // Data-parallel ranks may run different thread counts: the bits must not change with them.
-// Shapes span several row tiles, column panels and K blocks (and oneDNN's 64-row x 1024-column
-// calls). Not so where OpenBLAS runs the GEMM (the avx2 path, and bf16 on avx512): its kernels
-// depend on its thread count (docs/gemm-choice.md), so ranks there must run equal counts.
+// Shapes span several row tiles, column panels and K blocks (and oneDNN's 64-row calls, whole
+// width and in 2048-column blocks). Not so where OpenBLAS runs the GEMM (the avx2 path, and bf16 on
+// avx512): its kernels depend on its thread count (docs/gemm-choice.md), so ranks there must run
+// equal counts.
 TEST_P(LinearTest, ThreadCountDoesNotChangeBits) {
   auto openblas_runs = [&](DType dtype) {
     const cpu::Isa isa = cpu::active_isa();
     return GetParam().rfind("cpu", 0) == 0 &&
            (isa == cpu::Isa::avx2 || (isa == cpu::Isa::avx512 && dtype == DType::BF16));
   };
-  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{70, 1100, 1030}, {2, 600, 700}}) {
+  for (auto [M, N, K] :
+       {std::tuple<int64_t, int64_t, int64_t>{70, 1100, 1030}, {70, 4200, 130}, {2, 600, 700}}) {
     std::vector<float> x = uniform(M * K), w = uniform(N * K), bias = uniform(N);
     std::vector<uint16_t> wb = to_bf16(w);
     for (DType dtype : {DType::F32, DType::BF16})
@@ -115,8 +121,12 @@ TEST_P(LinearTest, RowDoesNotDependOnM) {
   // Data-parallel training splits the rows of one GEMM over ranks; a rank with one or two rows
   // must produce the bits the whole batch produces (tests/dist/rows_test.cc), so every row is
   // summed in the same order whatever M is. K spans several blocks of steps (512 k in f32, 512
-  // pairs of k in bf16) and ends in an odd tail.
-  const int64_t N = 83, K = 2101, M = 19;
+  // pairs of k in bf16) and ends in an odd tail. N = 4200 is wider than one oneDNN call.
+  for (int64_t N : {83, 4200}) check_rows_alone(N);
+}
+
+void LinearTest::check_rows_alone(int64_t N) {
+  const int64_t K = 2101, M = 19;
   std::vector<float> x = uniform(M * K), w = uniform(N * K), bias = uniform(N);
   std::vector<uint16_t> wb = to_bf16(w);
   for (DType dtype : {DType::F32, DType::BF16})
@@ -131,7 +141,7 @@ TEST_P(LinearTest, RowDoesNotDependOnM) {
           be().linear(x.data() + 5 * K, rows, K, wt, kn, b, part.data());
           for (int64_t i = 0; i < rows * N; ++i)
             ASSERT_EQ(part[i], all[5 * N + i])
-                << dtype_name(dtype) << " rows=" << rows << (kn ? " [K,N]" : " [N,K]")
+                << dtype_name(dtype) << " N=" << N << " rows=" << rows << (kn ? " [K,N]" : " [N,K]")
                 << (b ? " +bias" : "") << " at " << i;
         }
       }

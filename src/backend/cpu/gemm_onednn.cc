@@ -4,10 +4,14 @@
 // A row's result must not depend on how many rows share the call, nor on the thread count
 // (data-parallel ranks, docs/dist.md), while oneDNN picks its kernels, blocking and thread
 // split by the shape. So every oneDNN call here has one fixed shape per weight: kRows rows (the
-// last chunk padded with zero rows) times one block of at most kCols columns, run on one
-// thread; the pool runs the (row chunk, column block) tasks side by side. W is reordered into
-// the matmul's preferred (blocked, for AMX tile-interleaved) layout once per call, block by
-// block, which costs one pass over W against the 2 kRows flops per element of each chunk.
+// last chunk padded with zero rows) times one block of columns (all N when N <= kDenseCols,
+// else kCols), run on one thread; the pool runs the (row chunk, column block) tasks side by side.
+//
+// Each call writes a dense [kRows, cols] output: oneDNN 2.6 runs its AMX brgemm only for a dense
+// destination and falls back to its AVX-512 gemm:jit (a third of the speed) when the output rows
+// are N apart. So a weight wider than one block writes each tile to scratch and copies it out. W is
+// reordered into the matmul's preferred (blocked, for AMX tile-interleaved) layout once per call,
+// block by block, which costs one pass over W against the 2 kRows flops per element of each chunk.
 #include "backend/cpu/gemm_onednn.h"
 
 #if defined(ZOFT_HAVE_DNNL)
@@ -38,8 +42,10 @@ using Dt = memory::data_type;
 
 // The fixed call shape. Larger calls amortise oneDNN's per-call cost (bench_gemm through
 // cpu::linear on Zen 4, one core: 32 x 512 reached 166-175 GFLOP/s, 64 x 1024 173-200, oneDNN
-// in one call 195-214); a decode row pays for 64 (AMX tiles hold 16 rows).
-constexpr int64_t kRows = 64, kCols = 1024;
+// in one call 195-214); a decode row pays for 64 (AMX tiles hold 16 rows). Column blocks: on a
+// Xeon with AMX (docs/PERFORMANCE.md, issue 18) whole-width calls up to 4096 columns and
+// 2048-wide blocks beyond ran the llama forward 10-15 % faster than 1024-wide blocks.
+constexpr int64_t kRows = 64, kCols = 2048, kDenseCols = 4096;
 
 dnnl::engine& engine() {
   static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
@@ -71,7 +77,7 @@ struct Matmul {
 std::shared_ptr<const Matmul> make_matmul(const Shape& s) {
   memory::desc src({kRows, s.K}, Dt::bf16, memory::dims{s.K, 1});
   memory::desc wei({s.K, s.cols}, Dt::bf16, Tag::any);
-  memory::desc dst({kRows, s.cols}, Dt::f32, memory::dims{s.N, 1});
+  memory::desc dst({kRows, s.cols}, Dt::f32, Tag::ab);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   dnnl::matmul::desc desc =
@@ -122,27 +128,35 @@ struct Problem {
   std::vector<uint8_t*> packed;                   // per column block
 };
 
+// The column block width of a weight with N outputs: depends on N only, so a column's bits do
+// not depend on M.
+int64_t block_width(int64_t N) {
+  return N <= kDenseCols ? N : kCols;
+}
+
 int64_t block_cols(const Problem& p, int64_t j) {
-  return std::min(kCols, p.N - j * kCols);
+  return std::min(block_width(p.N), p.N - j * block_width(p.N));
 }
 
 // Reorders W's column block j into the layout its matmul wants.
 void pack_block(const Problem& p, int64_t j) {
   const Matmul& m = *p.mm[size_t(j)];
-  const int64_t n0 = j * kCols, cols = block_cols(p, j);
+  const int64_t n0 = j * block_width(p.N), cols = block_cols(p, j);
   const uint16_t* src = p.kn ? p.w + n0 : p.w + n0 * p.K;
   memory from(weight_block(p.K, p.N, cols, p.kn), engine(), const_cast<uint16_t*>(src));
   memory to(m.pd.weights_desc(), engine(), p.packed[size_t(j)]);
   dnnl::reorder(from, to).execute(thread_stream(), from, to);
 }
 
-// Rows [i kRows, (i+1) kRows) x column block j. The last, padded chunk writes into scratch and
-// copies its valid rows out.
+// Rows [i kRows, (i+1) kRows) x column block j. A tile that is not a dense part of y (a column
+// block of a wide weight, or the padded last chunk) goes through scratch.
 void run_task(const Problem& p, int64_t i, int64_t j) {
   const Matmul& m = *p.mm[size_t(j)];
-  const int64_t n0 = j * kCols, r0 = i * kRows, rows = std::min(kRows, p.M - r0);
-  float* out = p.y + r0 * p.N + n0;
-  if (rows < kRows) out = static_cast<float*>(scratch(sizeof(float) * kRows * p.N, 0)) + n0;
+  const int64_t cols = block_cols(p, j), n0 = j * block_width(p.N);
+  const int64_t r0 = i * kRows, rows = std::min(kRows, p.M - r0);
+  const bool direct = rows == kRows && cols == p.N;
+  float* out =
+      direct ? p.y + r0 * p.N : static_cast<float*>(scratch(sizeof(float) * kRows * cols, 0));
   memory src(m.pd.src_desc(), engine(), const_cast<uint16_t*>(p.xb + r0 * p.K));
   memory wei(m.pd.weights_desc(), engine(), p.packed[size_t(j)]);
   memory dst(m.pd.dst_desc(), engine(), out);
@@ -154,9 +168,9 @@ void run_task(const Problem& p, int64_t i, int64_t j) {
   if (p.bias)
     args[DNNL_ARG_BIAS] = memory(m.pd.bias_desc(), engine(), const_cast<float*>(p.bias + n0));
   m.prim.execute(thread_stream(), args);
-  if (rows < kRows)
+  if (!direct)
     for (int64_t r = 0; r < rows; ++r)
-      std::copy(out + r * p.N, out + r * p.N + block_cols(p, j), p.y + (r0 + r) * p.N + n0);
+      std::copy(out + r * cols, out + (r + 1) * cols, p.y + (r0 + r) * p.N + n0);
 }
 
 // xb rows [r0, r1) = x rows rounded to bf16 (nearest even, as core/dtype.h), zero past M.
@@ -171,7 +185,8 @@ void round_rows(const float* x, int64_t M, int64_t K, int64_t r0, int64_t r1, ui
 void onednn_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool weight_is_kn,
                       int64_t N, const float* bias, float* y) {
   const int64_t chunks = (M + kRows - 1) / kRows;
-  Problem p{nullptr, M, K, N, w, weight_is_kn, bias, y, (N + kCols - 1) / kCols, {}, {}};
+  Problem p{nullptr, M, K, N, w, weight_is_kn, bias, y, (N + block_width(N) - 1) / block_width(N),
+            {},      {}};
   try {
     size_t packed_bytes = 0;
     std::vector<size_t> offsets;
