@@ -1,4 +1,4 @@
-// Training methods behind one interface (recipe optim.method: mezo-sgd | mezo-momentum |
+// Training methods behind one interface (recipe optim.method: mezo-sgd | mezo-momentum | fzoo |
 // adamw | sgd). The
 // trainer loop (train/trainer.cc) owns what every method shares: data order, evaluation,
 // checkpoints, metrics, resume, the NaN guard and the ranks. A method owns its optimiser step
@@ -72,6 +72,11 @@ class LoraTraining;  // train/lora_training.h
 std::unique_ptr<TrainingMethod> make_training_method(const Recipe& recipe, Decoder& model,
                                                      dist::Communicator& comm,
                                                      LoraTraining* lora = nullptr);
+
+// mezo-sgd, mezo-momentum and fzoo: methods that run forwards only (train/mezo_method.h).
+bool is_forward_only(const std::string& method);
+// The forwards one step of a forward-only method runs: 2n for MeZO, n + 1 for fzoo.
+int zo_forwards_per_step(const Recipe& r);
 
 // The names make_training_method accepts, for messages.
 const char* training_method_names();

@@ -21,6 +21,7 @@ zo::MezoOptions mezo_options(const Recipe& r) {
   o.schedule.warmup_steps = r.optim.warmup_steps;
   o.schedule.total_steps = r.trainer.steps;
   o.seed = uint64_t(r.trainer.seed);
+  if (r.optim.method == "fzoo") o.estimator = zo::Estimator::Fzoo;
   if (r.optim.method == "mezo-momentum") {
     o.momentum = r.optim.momentum;
     o.momentum_window = int(r.optim.momentum_window);
@@ -81,7 +82,9 @@ StepReport MezoMethod::step(const StepBatch& batch) {
   ZoStepResult result = forward_passes(batch);
   if (lora_) lora_->end_pass();
   StepReport report;
-  report.loss = result.mean_loss();
+  // fzoo's forward 0 is the loss at the weights themselves.
+  const bool fzoo = optimizer_.options().estimator == zo::Estimator::Fzoo;
+  report.loss = fzoo ? result.losses[0] : result.mean_loss();
   report.finite = result.finite();
   if (!report.finite)  // no update: every sample's projected gradient is zero
     for (int j = 0; j < optimizer_.options().samples; ++j) optimizer_.set_grad(j, 0.0f);

@@ -1,5 +1,6 @@
 // optim.method mezo-sgd (train/method.h): MeZO-SGD with the ZO2 block schedule; mezo-momentum:
-// the same with seeded heavy-ball momentum (zo/mezo.h), no extra memory.
+// the same with seeded heavy-ball momentum (zo/mezo.h), no extra memory; fzoo: FZOO's normalised
+// one-sided estimates (zo/mezo.h), n + 1 forwards a step.
 #pragma once
 
 #include <memory>
@@ -19,6 +20,7 @@ class MezoMethod : public TrainingMethod {
   ~MezoMethod() override;
 
   const char* name() const override {
+    if (optimizer_.options().estimator == zo::Estimator::Fzoo) return "fzoo";
     return optimizer_.options().momentum > 0 ? "mezo-momentum" : "mezo-sgd";
   }
   StepReport step(const StepBatch& batch) override;

@@ -216,7 +216,8 @@ void validate(const Recipe& r) {
         "{}: model.random_init has no checkpoint to stream layers from disk: drop "
         "placement.max_memory cpu=",
         f);
-  check_one_of(f + ": optim.method", r.optim.method, {"mezo-sgd", "mezo-momentum", "adamw", "sgd"});
+  check_one_of(f + ": optim.method", r.optim.method,
+               {"mezo-sgd", "mezo-momentum", "fzoo", "adamw", "sgd"});
   check_one_of(f + ": data.format", r.data.format, {"text", "prompt_completion"});
   if (!r.peft.method.empty() && r.peft.method != "lora")
     fail("{}: peft.method '{}' is not supported: lora (or none, to train every weight)", f,
@@ -264,6 +265,11 @@ void validate(const Recipe& r) {
   if (r.optim.method == "mezo-momentum" && !(r.optim.momentum > 0 && r.optim.momentum < 1))
     fail("{}: optim.method mezo-momentum needs optim.momentum in (0, 1) (e.g. 0.8), got {}", f,
          r.optim.momentum);
+  if (r.optim.method == "fzoo" && r.optim.samples < 2)
+    fail(
+        "{}: optim.method fzoo needs optim.samples >= 2 (its step is normalised by the spread "
+        "of the perturbed losses), got {}",
+        f, r.optim.samples);
   if (r.optim.momentum_window < 1 || r.optim.momentum_window > 1024)
     fail("{}: optim.momentum_window must be in [1, 1024], got {}", f, r.optim.momentum_window);
   positive("trainer.gradient_accumulation_steps", double(r.trainer.gradient_accumulation_steps));

@@ -41,7 +41,7 @@ struct Recipe {
     std::string method = "mezo-sgd";
     double lr = 1e-6;
     double eps = 1e-3;
-    int64_t samples = 1;  // perturbations per step (n)
+    int64_t samples = 1;  // perturbations per step (n): 2n forwards (MeZO), n + 1 (fzoo)
     double weight_decay = 0.0;
     std::string schedule = "constant";
     int64_t warmup_steps = 0;

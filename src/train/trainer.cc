@@ -193,7 +193,7 @@ void check_memory(const Recipe& r, Decoder& model, const TrainData& data,
         weights,
         double(runtime::parse_max_memory(r.placement.max_memory).cpu.value_or(uint64_t(weights))));
   if (!first_order && trains_base) weights += zo_copy;
-  int forwards = 2 * int(r.optim.samples);
+  int forwards = zo_forwards_per_step(r);
   if (first_order)
     forwards = r.trainer.gradient_checkpointing ? 3 : int(model.config().num_layers) + 2;
   const int64_t global_rows = r.trainer.batch_size * data.rows_per_example();
@@ -215,9 +215,11 @@ bool uses_gpu_tier(const Recipe& r) {
 // crosses the bus once each way per step), in one process.
 void check_gpu_tier_training(const Recipe& r, const dist::Communicator& comm) {
   const std::string& f = r.source;
-  if (r.optim.method != "mezo-sgd" && r.optim.method != "mezo-momentum")
-    fail("{}: placement.max_memory gpu= trains with optim.method mezo-sgd or mezo-momentum, not {}",
-         f, r.optim.method);
+  if (!is_forward_only(r.optim.method))
+    fail(
+        "{}: placement.max_memory gpu= trains with optim.method mezo-sgd, mezo-momentum or fzoo, "
+        "not {}",
+        f, r.optim.method);
   if (r.trainer.schedule != "zo2")
     fail("{}: placement.max_memory gpu= streams blocks: use trainer.schedule zo2", f);
   if (!r.peft.method.empty())
@@ -354,7 +356,7 @@ class Run {
     const int64_t rows =
         r_.trainer.batch_size * std::min(r_.data.max_seq_length, model_->config().max_positions);
     o.activation_bytes =
-        runtime::activation_bytes(model_->config(), rows, 2 * int(r_.optim.samples), rows);
+        runtime::activation_bytes(model_->config(), rows, zo_forwards_per_step(r_), rows);
     offload_ = runtime::Offload::attach(*model_, model_path_, o);
     attach_gpu_tier(true);
     if (lora_run()) lora_ = std::make_unique<LoraTraining>(r_, *model_, resume_.value_or(""));

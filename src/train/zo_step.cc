@@ -10,13 +10,13 @@ namespace zoft {
 
 double ZoStepResult::mean_loss() const {
   double sum = 0;
-  for (size_t j = 0; j < loss_plus.size(); ++j) sum += loss_plus[j] + loss_minus[j];
-  return sum / double(2 * loss_plus.size());
+  for (double loss : losses) sum += loss;
+  return sum / double(losses.size());
 }
 
 bool ZoStepResult::finite() const {
-  for (size_t j = 0; j < loss_plus.size(); ++j)
-    if (!std::isfinite(loss_plus[j]) || !std::isfinite(loss_minus[j])) return false;
+  for (double loss : losses)
+    if (!std::isfinite(loss)) return false;
   return true;
 }
 
@@ -100,13 +100,12 @@ ZoStepResult ZoStepper::forward_passes(const TokenBatch& batch, const LossOfHidd
   std::vector<zo::ZPass> perturbations;
   for (int k = 0; k < optimizer_.num_forwards(); ++k)
     perturbations.push_back(optimizer_.perturbation(k));
-  std::vector<double> losses = run_forwards(optimizer_.update(), perturbations, batch, head);
   ZoStepResult r;
-  for (size_t k = 0; k < losses.size(); ++k)
-    (k % 2 == 0 ? r.loss_plus : r.loss_minus).push_back(losses[k]);
-  if (r.finite())
-    for (size_t j = 0; j < r.loss_plus.size(); ++j)
-      optimizer_.record(int(j), r.loss_plus[j], r.loss_minus[j]);
+  r.losses = run_forwards(optimizer_.update(), perturbations, batch, head);
+  if (optimizer_.options().estimator == zo::Estimator::TwoSided)
+    for (size_t k = 0; k < r.losses.size(); ++k)
+      (k % 2 == 0 ? r.loss_plus : r.loss_minus).push_back(r.losses[k]);
+  if (r.finite()) optimizer_.record_forwards(r.losses);
   return r;
 }
 

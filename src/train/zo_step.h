@@ -32,8 +32,9 @@ using LossOfHidden = std::function<double(Decoder& model, const float* hidden, i
 LossOfHidden token_loss_head(const std::vector<int32_t>& targets, const LossOfTokens& loss_of);
 
 struct ZoStepResult {
-  std::vector<double> loss_plus, loss_minus;  // per sample
-  double mean_loss() const;                   // mean of all 2n losses
+  std::vector<double> losses;                 // every forward's, in forward order
+  std::vector<double> loss_plus, loss_minus;  // per sample, MeZO's two-sided estimator only
+  double mean_loss() const;                   // mean of all the forwards' losses
   bool finite() const;
 };
 
@@ -44,7 +45,8 @@ class ZoStepper {
   ZoStepper(Decoder& model, zo::MezoSgd& optimizer, ZoOrder order,
             const std::vector<ParameterRef>* trained = nullptr);
 
-  // Runs the 2n forwards of the optimiser's current step and records the losses. When a loss
+  // Runs the forwards of the optimiser's current step (2n for MeZO, n + 1 for FZOO) and records
+  // the losses. When a loss
   // is not finite nothing is recorded: the caller decides (skip_step() or stop).
   ZoStepResult forward_passes(const TokenBatch& batch, const LossOfHidden& head);
   ZoStepResult forward_passes(const TokenBatch& batch, const std::vector<int32_t>& targets,

@@ -23,6 +23,10 @@ MezoSgd::MezoSgd(const MezoOptions& options, MezoState state)
     : options_(options), state_(std::move(state)) {
   int n = options_.samples;
   ZOFT_CHECK(n >= 1 && n <= (1 << 20), "mezo: samples per step must be in [1, 2^20], got {}", n);
+  ZOFT_CHECK(options_.estimator != Estimator::Fzoo || n >= 2,
+             "fzoo: samples per step must be >= 2 (sigma is the spread of the perturbed "
+             "losses), got {}",
+             n);
   ZOFT_CHECK(std::isfinite(options_.eps) && options_.eps > 0 && float(options_.eps) > 0,
              "mezo: eps must be a positive float, got {}", options_.eps);
   ZOFT_CHECK(std::isfinite(options_.lr) && options_.lr >= 0, "mezo: lr must be >= 0, got {}",
@@ -99,8 +103,42 @@ ZPass MezoSgd::perturbation(int k) const {
   p.seed = options_.seed;
   p.rounding_step = rounding_step(1 + k);
   float eps = float(options_.eps);
+  if (options_.estimator == Estimator::Fzoo) {
+    if (k > 0) p.terms.push_back({state_.step, uint32_t(k - 1), eps});  // forward 0: theta
+    return p;
+  }
   p.terms.push_back({state_.step, uint32_t(k / 2), k % 2 == 0 ? eps : -eps});
   return p;
+}
+
+std::vector<double> MezoSgd::fzoo_grads(const std::vector<double>& losses, double eps) {
+  const size_t n = losses.size() - 1;
+  double mean = 0;
+  for (size_t j = 1; j <= n; ++j) mean += losses[j];
+  mean /= double(n);
+  double squares = 0;
+  for (size_t j = 1; j <= n; ++j) squares += (losses[j] - mean) * (losses[j] - mean);
+  const double sigma = std::sqrt(squares / double(n - 1));
+  std::vector<double> g(n, 0.0);
+  if (sigma == 0) return g;
+  for (size_t j = 0; j < n; ++j) g[j] = (losses[j + 1] - losses[0]) / (eps * sigma);
+  return g;
+}
+
+void MezoSgd::record_forwards(const std::vector<double>& losses) {
+  ZOFT_CHECK(losses.size() == size_t(num_forwards()), "mezo: {} losses for {} forwards",
+             losses.size(), num_forwards());
+  for (size_t k = 0; k < losses.size(); ++k)
+    ZOFT_CHECK(std::isfinite(losses[k]),
+               "mezo: step {} forward {}: non-finite loss {}; lower lr or eps", state_.step, k,
+               losses[k]);
+  if (options_.estimator == Estimator::TwoSided) {
+    for (int j = 0; j < options_.samples; ++j)
+      record(j, losses[size_t(2 * j)], losses[size_t(2 * j + 1)]);
+    return;
+  }
+  const std::vector<double> g = fzoo_grads(losses, options_.eps);
+  for (int j = 0; j < options_.samples; ++j) set_grad(j, float(g[size_t(j)]));
 }
 
 double MezoSgd::projected_grad(double loss_plus, double loss_minus, double eps) {

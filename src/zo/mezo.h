@@ -21,6 +21,16 @@
 // seeds and projected gradients (a few floats of state) instead of storing m (one more copy of
 // the model). Truncating the sum at the window drops terms of weight beta^window and below.
 //
+// FZOO (optim.method fzoo; Dang et al. 2025, "FZOO: Fast Zeroth-Order Optimizer for Fine-Tuning
+// Large Language Models towards Adam-Scale Speed", arXiv 2506.09034): n one-sided estimates
+// around one unperturbed forward, the step normalised by the spread of the perturbed losses,
+//   L_0 = L(theta), L_j = L(theta + eps z_j), sigma = std(L_1..L_n) (n - 1 in the denominator),
+//   theta -= lr / n sum_j (L_j - L_0) / (eps sigma) z_j,
+// n + 1 forwards a step instead of 2n: forward 0 is the unperturbed one, forward 1 + j sees
+// +eps z_j. The same pending-update bookkeeping as MeZO, with g_j = (L_j - L_0) / (eps sigma).
+// The paper draws Rademacher z (for its batched CUDA forward); ours stay Gaussian, so every
+// kernel and seed of MeZO is reused: the estimator and its normalisation are what differ.
+//
 // A plain MeZO trainer perturbs all parameters, then runs a whole forward. A ZO2 trainer runs,
 // per block, the update and each forward's part on the block's parameters (2n activations in
 // flight). Each parameter sees the same apply_z_terms calls either way, so the two orders give
@@ -36,7 +46,14 @@
 
 namespace zoft::zo {
 
+// How a step's forwards become projected gradients.
+enum class Estimator {
+  TwoSided,  // MeZO's SPSA: forwards 2j, 2j + 1 at +eps z_j, -eps z_j
+  Fzoo,      // forward 0 unperturbed, forward 1 + j at +eps z_j, normalised by sigma (above)
+};
+
 struct MezoOptions {
+  Estimator estimator = Estimator::TwoSided;
   double lr = 1e-6;           // base learning rate, times schedule.factor(t)
   double eps = 1e-3;          // perturbation scale
   int samples = 1;            // n: perturbation directions per step (the update averages them)
@@ -77,7 +94,10 @@ class MezoSgd {
   const MezoState& state() const { return state_; }
   uint64_t step() const { return state_.step; }
   bool has_pending() const { return !state_.pending_grad.empty(); }
-  int num_forwards() const { return 2 * options_.samples; }
+  int num_forwards() const { return forwards_per_step(options_.estimator, options_.samples); }
+  static int forwards_per_step(Estimator estimator, int samples) {
+    return estimator == Estimator::Fzoo ? samples + 1 : 2 * samples;
+  }
   // Learning rate of step t: lr * schedule.factor(t).
   double lr_at(uint64_t step) const;
 
@@ -92,6 +112,12 @@ class MezoSgd {
   static double projected_grad(double loss_plus, double loss_minus, double eps);
   // Sample j's losses of the current step (forwards 2j and 2j + 1).
   void record(int sample, double loss_plus, double loss_minus);
+  // Every forward's loss of the current step, in forward order: records each sample's
+  // projected gradient under the options' estimator.
+  void record_forwards(const std::vector<double>& losses);
+  // FZOO's g_j = (L_j - L_0) / (eps sigma) from the n + 1 losses (all 0 when sigma is 0: every
+  // perturbed loss equal, no direction to prefer).
+  static std::vector<double> fzoo_grads(const std::vector<double>& losses, double eps);
   // Sample j's projected gradient when it was computed elsewhere (e.g. all-reduced over ranks).
   void set_grad(int sample, float g);
   // After every sample is recorded: its update becomes pending, the step counter advances.

@@ -116,6 +116,8 @@ TEST(Recipe, NegativeCountsAndConflictsAreRefused) {
   expect({{"task.k_shot", "-16"}}, "task.k_shot must be >= 0, got -16");
   expect({{"data.train_samples", "-5"}}, "data.train_samples must be >= 0, got -5");
   expect({{"optim.warmup_steps", "-3"}}, "optim.warmup_steps must be >= 0, got -3");
+  expect({{"optim.method", "fzoo"}}, "optim.method fzoo needs optim.samples >= 2");
+  expect({{"optim.method", "fzo"}}, "optim.method");
 }
 
 TEST(Metrics, Crc32cKnownAnswer) {

@@ -123,6 +123,26 @@ TEST_F(Resume, MomentumKilledMidStepOrMidSaveResumesBitExactly) {
   }
 }
 
+// fzoo runs n + 1 forwards a step with a normalised pending update: killed inside a step or a
+// save, it resumes to the same weights as the straight run.
+TEST_F(Resume, FzooKilledMidStepOrMidSaveResumesBitExactly) {
+  const std::vector<std::string> fzoo = {"--optim.method", "fzoo", "--optim.samples", "3",
+                                         "--optim.lr",     "1e-6"};
+  std::string reference = (root_ / "fzoo").string();
+  ASSERT_EQ(run(reference, -1, "", fzoo), 0);
+  std::string expected = final_weights(reference);
+  ASSERT_GT(expected.size(), 1000u);
+  std::string plain = (root_ / "fzoo_mezo").string();
+  ASSERT_EQ(run(plain), 0);
+  EXPECT_FALSE(final_weights(plain) == expected);
+  for (const char* fault : {"step:5", "save:6"}) {
+    std::string out = (root_ / (std::string("fzoo_") + fault)).string();
+    EXPECT_EQ(run(out, -1, fault, fzoo), -SIGKILL) << fault;
+    EXPECT_EQ(run(out, -1, "", fzoo), 0) << fault;
+    EXPECT_TRUE(final_weights(out) == expected) << "after fault " << fault;
+  }
+}
+
 TEST_F(Resume, KeepsAtMostSaveTotalLimitCheckpoints) {
   std::string out = (root_ / "limit").string();
   ASSERT_EQ(run(out), 0);

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "zo/mezo.h"
+#include "zo/toy_quadratic.h"
 #include "zo/zo_test_util.h"
 
 // A named namespace, not an anonymous one: the unity build puts this file in one translation
@@ -18,66 +19,17 @@
 namespace zoft::zo::momentum_test {
 
 using test::from_hex;
+// Declarations, not a using-directive: mezo_test.cc's Toy would make a directive's names ambiguous.
+using toy_quadratic::apply;
+using toy_quadratic::bytes;
+using toy_quadratic::loss;
+using toy_quadratic::make_toy;
+using toy_quadratic::Toy;
 
 const nlohmann::json& cases() {
   static const nlohmann::json j =
       read_json_file(std::string(ZOFT_SOURCE_DIR) + "/tests/fixtures/zo/momentum_reference.json");
   return j.at("cases");
-}
-
-struct Toy {
-  DType dtype;
-  std::vector<OwnedTensor> params;
-  std::vector<bool> decayable;
-
-  Toy clone() const {
-    Toy c{dtype, {}, decayable};
-    for (const OwnedTensor& t : params) {
-      OwnedTensor copy = OwnedTensor::zeros(dtype, {t.view.numel()});
-      std::memcpy(copy.view.data, t.view.data, t.view.nbytes());
-      c.params.push_back(std::move(copy));
-    }
-    return c;
-  }
-};
-
-Toy make_toy(const nlohmann::json& c) {
-  Toy toy;
-  toy.dtype = c.at("dtype") == "f32" ? DType::F32 : DType::BF16;
-  for (size_t p = 0; p < c.at("sizes").size(); ++p) {
-    const int64_t count = c.at("sizes")[p].get<int64_t>();
-    OwnedTensor t = OwnedTensor::zeros(toy.dtype, {count});
-    for (int64_t i = 0; i < count; ++i) {
-      const float v = float(((i * 37) % 101 - 50) / 64.0);
-      if (toy.dtype == DType::F32)
-        t.view.f32()[i] = v;
-      else
-        t.view.ptr<uint16_t>()[i] = f32_to_bf16(v);
-    }
-    toy.params.push_back(std::move(t));
-    toy.decayable.push_back(c.at("decayable")[p].get<bool>());
-  }
-  return toy;
-}
-
-float value(const Tensor& t, int64_t i) {
-  return t.dtype == DType::F32 ? t.f32()[i] : bf16_to_f32(t.ptr<uint16_t>()[i]);
-}
-
-// The reference's toy loss: sum_i (i % 7 + 1) / 8 (theta_i - 1/4)^2, each term exact in double.
-double loss(const Toy& toy) {
-  double total = 0;
-  for (const OwnedTensor& t : toy.params)
-    for (int64_t i = 0; i < t.view.numel(); ++i) {
-      const double d = double(value(t.view, i)) - 0.25;
-      total += double(i % 7 + 1) / 8.0 * d * d;
-    }
-  return total;
-}
-
-void apply(const ZPass& pass, Toy& toy) {
-  for (size_t p = 0; p < toy.params.size(); ++p)
-    pass.apply(toy.params[p].view, uint32_t(p), toy.decayable[p]);
 }
 
 MezoOptions options(const nlohmann::json& c) {
@@ -105,15 +57,6 @@ std::vector<float> step(Toy& toy, MezoSgd& opt) {
     opt.record(j, losses[size_t(2 * j)], losses[size_t(2 * j + 1)]);
   opt.end_step();
   return opt.state().pending_grad;
-}
-
-std::vector<std::vector<uint8_t>> bytes(const Toy& toy) {
-  std::vector<std::vector<uint8_t>> out;
-  for (const OwnedTensor& t : toy.params) {
-    auto* b = static_cast<const uint8_t*>(t.view.data);
-    out.emplace_back(b, b + t.view.nbytes());
-  }
-  return out;
 }
 
 TEST(MezoMomentum, MatchesTheNumpyReferenceBitForBit) {
