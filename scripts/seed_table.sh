@@ -6,8 +6,9 @@
 #   (default mezo-sgd, seeds 1 2 3); results: runs/table/results.jsonl, one line per run.
 # --method sets optim.method, and the pairs after it override recipe keys in every run: that
 # method's settings (e.g. --optim.lr 1e-5 --optim.momentum 0.8), or --placement.threads 1 for
-# runs side by side. Keep trainer.steps and optim.samples, so every method gets the recipe's
-# forward passes (steps x batch x 2 x optim.samples).
+# runs side by side. Give every method the recipe's forward passes (60 steps x 2 forwards of
+# 16 prompts): fzoo runs samples + 1 forwards a step, so e.g. --optim.samples 4 --trainer.steps 24
+# (--trainer.eval_interval 12 --trainer.save_interval 12 keeps three validations).
 # The zero-shot accuracy depends on neither the seed nor the method: it is measured in mezo-sgd's
 # seed 1 runs only.
 set -euo pipefail
