@@ -17,10 +17,10 @@
 
 namespace zoft::zo::fzoo_test {
 
-using test::from_hex;
 // Declarations, not a using-directive: mezo_test.cc's Toy would make a directive's names ambiguous.
 using toy_quadratic::apply;
 using toy_quadratic::bytes;
+using toy_quadratic::expect_reference_weights;
 using toy_quadratic::loss;
 using toy_quadratic::make_toy;
 using toy_quadratic::Toy;
@@ -68,16 +68,7 @@ TEST(Fzoo, MatchesTheNumpyReferenceBitForBit) {
       ASSERT_EQ(g, c.at("grads")[size_t(t)].get<std::vector<float>>()) << "step " << t;
     }
     apply(opt.finish(), toy);
-    for (size_t p = 0; p < toy.params.size(); ++p) {
-      const Tensor& t = toy.params[p].view;
-      const std::string hex = c.at("params")[p].get<std::string>();
-      if (toy.dtype == DType::F32) {
-        EXPECT_EQ(std::vector<float>(t.f32(), t.f32() + t.numel()), from_hex<float>(hex)) << p;
-      } else {
-        const uint16_t* b = t.ptr<uint16_t>();
-        EXPECT_EQ(std::vector<uint16_t>(b, b + t.numel()), from_hex<uint16_t>(hex)) << p;
-      }
-    }
+    expect_reference_weights(toy, c);
   }
 }
 

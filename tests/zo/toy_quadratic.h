@@ -3,6 +3,8 @@
 // values and loss, for bit-for-bit comparisons of whole optimiser runs.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -10,6 +12,7 @@
 
 #include "core/tensor.h"
 #include "zo/mezo.h"
+#include "zo/zo_test_util.h"
 
 namespace zoft::zo::toy_quadratic {
 
@@ -75,6 +78,20 @@ inline std::vector<std::vector<uint8_t>> bytes(const Toy& toy) {
     out.emplace_back(b, b + t.view.nbytes());
   }
   return out;
+}
+
+// The reference run's final weights (the case's "params", little-endian hex), bit for bit.
+inline void expect_reference_weights(const Toy& toy, const nlohmann::json& c) {
+  for (size_t p = 0; p < toy.params.size(); ++p) {
+    const Tensor& t = toy.params[p].view;
+    const std::string hex = c.at("params")[p].get<std::string>();
+    if (toy.dtype == DType::F32) {
+      EXPECT_EQ(std::vector<float>(t.f32(), t.f32() + t.numel()), test::from_hex<float>(hex)) << p;
+    } else {
+      const uint16_t* b = t.ptr<uint16_t>();
+      EXPECT_EQ(std::vector<uint16_t>(b, b + t.numel()), test::from_hex<uint16_t>(hex)) << p;
+    }
+  }
 }
 
 }  // namespace zoft::zo::toy_quadratic
