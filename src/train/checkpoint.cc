@@ -7,10 +7,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "core/error.h"
 #include "io/json_file.h"
 #include "io/safetensors.h"
+#include "text/tokenizer.h"
 #include "train/fault.h"
 
 namespace zoft {
@@ -108,6 +110,49 @@ void prune_checkpoints(const std::string& output_dir, int64_t keep, const std::s
     fs::remove_all(path, ec);
     --excess;
   }
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open for reading", path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string checkpoint_config(const std::string& model_dir, DType dtype) {
+  nlohmann::json config = read_json_file(model_dir + "/config.json");
+  std::string name = dtype == DType::BF16 ? "bfloat16" : "float32";
+  config["dtype"] = name;
+  config["torch_dtype"] = name;
+  return config.dump(2) + "\n";
+}
+
+void recover_checkpoints(const std::string& output_dir) {
+  std::error_code ec;
+  if (!fs::is_directory(output_dir, ec)) return;
+  for (const auto& entry : fs::directory_iterator(output_dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.rfind(".old-", 0) == 0) {
+      fs::path original = entry.path().parent_path() / name.substr(5);
+      if (!fs::exists(original))
+        fs::rename(entry.path(), original, ec);
+      else
+        fs::remove_all(entry.path(), ec);
+    } else if (name.rfind(".tmp-", 0) == 0) {
+      fs::remove_all(entry.path(), ec);
+    }
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> read_tokenizer_files(const std::string& dir) {
+  std::vector<std::string> names = text::tokenizer_file_names();
+  names.insert(names.end(), {"generation_config.json", "special_tokens_map.json"});
+  std::vector<std::pair<std::string, std::string>> files;
+  for (const std::string& name : names)
+    if (fs::is_regular_file(fs::path(dir) / name))
+      files.emplace_back(name, read_file((fs::path(dir) / name).string()));
+  return files;
 }
 
 }  // namespace zoft

@@ -49,4 +49,19 @@ std::optional<std::string> latest_checkpoint(const std::string& output_dir);
 // `protect` (e.g. the best one) is never deleted.
 void prune_checkpoints(const std::string& output_dir, int64_t keep, const std::string& protect);
 
+// The whole file; one clear line when it cannot be opened.
+std::string read_file(const std::string& path);
+
+// config.json of the trained model: the source's, with the storage dtype recorded.
+std::string checkpoint_config(const std::string& model_dir, DType dtype);
+
+// A crash between the two renames of save_checkpoint leaves ".old-checkpoint-N" without
+// "checkpoint-N": put it back. Temporary directories of unfinished saves are removed.
+void recover_checkpoints(const std::string& output_dir);
+
+// Tokenizer files of the model, read now: pruning may delete the checkpoint a run resumed from.
+// Every file the tokenizer may load from, as it is (compressed or not), so that a checkpoint
+// loads as a model directory, for resuming and for generate.
+std::vector<std::pair<std::string, std::string>> read_tokenizer_files(const std::string& dir);
+
 }  // namespace zoft

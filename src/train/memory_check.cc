@@ -2,10 +2,14 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "core/error.h"
+#include "model/parameters.h"
 #include "runtime/offload.h"
+#include "runtime/plan.h"
+#include "train/method.h"
 
 namespace zoft {
 
@@ -101,6 +105,46 @@ void check_training_memory(const MemoryEstimate& e, const AvailableMemory& avail
       "is available ({}{}); lower trainer.batch_size, data.max_seq_length or optim.samples",
       source, gib(e.total()), gib(e.weights), gib(e.activations), gib(e.batch), gib(per_rank),
       available.source, ranks_here > 1 ? fmt::format(", shared by {} ranks", ranks_here) : "");
+}
+
+// The weights (and a method's state beside them) as they will be resident, then the estimate.
+void check_recipe_memory(const Recipe& r, Decoder& model, const TrainData& data,
+                         const dist::Communicator& comm,
+                         const std::optional<AvailableMemory>& available) {
+  if (!available) return;
+  const DType compute = model.weights().compute_dtype;
+  const bool first_order = !is_forward_only(r.optim.method);
+  // LoRA: the base is frozen (no optimizer state, no perturbation copy); the adapters' share is
+  // a rounding error next to it.
+  const bool trains_base = r.peft.method.empty();
+  double weights = 0;
+  std::map<int64_t, double> block_bytes;
+  for (const ParameterRef& p : list_parameters(model)) {
+    const double bytes =
+        double(std::max<uint64_t>(p.tensor.nbytes(), p.tensor.numel() * dtype_size(compute)));
+    weights += bytes;
+    block_bytes[p.block] += bytes;
+    if (first_order && trains_base)
+      weights += double(p.tensor.numel()) * 4.0 * (compute == DType::BF16 ? 4 : 3);
+  }
+  // ZO: the copy that undoes a forward's perturbation, of one block (zo2) or of all (plain).
+  double zo_copy = 0;
+  for (const auto& [block, bytes] : block_bytes) zo_copy = std::max(zo_copy, bytes);
+  if (r.trainer.schedule == "plain") zo_copy = weights;
+  if (!r.placement.max_memory.empty())  // offload: only the CPU budget's share is resident
+    weights = std::min(
+        weights,
+        double(runtime::parse_max_memory(r.placement.max_memory).cpu.value_or(uint64_t(weights))));
+  if (!first_order && trains_base) weights += zo_copy;
+  int forwards = zo_forwards_per_step(r);
+  if (first_order)
+    forwards = r.trainer.gradient_checkpointing ? 3 : int(model.config().num_layers) + 2;
+  const int64_t global_rows = r.trainer.batch_size * data.rows_per_example();
+  const int64_t micro = first_order ? r.trainer.gradient_accumulation_steps : 1;
+  MemoryEstimate e =
+      estimate_training_memory(model.config(), weights, global_rows / comm.size() / micro,
+                               global_rows, data.max_row_length(), forwards);
+  check_training_memory(e, *available, comm.local_size(), r.source);
 }
 
 }  // namespace zoft

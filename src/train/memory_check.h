@@ -6,7 +6,11 @@
 #include <optional>
 #include <string>
 
+#include "dist/communicator.h"
 #include "model/config.h"
+#include "model/decoder.h"
+#include "train/recipe.h"
+#include "train/train_data.h"
 
 namespace zoft {
 
@@ -19,7 +23,7 @@ struct MemoryEstimate {
 };
 
 // rank_rows: rows this rank forwards per step (its examples x candidates); global_rows: the
-// whole batch's; seq: tokens per row; forwards: forward passes in flight (2 x optim.samples).
+// whole batch's; seq: tokens per row; forwards: forward passes in flight (zo_forwards_per_step).
 MemoryEstimate estimate_training_memory(const ModelConfig& config, double weight_bytes,
                                         int64_t rank_rows, int64_t global_rows, int64_t seq,
                                         int forwards);
@@ -40,5 +44,14 @@ std::optional<uint64_t> parse_mem_available(const std::string& meminfo);
 // exceeds what is available. `source` names the recipe; `ranks_here`: ranks sharing this node.
 void check_training_memory(const MemoryEstimate& estimate, const AvailableMemory& available,
                            int ranks_here, const std::string& source);
+
+// Before the first step: the weights, what the method keeps beside them and one step's
+// activations must fit in what was available when the run started (measured before the model
+// was loaded). A first-order method keeps gradients and optimizer moments (and an f32 master of
+// bf16 weights), and every layer's activations for the backward unless it checkpoints them.
+// Nothing is checked without `available`.
+void check_recipe_memory(const Recipe& r, Decoder& model, const TrainData& data,
+                         const dist::Communicator& comm,
+                         const std::optional<AvailableMemory>& available);
 
 }  // namespace zoft

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #if defined(__linux__)
 #include <malloc.h>
@@ -12,7 +11,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <sstream>
 
 #include "core/error.h"
 #include "core/progress.h"
@@ -64,42 +62,6 @@ using Clock = std::chrono::steady_clock;
 // evaluation has no metric.
 constexpr double kNotMeasured = std::numeric_limits<double>::quiet_NaN();
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open for reading", path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// config.json of the trained model: the source's, with the storage dtype recorded.
-std::string checkpoint_config(const std::string& model_dir, DType dtype) {
-  nlohmann::json config = read_json_file(model_dir + "/config.json");
-  std::string name = dtype == DType::BF16 ? "bfloat16" : "float32";
-  config["dtype"] = name;
-  config["torch_dtype"] = name;
-  return config.dump(2) + "\n";
-}
-
-// A crash between the two renames of save_checkpoint leaves ".old-checkpoint-N" without
-// "checkpoint-N": put it back. Temporary directories of unfinished saves are removed.
-void recover_checkpoints(const std::string& output_dir) {
-  std::error_code ec;
-  if (!fs::is_directory(output_dir, ec)) return;
-  for (const auto& entry : fs::directory_iterator(output_dir, ec)) {
-    std::string name = entry.path().filename().string();
-    if (name.rfind(".old-", 0) == 0) {
-      fs::path original = entry.path().parent_path() / name.substr(5);
-      if (!fs::exists(original))
-        fs::rename(entry.path(), original, ec);
-      else
-        fs::remove_all(entry.path(), ec);
-    } else if (name.rfind(".tmp-", 0) == 0) {
-      fs::remove_all(entry.path(), ec);
-    }
-  }
-}
-
 double metric_or(const std::map<std::string, double>& metrics, const std::string& name,
                  double otherwise) {
   auto it = metrics.find(name);
@@ -131,19 +93,6 @@ class MetricsLog {
   std::function<void(int64_t, const std::map<std::string, double>&)> on_log_;
 };
 
-// Tokenizer files of the model, read now: pruning may delete the checkpoint a run resumed from.
-// Every file the tokenizer may load from, as it is (compressed or not), so that a checkpoint
-// loads as a model directory, for resuming and for generate.
-std::vector<std::pair<std::string, std::string>> read_tokenizer_files(const std::string& dir) {
-  std::vector<std::string> names = text::tokenizer_file_names();
-  names.insert(names.end(), {"generation_config.json", "special_tokens_map.json"});
-  std::vector<std::pair<std::string, std::string>> files;
-  for (const std::string& name : names)
-    if (fs::is_regular_file(fs::path(dir) / name))
-      files.emplace_back(name, read_file((fs::path(dir) / name).string()));
-  return files;
-}
-
 // A resumed run must train as the checkpoint's run did: refuse a changed training-relevant key
 // (train/recipe_changes.h) unless trainer.allow_changed_recipe. dist: every rank decides alike.
 void check_recipe_unchanged(const Recipe& r, const std::string& checkpoint,
@@ -160,48 +109,6 @@ void check_recipe_unchanged(const Recipe& r, const std::string& checkpoint,
   if (report)
     std::fprintf(stderr, "zoft: resuming with a changed recipe (allowed): %s\n",
                  describe_changes(changes).c_str());
-}
-
-// Before the first step: the weights, what the method keeps beside them and one step's
-// activations must fit in what was available when the run started (measured before the model
-// was loaded). A first-order method keeps gradients and optimizer moments (and an f32 master of
-// bf16 weights), and every layer's activations for the backward unless it checkpoints them.
-void check_memory(const Recipe& r, Decoder& model, const TrainData& data,
-                  const dist::Communicator& comm, const std::optional<AvailableMemory>& available) {
-  if (!available) return;
-  const DType compute = model.weights().compute_dtype;
-  const bool first_order = r.optim.method == "adamw" || r.optim.method == "sgd";
-  // LoRA: the base is frozen (no optimizer state, no perturbation copy); the adapters' share is
-  // a rounding error next to it.
-  const bool trains_base = r.peft.method.empty();
-  double weights = 0;
-  std::map<int64_t, double> block_bytes;
-  for (const ParameterRef& p : list_parameters(model)) {
-    const double bytes =
-        double(std::max<uint64_t>(p.tensor.nbytes(), p.tensor.numel() * dtype_size(compute)));
-    weights += bytes;
-    block_bytes[p.block] += bytes;
-    if (first_order && trains_base)
-      weights += double(p.tensor.numel()) * 4.0 * (compute == DType::BF16 ? 4 : 3);
-  }
-  // ZO: the copy that undoes a forward's perturbation, of one block (zo2) or of all (plain).
-  double zo_copy = 0;
-  for (const auto& [block, bytes] : block_bytes) zo_copy = std::max(zo_copy, bytes);
-  if (r.trainer.schedule == "plain") zo_copy = weights;
-  if (!r.placement.max_memory.empty())  // offload: only the CPU budget's share is resident
-    weights = std::min(
-        weights,
-        double(runtime::parse_max_memory(r.placement.max_memory).cpu.value_or(uint64_t(weights))));
-  if (!first_order && trains_base) weights += zo_copy;
-  int forwards = zo_forwards_per_step(r);
-  if (first_order)
-    forwards = r.trainer.gradient_checkpointing ? 3 : int(model.config().num_layers) + 2;
-  const int64_t global_rows = r.trainer.batch_size * data.rows_per_example();
-  const int64_t micro = first_order ? r.trainer.gradient_accumulation_steps : 1;
-  MemoryEstimate e =
-      estimate_training_memory(model.config(), weights, global_rows / comm.size() / micro,
-                               global_rows, data.max_row_length(), forwards);
-  check_training_memory(e, *available, comm.local_size(), r.source);
 }
 
 // placement.max_memory gpu= on placement.device cuda (or sim, the testing aid): the weights
@@ -255,7 +162,7 @@ class Run {
     check_batch_split();
     find_checkpoint();
     load_model_and_data();
-    check_memory(r_, *model_, *data_, comm_, memory);
+    check_recipe_memory(r_, *model_, *data_, comm_, memory);
     make_method();
     check_ranks_agree();
     // dist: rank 0 writes all files. On resume, the metrics of the steps after the checkpoint
