@@ -21,7 +21,7 @@ import pathlib
 import numpy as np
 
 import zo_reference as ref
-from zo_momentum_reference import initial, loss
+from zo_momentum_reference import apply_all, initial, loss
 
 F = np.float32
 
@@ -54,9 +54,7 @@ def run(case):
         return terms
 
     def apply(params, terms, rounding_step, decay):
-        return [ref.apply_z_terms(theta, dtype, pid, seed, terms, rounding_step,
-                                  float(F(decay)) if decayable[pid] else 1.0)
-                for pid, theta in enumerate(params)]
+        return apply_all(params, dtype, seed, decayable, terms, rounding_step, decay)
 
     decay = float(F(1.0 - lr * wd))
     for t in range(steps):

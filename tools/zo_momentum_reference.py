@@ -42,6 +42,13 @@ def loss(params, dtype):
     return total
 
 
+def apply_all(params, dtype, seed, decayable, terms, rounding_step, decay):
+    """One fused pass over every parameter; decay only where the parameter is decayable."""
+    return [ref.apply_z_terms(theta, dtype, pid, seed, terms, rounding_step,
+                              float(F(decay)) if decayable[pid] else 1.0)
+            for pid, theta in enumerate(params)]
+
+
 def run(case):
     dtype, n, lr, eps, wd, beta, window, steps, seed = (
         case[k] for k in ("dtype", "samples", "lr", "eps", "weight_decay", "momentum", "window",
@@ -62,9 +69,7 @@ def run(case):
         return terms
 
     def apply(params, terms, rounding_step, decay):
-        return [ref.apply_z_terms(theta, dtype, pid, seed, terms, rounding_step,
-                                  float(F(decay)) if decayable[pid] else 1.0)
-                for pid, theta in enumerate(params)]
+        return apply_all(params, dtype, seed, decayable, terms, rounding_step, decay)
 
     decay = float(F(1.0 - lr * wd))
     for t in range(steps):
