@@ -46,7 +46,7 @@ class LinearTest : public BackendTest {
   }
 
   // Rows 5..7 computed alone equal the same rows of the whole batch, bit for bit.
-  void check_rows_alone(int64_t N);
+  void check_rows_alone(int64_t N, int64_t K, int64_t M);
 };
 
 TEST_P(LinearTest, TinyAndOddShapes) {
@@ -122,11 +122,13 @@ TEST_P(LinearTest, RowDoesNotDependOnM) {
   // must produce the bits the whole batch produces (tests/dist/rows_test.cc), so every row is
   // summed in the same order whatever M is. K spans several blocks of steps (512 k in f32, 512
   // pairs of k in bf16) and ends in an odd tail. N = 4200 is wider than one oneDNN call.
-  for (int64_t N : {83, 4200}) check_rows_alone(N);
+  for (int64_t N : {83, 4200}) check_rows_alone(N, 2101, 19);
+  // Whole 32-k steps and more than 64 rows: the amx kernel reads W in place for the rows alone
+  // and packs it for the batch (gemm_amx.cc); both must give the same bits.
+  check_rows_alone(83, 1024, 80);
 }
 
-void LinearTest::check_rows_alone(int64_t N) {
-  const int64_t K = 2101, M = 19;
+void LinearTest::check_rows_alone(int64_t N, int64_t K, int64_t M) {
   std::vector<float> x = uniform(M * K), w = uniform(N * K), bias = uniform(N);
   std::vector<uint16_t> wb = to_bf16(w);
   for (DType dtype : {DType::F32, DType::BF16})

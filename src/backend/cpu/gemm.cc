@@ -1,6 +1,7 @@
 // cpu::linear: checks the weight, then runs the GEMM of the active CPU path (isa.h).
 // docs/gemm-choice.md has the benchmark behind the choice: our packed AVX-512 kernels
-// (gemm_kernels.cc) for both f32 and bf16 where the CPU has them; OpenBLAS sgemm otherwise
+// (gemm_kernels.cc) for both f32 and bf16 where the CPU has them, bf16 on AMX tiles by our own
+// kernel (gemm_amx.cc) where it has those; OpenBLAS sgemm otherwise
 // (bf16 weights widened to f32 chunk by chunk, which gives the same products since a product of
 // two bf16 is exact in f32).
 #include <cblas.h>
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "backend/cpu/gemm_amx.h"
 #include "backend/cpu/gemm_kernels.h"
 #include "backend/cpu/gemm_onednn.h"
 #include "backend/cpu/ops.h"
@@ -146,7 +148,9 @@ void linear(const float* x, int64_t M, int64_t K, const Tensor& weight, bool wei
       });
   } else {
     const uint16_t* w = weight.ptr<uint16_t>();
-    if (isa == Isa::onednn || isa == Isa::amx)
+    if (isa == Isa::amx)
+      detail::amx_gemm_bf16(x, M, K, w, weight_is_kn, N, bias, y);
+    else if (isa == Isa::onednn)
       detail::onednn_gemm_bf16(x, M, K, w, weight_is_kn, N, bias, y);
     else if (kernels && kernels->packed_bf16 && M <= detail::kSmallM && !weight_is_kn)
       kernels->small_bf16(x, M, K, w, N, bias, y);

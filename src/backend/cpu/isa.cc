@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdlib>
 
+#include "backend/cpu/gemm_amx.h"
 #include "backend/cpu/gemm_kernels.h"
 #include "backend/cpu/gemm_onednn.h"
 #include "backend/cpu/op_kernels.h"
@@ -47,17 +48,13 @@ std::string isa_unavailable(Isa isa) {
       if (!detail::gemm_kernels(isa)) return "this build has no AVX-512 BF16 kernels";
       return f.avx512_bf16 ? "" : lacks("AVX-512 BF16");
     case Isa::onednn:
-    case Isa::amx: {
       if (!detail::kHaveOnednn) return "this build has no oneDNN (libdnnl-dev and OpenMP)";
       // oneDNN's bf16 matmul needs AVX-512 (its reference code elsewhere is far too slow).
-      if (!f.avx512) return lacks("AVX-512 (F/BW/CD/DQ/VL)");
-      if (isa == Isa::onednn) return "";
-      if (!f.amx_bf16) return lacks("AMX-BF16 usable by this process");
-      const std::string impl = detail::onednn_implementation();
-      if (impl.find("amx") == std::string::npos)
-        return fmt::format("oneDNN runs bf16 matmul with {}, not AMX", impl);
-      return "";
-    }
+      return f.avx512 ? "" : lacks("AVX-512 (F/BW/CD/DQ/VL)");
+    case Isa::amx:
+      if (!detail::kHaveAmxKernel) return "this build's compiler has no AMX intrinsics";
+      if (!detail::gemm_kernels(Isa::avx512_bf16)) return "this build has no AVX-512 BF16 kernels";
+      return f.amx_bf16 ? "" : lacks("AMX-BF16 usable by this process");
   }
   return "unknown path";
 }
@@ -106,11 +103,11 @@ void set_isa(Isa isa) {
 std::string isa_description() {
   const CpuFeatures& f = cpu_features();
   const Isa isa = active_isa();
-  const std::string onednn =
-      isa == Isa::onednn || isa == Isa::amx
-          ? fmt::format(", bf16 by oneDNN {}", detail::onednn_implementation())
-          : "";
-  return fmt::format("{}{} ({}: {})", isa_name(isa), onednn, f.model, cpu_feature_names(f));
+  const std::string bf16 = isa == Isa::onednn
+                               ? fmt::format(", bf16 by oneDNN {}", detail::onednn_implementation())
+                           : isa == Isa::amx ? ", bf16 on AMX tiles"
+                                             : "";
+  return fmt::format("{}{} ({}: {})", isa_name(isa), bf16, f.model, cpu_feature_names(f));
 }
 
 }  // namespace zoft::cpu

@@ -6,7 +6,7 @@
 //   avx512       zoft's packed AVX-512 f32 kernels; bf16 weights through sgemm
 //   avx512_bf16  the packed kernels, bf16 by VDPBF16PS (Zen 4/5, Sapphire Rapids and later)
 //   onednn       bf16 GEMMs by oneDNN's matmul, which picks AMX tiles where the CPU has them
-//   amx          onednn, required to run on AMX tiles
+//   amx          the packed kernels, bf16 GEMMs on AMX tiles by our own kernel (gemm_amx.cc)
 // Every path but avx2 runs the avx512 copy of the other ops.
 // ZOFT_CPU_ISA=<name> forces a path; one the CPU (or the build) cannot run stops with one line.
 // docs/PERFORMANCE.md says which bits each path guarantees.

@@ -1,0 +1,385 @@
+// The amx path's bf16 GEMM: our own kernel on AMX tiles (TDPBF16PS), compiled on its own with
+// the AMX flags (CMakeLists.txt) and called only where cpu_features() granted the tiles.
+//
+// Why not oneDNN's matmul (the onednn path): it reorders W into its blocked layout on every call
+// (W changes between ZO forwards), through a single-threaded reorder for any W up to 4096 wide;
+// for a decode row that is a pass over every weight per token, and generation ran 4x slower
+// than the AVX-512 BF16 kernels. Here, two ways to feed the tiles, chosen by the row count:
+// - up to kInPlaceRows tokens, W is read in place: TDPBF16PS's first operand is 16 rows of 32
+//   bf16, which is exactly 16 rows of W[N,K] as stored. x, rounded to bf16, is the second
+//   operand ([16 k-pairs][16 tokens][2] per tile), each C tile holds y transposed
+//   (16 outputs x 16 tokens) and goes to y through a 16x16 transpose in registers;
+// - more tokens pack W once per call into the second operand's layout (all threads), and x's
+//   rows are the first operand: C tiles are y's rows, stored in place. Packing W costs K N / 2
+//   dword moves against M N for transposing every output tile.
+// Bits: every output is one chain of TDPBF16PS over k = 0, 32, 64, ... from zero, whatever the
+// way, blocking, M, N or thread count (the two ways only swap the operands of each product), so
+// a row's result depends on neither M nor the threads (LinearTest.RowDoesNotDependOnM crosses
+// kInPlaceRows).
+#include "backend/cpu/gemm_amx.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/thread_pool.h"
+
+// GCC 12 reports the _mm512_undefined_epi32() inside its own unpack intrinsics as uninitialised.
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace zoft::cpu::detail {
+
+namespace {
+
+constexpr int64_t kTile = 16;         // rows of a tile; tokens per B tile
+constexpr int64_t kStep = 32;         // k per tile step (16 pairs)
+constexpr int64_t kTileElems = 512;   // bf16 in one 1 KiB tile
+constexpr int64_t kPrefetch = 2;      // x tiles are prefetched this many k steps ahead
+constexpr int64_t kInPlaceRows = 64;  // up to this many tokens W is read in place
+
+// Tile registers: C 0-3, W (A operand) 4-5, x (B operand) 6-7; each 16 rows x 64 bytes.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0, reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+};
+
+void load_tile_config() {
+  TileConfig config;
+  for (int t = 0; t < 8; ++t) {
+    config.rows[t] = kTile;
+    config.bytes_per_row[t] = 64;
+  }
+  _tile_loadconfig(&config);
+}
+
+// A per-thread buffer kept between calls (plain malloc: no templates in this object).
+struct Scratch {
+  void* data = nullptr;
+  size_t bytes = 0;
+  ~Scratch() { std::free(data); }
+  void* get(size_t want) {
+    if (want > bytes) {
+      std::free(data);
+      bytes = (want + 4095) / 4096 * 4096;
+      data = std::aligned_alloc(64, bytes);
+    }
+    return data;
+  }
+};
+
+int64_t round_up(int64_t v, int64_t to) {
+  return (v + to - 1) / to * to;
+}
+
+// 16 dwords in each of r[0..15] -> r[c][i] = old r[i][c].
+inline __attribute__((always_inline)) void transpose16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  // u[4g + j], 128-bit lane L: rows 4g..4g+3 of column 4L + j.
+  for (int j = 0; j < 4; ++j) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88);
+    const __m512i v1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xdd);
+    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88);
+    const __m512i w1 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xdd);
+    r[j] = _mm512_shuffle_i32x4(v0, w0, 0x88);
+    r[8 + j] = _mm512_shuffle_i32x4(v0, w0, 0xdd);
+    r[4 + j] = _mm512_shuffle_i32x4(v1, w1, 0x88);
+    r[12 + j] = _mm512_shuffle_i32x4(v1, w1, 0xdd);
+  }
+}
+
+// f32 -> bf16 bits in the low half of each dword, nearest even, NaN kept quiet (core/dtype.h).
+__m512i round_to_bf16(__m512 v) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  const __m512i rounded = _mm512_srli_epi32(
+      _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  const __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40));
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(
+      _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+  return _mm512_mask_mov_epi32(rounded, nan, quiet);
+}
+
+// 32 floats of x (fewer at K's end, the rest 0) as 16 dwords of bf16 pairs (k, k + 1).
+__m512i bf16_pairs(const float* src, int64_t count) {
+  const __mmask16 lo = count >= 16 ? 0xffff : __mmask16((1u << count) - 1);
+  const __mmask16 hi = count >= 32 ? 0xffff : count <= 16 ? 0 : __mmask16((1u << (count - 16)) - 1);
+  const __m256i a = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_maskz_loadu_ps(lo, src)));
+  const __m256i b = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_maskz_loadu_ps(hi, src + 16)));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+}
+
+// x's tokens [16 b, 16 b + 16) at every k step, one 1 KiB tile per step, zero past M, either
+// as rows (tile row = token: 16 pairs of k) or transposed (tile row = pair of k: 16 tokens).
+void pack_token_block(const float* x, int64_t M, int64_t K, int64_t b, int64_t steps,
+                      bool transposed, uint16_t* out) {
+  for (int64_t s = 0; s < steps; ++s) {
+    __m512i r[16];
+    for (int64_t c = 0; c < kTile; ++c) {
+      const int64_t t = b * kTile + c;
+      r[c] = t < M ? bf16_pairs(x + t * K + s * kStep, std::min(kStep, K - s * kStep))
+                   : _mm512_setzero_si512();
+    }
+    if (transposed) transpose16(r);
+    for (int i = 0; i < 16; ++i)
+      _mm512_store_si512(out + (b * steps + s) * kTileElems + i * 32, r[i]);
+  }
+}
+
+// W's outputs [16 j, 16 j + 16) as the second operand at every k step: tile row = pair of k,
+// 16 outputs. Outputs past N and k past K are zero.
+void pack_weight_block(const uint16_t* w, bool kn, int64_t K, int64_t N, int64_t j, int64_t steps,
+                       uint16_t* out) {
+  const int64_t n0 = j * kTile, cols = std::min(kTile, N - n0);
+  const __mmask16 col_mask = cols >= 16 ? 0xffff : __mmask16((1u << cols) - 1);
+  for (int64_t s = 0; s < steps; ++s) {
+    const int64_t k0 = s * kStep, ks = std::min(kStep, K - k0);
+    __m512i r[16];
+    if (kn) {  // rows k and k + 1 of W[K,N] interleaved: already a tile row
+      for (int i = 0; i < 16; ++i) {
+        const int64_t k = k0 + 2 * i;
+        const __m512i lo =
+            k < K ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(col_mask, w + k * N + n0))
+                  : _mm512_setzero_si512();
+        const __m512i hi =
+            k + 1 < K
+                ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(col_mask, w + (k + 1) * N + n0))
+                : _mm512_setzero_si512();
+        r[i] = _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+      }
+    } else {  // 16 rows of W[N,K], 32 k each, transposed into pairs x outputs
+      const __mmask32 k_mask = ks >= 32 ? 0xffffffffu : __mmask32((1u << ks) - 1);
+      for (int c = 0; c < 16; ++c)
+        r[c] = c < cols ? _mm512_maskz_loadu_epi16(k_mask, w + (n0 + c) * K + k0)
+                        : _mm512_setzero_si512();
+      transpose16(r);
+    }
+    for (int i = 0; i < 16; ++i)
+      _mm512_store_si512(out + (j * steps + s) * kTileElems + i * 32, r[i]);
+  }
+}
+
+struct Operands {
+  const uint16_t* xp;    // packed x: [token blocks][steps][512]
+  const uint16_t* wp;    // packed W ([16-output blocks][steps][512]), or null: W read in place
+  const uint16_t* w;     // W [N,K] in place: rows [0, full_rows)
+  const uint16_t* tail;  // rows [full_rows, N) copied, zero-padded to 32 rows of `steps` * 32
+  int64_t full_rows;
+  int64_t steps, M, N;
+  const float* bias;
+  float* y;
+};
+
+// Tile c (rows: tokens t0.., columns: outputs n0..) into y, plus bias. A whole tile is stored in
+// place; a partial one through `scratch`.
+void store_rows(const Operands& o, int tile, float* scratch, int64_t t0, int64_t n0) {
+  const int64_t rows = std::min<int64_t>(16, o.M - t0), cols = std::min<int64_t>(16, o.N - n0);
+  if (rows <= 0 || cols <= 0) return;
+  const bool whole = rows == 16 && cols == 16;
+  float* c = whole ? o.y + t0 * o.N + n0 : scratch;
+  const int64_t ldc = whole ? o.N : 16;
+  switch (tile) {  // the tile register is an immediate
+    case 0:
+      _tile_stored(0, c, ldc * 4);
+      break;
+    case 1:
+      _tile_stored(1, c, ldc * 4);
+      break;
+    case 2:
+      _tile_stored(2, c, ldc * 4);
+      break;
+    default:
+      _tile_stored(3, c, ldc * 4);
+      break;
+  }
+  if (whole && !o.bias) return;
+  const __mmask16 mask = cols == 16 ? 0xffff : __mmask16((1u << cols) - 1);
+  const __m512 bias = o.bias ? _mm512_maskz_loadu_ps(mask, o.bias + n0) : _mm512_setzero_ps();
+  for (int64_t t = 0; t < rows; ++t)
+    _mm512_mask_storeu_ps(o.y + (t0 + t) * o.N + n0, mask,
+                          _mm512_add_ps(_mm512_maskz_loadu_ps(mask, c + t * ldc), bias));
+}
+
+// Tile c (rows: outputs n0.., columns: tokens t0..) into y[t][n], plus bias.
+void store_transposed(const Operands& o, const float* c, int64_t n0, int64_t t0) {
+  __m512i r[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_load_si512(c + i * 16);
+  transpose16(r);
+  const int64_t cols = std::min<int64_t>(16, o.N - n0);
+  if (cols <= 0) return;
+  const __mmask16 mask = cols == 16 ? 0xffff : __mmask16((1u << cols) - 1);
+  const __m512 bias = o.bias ? _mm512_maskz_loadu_ps(mask, o.bias + n0) : _mm512_setzero_ps();
+  for (int64_t t = 0; t < std::min<int64_t>(16, o.M - t0); ++t)
+    _mm512_mask_storeu_ps(o.y + (t0 + t) * o.N + n0, mask,
+                          _mm512_add_ps(_mm512_castsi512_ps(r[t]), bias));
+}
+
+void prefetch_tile(const uint16_t* tile) {
+  for (int l = 0; l < 16; ++l)
+    _mm_prefetch(reinterpret_cast<const char*>(tile) + l * 64, _MM_HINT_T0);
+}
+
+// Tokens of blocks b (and b + 1 when two) x outputs [n, n + 32) from packed x and packed W:
+// C0 = (b, n), C1 = (b, n + 16), C2 = (b + 1, n), C3 = (b + 1, n + 16).
+void block_packed(const Operands& o, int64_t n, int64_t b, bool two) {
+  const uint16_t* a0 = o.xp + b * o.steps * kTileElems;
+  const uint16_t* a1 = a0 + o.steps * kTileElems;
+  const uint16_t* b0 = o.wp + (n / kTile) * o.steps * kTileElems;
+  const uint16_t* b1 = b0 + o.steps * kTileElems;
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t s = 0; s < o.steps; ++s) {
+    if (s + kPrefetch < o.steps) {
+      prefetch_tile(a0 + (s + kPrefetch) * kTileElems);
+      if (two) prefetch_tile(a1 + (s + kPrefetch) * kTileElems);
+    }
+    // Tiles are not renamed: a load waits for the products still reading its register, so
+    // loads and products alternate.
+    _tile_loadd(4, a0 + s * kTileElems, 64);
+    _tile_loadd(6, b0 + s * kTileElems, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_loadd(7, b1 + s * kTileElems, 64);
+    _tile_dpbf16ps(1, 4, 7);
+    if (two) {
+      _tile_loadd(5, a1 + s * kTileElems, 64);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  alignas(64) float scratch[256];
+  store_rows(o, 0, scratch, b * kTile, n);
+  store_rows(o, 1, scratch, b * kTile, n + kTile);
+  if (two) {
+    store_rows(o, 2, scratch, (b + 1) * kTile, n);
+    store_rows(o, 3, scratch, (b + 1) * kTile, n + kTile);
+  }
+}
+
+const uint16_t* w_rows(const Operands& o, int64_t n) {
+  return n < o.full_rows ? o.w + n * o.steps * kStep : o.tail + (n - o.full_rows) * o.steps * kStep;
+}
+
+// Outputs [n, n + 32) x tokens of blocks b (and b + 1 when two), W read in place (16 of its rows
+// are the first operand) and x transposed: C0 = (n, b), C1 = (n, b + 1), C2 = (n + 16, b),
+// C3 = (n + 16, b + 1), each transposed into y.
+void block_in_place(const Operands& o, int64_t n, int64_t b, bool two) {
+  const uint16_t* a0 = w_rows(o, n);
+  const uint16_t* a1 = w_rows(o, n + kTile);
+  const int64_t lda = 2 * o.steps * kStep;
+  const uint16_t* b0 = o.xp + b * o.steps * kTileElems;
+  const uint16_t* b1 = b0 + o.steps * kTileElems;
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t s = 0; s < o.steps; ++s) {
+    _tile_loadd(4, a0 + s * kStep, lda);
+    _tile_loadd(6, b0 + s * kTileElems, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if (two) {
+      _tile_loadd(7, b1 + s * kTileElems, 64);
+      _tile_dpbf16ps(1, 4, 7);
+    }
+    _tile_loadd(5, a1 + s * kStep, lda);
+    _tile_dpbf16ps(2, 5, 6);
+    if (two) _tile_dpbf16ps(3, 5, 7);
+  }
+  alignas(64) float c[4][256];
+  _tile_stored(0, c[0], 64);
+  _tile_stored(2, c[2], 64);
+  store_transposed(o, c[0], n, b * kTile);
+  store_transposed(o, c[2], n + kTile, b * kTile);
+  if (two) {
+    _tile_stored(1, c[1], 64);
+    _tile_stored(3, c[3], 64);
+    store_transposed(o, c[1], n, (b + 1) * kTile);
+    store_transposed(o, c[3], n + kTile, (b + 1) * kTile);
+  }
+}
+
+// One task: outputs [n0, n1) x token blocks [b0, b1). The 32 outputs' W stays in L1 while the
+// task's tokens pass it.
+void run_panel(const Operands& o, int64_t n0, int64_t n1, int64_t b0, int64_t b1) {
+  for (int64_t n = n0; n < n1; n += 2 * kTile)
+    for (int64_t b = b0; b < b1; b += 2)
+      (o.wp ? block_packed : block_in_place)(o, n, b, b + 1 < b1);
+}
+
+// W[N,K] rows [from, N), zero-padded to 32 rows of `steps` * 32 bf16 (the last whole 32-row
+// block is the last one read in place).
+void copy_tail_rows(const uint16_t* w, int64_t K, int64_t N, int64_t from, int64_t steps,
+                    uint16_t* out) {
+  const int64_t width = steps * kStep, rows = round_up(N - from, 2 * kTile);
+  std::memset(out, 0, size_t(rows * width) * 2);
+  for (int64_t n = from; n < N; ++n)
+    std::memcpy(out + (n - from) * width, w + n * K, size_t(K) * 2);
+}
+
+}  // namespace
+
+void amx_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool weight_is_kn,
+                   int64_t N, const float* bias, float* y) {
+  thread_local Scratch packed_x, packed_w;
+  const int64_t steps = round_up(K, kStep) / kStep, blocks = round_up(M, kTile) / kTile;
+  // A few tokens read W in place (nothing copied per call: a decode row costs one pass over W);
+  // more tokens pack W once, which costs less than transposing every output tile.
+  const bool in_place = M <= kInPlaceRows && !weight_is_kn && K % kStep == 0;
+  Operands o{};
+  o.steps = steps;
+  o.M = M;
+  o.N = N;
+  o.bias = bias;
+  o.y = y;
+  o.w = w;
+  auto* xp = static_cast<uint16_t*>(packed_x.get(size_t(blocks * steps * kTileElems) * 2));
+  o.xp = xp;
+  parallel_for(blocks, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) pack_token_block(x, M, K, b, steps, in_place, xp);
+  });
+  if (in_place) {
+    o.full_rows = N / (2 * kTile) * (2 * kTile);
+    auto* tail = static_cast<uint16_t*>(packed_w.get(size_t(2 * kTile * K) * 2));
+    if (o.full_rows < N) copy_tail_rows(w, K, N, o.full_rows, steps, tail);
+    o.tail = tail;
+  } else {
+    const int64_t w_blocks = round_up(N, 2 * kTile) / kTile;
+    auto* wp = static_cast<uint16_t*>(packed_w.get(size_t(w_blocks * steps * kTileElems) * 2));
+    parallel_for(w_blocks, [&](int64_t begin, int64_t end) {
+      for (int64_t j = begin; j < end; ++j) pack_weight_block(w, weight_is_kn, K, N, j, steps, wp);
+    });
+    o.wp = wp;
+  }
+  // Tasks: panels of 128 outputs (64 for few tokens, to spread a decode row over the threads)
+  // x 16 token blocks.
+  const int64_t panel_n = blocks <= 4 ? 64 : 128, panel_b = 16;
+  const int64_t n_panels = round_up(N, panel_n) / panel_n;
+  const int64_t b_panels = round_up(blocks, panel_b) / panel_b;
+  parallel_for(n_panels * b_panels, [&](int64_t begin, int64_t end) {
+    load_tile_config();
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t pn = t % n_panels, pb = t / n_panels;
+      run_panel(o, pn * panel_n, std::min(N, (pn + 1) * panel_n), pb * panel_b,
+                std::min(blocks, (pb + 1) * panel_b));
+    }
+    _tile_release();
+  });
+}
+
+}  // namespace zoft::cpu::detail
