@@ -64,6 +64,7 @@ TEST_P(LinearTest, BlockEdges) {
   check(9, 800, 40, false);    // more columns than one packed block
   check(100, 20, 1000, true);  // fewer column panels than threads: split by rows
   check(70, 4200, 24, true);   // wider than oneDNN's whole-width calls: 2048-column blocks
+  check(70, 1100, 2200, true);  // amx: W packed in two slices of at most 4 MiB
 }
 
 TEST_P(LinearTest, DecodeRow) {

@@ -41,6 +41,7 @@ constexpr int64_t kStep = 32;         // k per tile step (16 pairs)
 constexpr int64_t kTileElems = 512;   // bf16 in one 1 KiB tile
 constexpr int64_t kPrefetch = 2;      // x tiles are prefetched this many k steps ahead
 constexpr int64_t kInPlaceRows = 64;  // up to this many tokens W is read in place
+constexpr int64_t kPackedBytes = int64_t(4) << 20;  // W packed per slice of at most this much
 
 // Tile registers: C 0-3, W (A operand) 4-5, x (B operand) 6-7; each 16 rows x 64 bytes.
 struct alignas(64) TileConfig {
@@ -143,10 +144,11 @@ void pack_token_block(const float* x, int64_t M, int64_t K, int64_t b, int64_t s
 
 // W's outputs [16 j, 16 j + 16) as the second operand at every k step: tile row = pair of k,
 // 16 outputs. Outputs past N and k past K are zero.
-void pack_weight_block(const uint16_t* w, bool kn, int64_t K, int64_t N, int64_t j, int64_t steps,
-                       uint16_t* out) {
-  const int64_t n0 = j * kTile, cols = std::min(kTile, N - n0);
-  const __mmask16 col_mask = cols >= 16 ? 0xffff : __mmask16((1u << cols) - 1);
+// out holds the blocks from `first` on.
+void pack_weight_block(const uint16_t* w, bool kn, int64_t K, int64_t N, int64_t j, int64_t first,
+                       int64_t steps, uint16_t* out) {
+  const int64_t n0 = j * kTile, cols = std::clamp<int64_t>(N - n0, 0, kTile);
+  const __mmask16 col_mask = cols == 16 ? 0xffff : __mmask16((1u << cols) - 1);
   for (int64_t s = 0; s < steps; ++s) {
     const int64_t k0 = s * kStep, ks = std::min(kStep, K - k0);
     __m512i r[16];
@@ -170,13 +172,14 @@ void pack_weight_block(const uint16_t* w, bool kn, int64_t K, int64_t N, int64_t
       transpose16(r);
     }
     for (int i = 0; i < 16; ++i)
-      _mm512_store_si512(out + (j * steps + s) * kTileElems + i * 32, r[i]);
+      _mm512_store_si512(out + ((j - first) * steps + s) * kTileElems + i * 32, r[i]);
   }
 }
 
 struct Operands {
   const uint16_t* xp;    // packed x: [token blocks][steps][512]
   const uint16_t* wp;    // packed W ([16-output blocks][steps][512]), or null: W read in place
+  int64_t wp_first;      // the output wp starts with
   const uint16_t* w;     // W [N,K] in place: rows [0, full_rows)
   const uint16_t* tail;  // rows [full_rows, N) copied, zero-padded to 32 rows of `steps` * 32
   int64_t full_rows;
@@ -239,7 +242,7 @@ void prefetch_tile(const uint16_t* tile) {
 void block_packed(const Operands& o, int64_t n, int64_t b, bool two) {
   const uint16_t* a0 = o.xp + b * o.steps * kTileElems;
   const uint16_t* a1 = a0 + o.steps * kTileElems;
-  const uint16_t* b0 = o.wp + (n / kTile) * o.steps * kTileElems;
+  const uint16_t* b0 = o.wp + ((n - o.wp_first) / kTile) * o.steps * kTileElems;
   const uint16_t* b1 = b0 + o.steps * kTileElems;
   _tile_zero(0);
   _tile_zero(1);
@@ -332,6 +335,23 @@ void copy_tail_rows(const uint16_t* w, int64_t K, int64_t N, int64_t from, int64
     std::memcpy(out + (n - from) * width, w + n * K, size_t(K) * 2);
 }
 
+// Outputs [n0, n1) for every token on the pool: panels of 128 outputs (64 for a few tokens, to
+// spread a decode row over the threads) x 16 token blocks.
+void run_tasks(const Operands& o, int64_t n0, int64_t n1, int64_t blocks) {
+  const int64_t panel_n = blocks <= 4 ? 64 : 128, panel_b = 16;
+  const int64_t n_panels = round_up(n1 - n0, panel_n) / panel_n;
+  const int64_t b_panels = round_up(blocks, panel_b) / panel_b;
+  parallel_for(n_panels * b_panels, [&](int64_t begin, int64_t end) {
+    load_tile_config();
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t pn = t % n_panels, pb = t / n_panels;
+      run_panel(o, n0 + pn * panel_n, std::min(n1, n0 + (pn + 1) * panel_n), pb * panel_b,
+                std::min(blocks, (pb + 1) * panel_b));
+    }
+    _tile_release();
+  });
+}
+
 }  // namespace
 
 void amx_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool weight_is_kn,
@@ -339,7 +359,7 @@ void amx_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool
   thread_local Scratch packed_x, packed_w;
   const int64_t steps = round_up(K, kStep) / kStep, blocks = round_up(M, kTile) / kTile;
   // A few tokens read W in place (nothing copied per call: a decode row costs one pass over W);
-  // more tokens pack W once, which costs less than transposing every output tile.
+  // more tokens pack W, which costs less than transposing every output tile.
   const bool in_place = M <= kInPlaceRows && !weight_is_kn && K % kStep == 0;
   Operands o{};
   o.steps = steps;
@@ -358,28 +378,24 @@ void amx_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool
     auto* tail = static_cast<uint16_t*>(packed_w.get(size_t(2 * kTile * K) * 2));
     if (o.full_rows < N) copy_tail_rows(w, K, N, o.full_rows, steps, tail);
     o.tail = tail;
-  } else {
-    const int64_t w_blocks = round_up(N, 2 * kTile) / kTile;
-    auto* wp = static_cast<uint16_t*>(packed_w.get(size_t(w_blocks * steps * kTileElems) * 2));
-    parallel_for(w_blocks, [&](int64_t begin, int64_t end) {
-      for (int64_t j = begin; j < end; ++j) pack_weight_block(w, weight_is_kn, K, N, j, steps, wp);
-    });
-    o.wp = wp;
+    run_tasks(o, 0, N, blocks);
+    return;
   }
-  // Tasks: panels of 128 outputs (64 for few tokens, to spread a decode row over the threads)
-  // x 16 token blocks.
-  const int64_t panel_n = blocks <= 4 ? 64 : 128, panel_b = 16;
-  const int64_t n_panels = round_up(N, panel_n) / panel_n;
-  const int64_t b_panels = round_up(blocks, panel_b) / panel_b;
-  parallel_for(n_panels * b_panels, [&](int64_t begin, int64_t end) {
-    load_tile_config();
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t pn = t % n_panels, pb = t / n_panels;
-      run_panel(o, pn * panel_n, std::min(N, (pn + 1) * panel_n), pb * panel_b,
-                std::min(blocks, (pb + 1) * panel_b));
-    }
-    _tile_release();
-  });
+  // W is packed a slice of outputs at a time (at most kPackedBytes, whole 128-output panels), so
+  // the scratch stays small for a 262144-token vocabulary and the slice stays in cache.
+  const int64_t slice = std::max<int64_t>(128, kPackedBytes / (2 * steps * kStep) / 128 * 128);
+  auto* wp = static_cast<uint16_t*>(
+      packed_w.get(size_t(std::min(round_up(N, 2 * kTile), slice) * steps * kStep) * 2));
+  o.wp = wp;
+  for (int64_t n0 = 0; n0 < N; n0 += slice) {
+    const int64_t n1 = std::min(N, n0 + slice), w_blocks = round_up(n1 - n0, 2 * kTile) / kTile;
+    parallel_for(w_blocks, [&](int64_t begin, int64_t end) {
+      for (int64_t j = begin; j < end; ++j)
+        pack_weight_block(w, weight_is_kn, K, N, n0 / kTile + j, n0 / kTile, steps, wp);
+    });
+    o.wp_first = n0;
+    run_tasks(o, n0, n1, blocks);
+  }
 }
 
 }  // namespace zoft::cpu::detail
