@@ -4,7 +4,7 @@ shapes, same thread count, in one run. Models of ~100M+ parameters per family ar
 configs with random weights and saved as HF directories that both sides load.
 
   python3 bench/forward.py [--batch 8] [--seq 256] [--threads 2] [--archs opt,gpt2,...]
-                           [--dtypes f32,bf16] [--out bench/results/forward.json]
+                           [--dtypes f32,bf16] [--rounds 1] [--out bench/results/forward.json]
 """
 import argparse
 import json
@@ -68,10 +68,14 @@ def forward_flops(model, tokens, seq):
     return 2 * tokens * matmul + attention
 
 
-def time_torch(path, dtype, batch, seq, iters):
+def load_torch(path, dtype):
     tdtype = torch.float32 if dtype == "f32" else torch.bfloat16
-    model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=tdtype,
-                                                              attn_implementation="sdpa").eval()
+    return transformers.AutoModelForCausalLM.from_pretrained(path, dtype=tdtype,
+                                                             attn_implementation="sdpa").eval()
+
+
+def time_torch(model, batch, seq, iters):
+    """Best of `iters` forwards after one warm-up."""
     vocab = model.config.vocab_size
     g = torch.Generator().manual_seed(1234)
     ids = torch.randint(0, vocab, (batch, seq), generator=g)
@@ -83,8 +87,15 @@ def time_torch(path, dtype, batch, seq, iters):
             t = time.perf_counter()
             model(input_ids=ids, attention_mask=mask).logits
             best = min(best, time.perf_counter() - t)
-    flops = forward_flops(model, batch * seq, seq)
-    return best, flops
+    return best
+
+
+def time_zoft(args, path, dtype):
+    out = subprocess.run([args.zoft, path, "--batch", str(args.batch), "--seq", str(args.seq),
+                          "--dtype", dtype, "--threads", str(args.threads), "--iters",
+                          str(args.iters)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main():
@@ -93,6 +104,9 @@ def main():
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="alternate PyTorch and zoft this many times, keep each side's best "
+                         "(a VM whose speed drifts over minutes hits both sides alike)")
     ap.add_argument("--archs", default="opt,gpt2,llama,qwen3,gemma3")
     ap.add_argument("--dtypes", default="f32,bf16")
     ap.add_argument("--models", default="/tmp/zoft_bench_models")
@@ -108,18 +122,23 @@ def main():
     for arch in args.archs.split(","):
         path = make_model(arch, args.models)
         for dtype in args.dtypes.split(","):
-            torch_s, flops = time_torch(path, dtype, args.batch, args.seq, args.iters)
-            out = subprocess.run([args.zoft, path, "--batch", str(args.batch), "--seq",
-                                  str(args.seq), "--dtype", dtype, "--threads", str(args.threads),
-                                  "--iters", str(args.iters)],
-                                 check=True, capture_output=True, text=True).stdout
-            z = json.loads(out.strip().splitlines()[-1])
+            model = load_torch(path, dtype)
+            flops = forward_flops(model, args.batch * args.seq, args.seq)
+            torch_runs, zoft_runs = [], []
+            for _ in range(args.rounds):
+                torch_runs.append(time_torch(model, args.batch, args.seq, args.iters))
+                zoft_runs.append(time_zoft(args, path, dtype))
+            del model
+            torch_s = min(torch_runs)
+            z = min(zoft_runs, key=lambda r: r["best_s"])
             tokens = args.batch * args.seq
             row = {"arch": arch, "dtype": dtype, "batch": args.batch, "seq": args.seq,
                    "threads": args.threads, "parameters": z["parameters"],
                    "torch_tokens_per_s": tokens / torch_s, "zoft_tokens_per_s": z["tokens_per_s"],
                    "ratio": z["tokens_per_s"] / (tokens / torch_s), "gflop": flops / 1e9,
-                   "zoft_gflops": flops / 1e9 / z["best_s"], "torch_gflops": flops / 1e9 / torch_s}
+                   "zoft_gflops": flops / 1e9 / z["best_s"], "torch_gflops": flops / 1e9 / torch_s,
+                   "rounds": args.rounds, "torch_s_per_round": torch_runs,
+                   "zoft_s_per_round": [r["best_s"] for r in zoft_runs]}
             row["zoft_cpu_path"] = z.get("cpu_path", "?")
             rows.append(row)
             print(f"{arch:8} {dtype:5} {z['parameters']/1e6:7.1f}M {row['torch_tokens_per_s']:12.1f} "
