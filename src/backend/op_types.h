@@ -23,6 +23,10 @@ struct AttentionShape {
   int64_t q_heads = 1;
   int64_t kv_heads = 1;  // q_heads % kv_heads == 0 (grouped-query attention)
   int64_t head_dim = 1;
+  // The caller accepts q.k and p.v from bf16-rounded operands (summed in f32), as a bf16 model's
+  // forward computes them in HF transformers: the amx CPU path then runs attention on AMX tiles.
+  // Left false for f32 models and for forwards whose backward follows (that recomputes in f32).
+  bool bf16_products = false;
 };
 
 // Throws Error unless the heads group evenly and q_len <= kv_len <= kv_capacity (every backend's

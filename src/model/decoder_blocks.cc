@@ -150,7 +150,8 @@ void Decoder::embed_forward(ForwardState& state, const EmbeddingRowsFn* embeddin
 struct Decoder::LayerBuffers {
   float *attn_in, *q_raw, *k_raw, *q, *k, *v, *attn, *o_out;
   float *mlp_in, *gate, *up, *act, *down_out;
-  float* branch;  // a post-norm's output, added to the residual stream
+  float* branch;      // a post-norm's output, added to the residual stream
+  bool for_backward;  // the forward of a first-order step (a sink keeps what its backward reads)
 };
 
 Decoder::LayerBuffers Decoder::layer_buffers(int64_t layer, int64_t rows, LayerActs* sink) {
@@ -161,6 +162,7 @@ Decoder::LayerBuffers Decoder::layer_buffers(int64_t layer, int64_t rows, LayerA
   Scratch& s = scratch_;
   const Device dev = device();
   LayerBuffers b;
+  b.for_backward = sink != nullptr;
   float* tmp = ensure_floats(s.tmp, dev, M * std::max(H, qd));
   b.branch = ensure_floats(s.normed, dev, M * H);
   if (!sink) {
@@ -269,6 +271,9 @@ void Decoder::attention_block(int64_t layer, ForwardState& state, const LayerBuf
   shape.q_heads = c.num_heads;
   shape.kv_heads = c.num_kv_heads;
   shape.head_dim = D;
+  // A bf16 model's products may use bf16 operands, as in HF's bf16 forward; not where the
+  // backward (which recomputes them in f32) follows.
+  shape.bf16_products = w.o.weight.dtype == DType::BF16 && !b.for_backward;
   ops::attention(dev, b.q, cache_k, cache_v, state.device_key_valid, b.attn, shape,
                  c.attention_scale, c.layer_window[size_t(layer)], c.attn_softcap);
   linear(w.o, b.attn, M, b.o_out);

@@ -1,5 +1,6 @@
 // The public cpu:: entry points of the per-instruction-set ops (op_kernels.h): each forwards to
 // the copy of the active kernel path (isa.h), chosen once per call by one atomic load.
+#include "backend/cpu/gemm_amx.h"
 #include "backend/cpu/op_kernels.h"
 #include "core/error.h"
 
@@ -47,6 +48,11 @@ static const detail::OpKernels& active() {
 
 void attention(const float* q, const float* k, const float* v, const uint8_t* key_valid, float* out,
                const AttentionShape& shape, float scale, int64_t window, float softcap) {
+  if (shape.bf16_products && active_isa() == Isa::amx &&
+      detail::amx_attention_fits(shape, softcap)) {
+    check_attention_shape(shape);
+    return detail::amx_attention(q, k, v, key_valid, out, shape, scale, window);
+  }
   active().attention(q, k, v, key_valid, out, shape, scale, window, softcap);
 }
 
