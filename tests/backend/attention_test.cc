@@ -77,6 +77,31 @@ class AttentionTest : public BackendTest {
         << " and the bf16 one by " << bf16_excess;
   }
 
+  // Data-parallel ranks may hold different sequences and run different thread counts: a
+  // sequence's output must have the same bits alone as in a batch, on 1 or 3 threads (CPU paths).
+  void check_sequence_bits_alone(cpu::AttentionShape s, float softcap) {
+    std::vector<float> q = normal(s.batch * s.q_len * s.q_heads * s.head_dim, 1.5f);
+    std::vector<float> k = normal(s.batch * s.kv_capacity * s.kv_heads * s.head_dim, 1.5f);
+    std::vector<float> v = uniform(k.size());
+    std::vector<uint8_t> valid(s.batch * s.kv_len, 1);
+    for (int64_t i = 0; i < 7; ++i) valid[s.kv_len + i] = 0;  // sequence 1 left-padded
+    std::vector<float> all(q.size());
+    be().attention(q.data(), k.data(), v.data(), valid.data(), all.data(), s, 0.2f, 60, softcap);
+    cpu::AttentionShape one = s;
+    one.batch = 1;
+    const int64_t q_row = s.q_len * s.q_heads * s.head_dim;
+    const int64_t kv_row = s.kv_capacity * s.kv_heads * s.head_dim;
+    for (int threads : {1, 3}) {
+      ThreadPool::set_global_threads(threads);
+      std::vector<float> alone(q_row);
+      be().attention(q.data() + q_row, k.data() + kv_row, v.data() + kv_row,
+                     valid.data() + s.kv_len, alone.data(), one, 0.2f, 60, softcap);
+      ThreadPool::set_global_threads(0);
+      for (int64_t i = 0; i < q_row; ++i)
+        ASSERT_EQ(alone[i], all[q_row + i]) << threads << " threads, element " << i;
+    }
+  }
+
   // max_i |got[i] - want[i]| - (atol + rtol |want[i]|): <= 0 when every element is close.
   static double worst_excess(const std::vector<float>& got, const std::vector<double>& want,
                              double atol, double rtol) {
@@ -138,31 +163,9 @@ TEST_P(AttentionTest, ThreadCounts) {
   ThreadPool::set_global_threads(0);
 }
 
-// Data-parallel ranks may hold different sequences and run different thread counts: a
-// sequence's output must have the same bits alone as in a batch, on 1 or 3 threads (CPU paths).
 TEST_P(AttentionTest, SequenceBitsDoNotDependOnBatchOrThreads) {
   if (GetParam().rfind("cpu", 0) != 0) GTEST_SKIP() << "a CPU guarantee";
-  cpu::AttentionShape s{3, 150, 150, 160, 4, 2, 48};
-  std::vector<float> q = normal(s.batch * s.q_len * s.q_heads * s.head_dim, 1.5f);
-  std::vector<float> k = normal(s.batch * s.kv_capacity * s.kv_heads * s.head_dim, 1.5f);
-  std::vector<float> v = uniform(k.size());
-  std::vector<uint8_t> valid(s.batch * s.kv_len, 1);
-  for (int64_t i = 0; i < 7; ++i) valid[s.kv_len + i] = 0;  // sequence 1 left-padded
-  std::vector<float> all(q.size());
-  be().attention(q.data(), k.data(), v.data(), valid.data(), all.data(), s, 0.2f, 60, 5.0f);
-  cpu::AttentionShape one = s;
-  one.batch = 1;
-  const int64_t q_row = s.q_len * s.q_heads * s.head_dim;
-  const int64_t kv_row = s.kv_capacity * s.kv_heads * s.head_dim;
-  for (int threads : {1, 3}) {
-    ThreadPool::set_global_threads(threads);
-    std::vector<float> alone(q_row);
-    be().attention(q.data() + q_row, k.data() + kv_row, v.data() + kv_row, valid.data() + s.kv_len,
-                   alone.data(), one, 0.2f, 60, 5.0f);
-    ThreadPool::set_global_threads(0);
-    for (int64_t i = 0; i < q_row; ++i)
-      ASSERT_EQ(alone[i], all[q_row + i]) << threads << " threads, element " << i;
-  }
+  check_sequence_bits_alone({3, 150, 150, 160, 4, 2, 48}, 5.0f);
 }
 
 // bf16_products lets the amx path run attention on AMX tiles (attention_amx.cc); elsewhere, and
@@ -181,27 +184,7 @@ TEST_P(AttentionTest, Bf16Products) {
 
 TEST_P(AttentionTest, Bf16ProductsSequenceBitsDoNotDependOnBatchOrThreads) {
   if (GetParam().rfind("cpu", 0) != 0) GTEST_SKIP() << "a CPU guarantee";
-  cpu::AttentionShape s{3, 150, 150, 160, 4, 2, 64, true};
-  std::vector<float> q = normal(s.batch * s.q_len * s.q_heads * s.head_dim, 1.5f);
-  std::vector<float> k = normal(s.batch * s.kv_capacity * s.kv_heads * s.head_dim, 1.5f);
-  std::vector<float> v = uniform(k.size());
-  std::vector<uint8_t> valid(s.batch * s.kv_len, 1);
-  for (int64_t i = 0; i < 7; ++i) valid[s.kv_len + i] = 0;  // sequence 1 left-padded
-  std::vector<float> all(q.size());
-  be().attention(q.data(), k.data(), v.data(), valid.data(), all.data(), s, 0.2f, 60, 0.0f);
-  cpu::AttentionShape one = s;
-  one.batch = 1;
-  const int64_t q_row = s.q_len * s.q_heads * s.head_dim;
-  const int64_t kv_row = s.kv_capacity * s.kv_heads * s.head_dim;
-  for (int threads : {1, 3}) {
-    ThreadPool::set_global_threads(threads);
-    std::vector<float> alone(q_row);
-    be().attention(q.data() + q_row, k.data() + kv_row, v.data() + kv_row, valid.data() + s.kv_len,
-                   alone.data(), one, 0.2f, 60, 0.0f);
-    ThreadPool::set_global_threads(0);
-    for (int64_t i = 0; i < q_row; ++i)
-      ASSERT_EQ(alone[i], all[q_row + i]) << threads << " threads, element " << i;
-  }
+  check_sequence_bits_alone({3, 150, 150, 160, 4, 2, 64, true}, 0.0f);
 }
 
 TEST_P(AttentionTest, RejectsBadGrouping) {

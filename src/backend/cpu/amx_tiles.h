@@ -38,6 +38,14 @@ void load_tile_config() {
   _tile_loadconfig(&config);
 }
 
+// C tiles 0-3 to zero: every output's chain of products starts there.
+inline void zero_accumulators() {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+}
+
 // A per-thread buffer kept between calls (plain malloc: no templates in this object).
 struct Scratch {
   void* data = nullptr;

@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "backend/cpu/amx_tiles.h"
+#include "backend/cpu/attention_problem.h"
 #include "backend/cpu/gemm_amx.h"
 #include "backend/cpu/simd.h"
 #include "core/thread_pool.h"
@@ -30,28 +31,11 @@ constexpr int64_t kMaxKeys = 8192;                       // keys per sequence
 constexpr int64_t kMaxPackedBytes = int64_t(256) << 20;  // K and V packed, all sequences
 constexpr int64_t kMinQueries = 16;                      // fewer (decode): attention.cc
 
-struct Problem {
-  const float *q, *k, *v;
-  const uint8_t* key_valid;
-  float* out;
-  AttentionShape s;
-  float scale;
-  int64_t window, q_offset;
+// Problem plus K and V packed for the tiles.
+struct AmxProblem : attention::Problem {
   int64_t dim_steps, key_pad;  // D / 32; kv_len rounded up to 32
   uint16_t* packed;            // per (b, hk): K [key_pad / 16][dim_steps][512], then V
 
-  const float* q_row(int64_t b, int64_t t, int64_t h) const {
-    return q + ((b * s.q_len + t) * s.q_heads + h) * s.head_dim;
-  }
-  int64_t kv_index(int64_t b, int64_t key, int64_t hk) const {
-    return ((b * s.kv_capacity + key) * s.kv_heads + hk) * s.head_dim;
-  }
-  bool valid(int64_t b, int64_t key) const {
-    return !key_valid || key_valid[b * s.kv_len + key] != 0;
-  }
-  int64_t first_key(int64_t qp) const {
-    return window > 0 ? std::max<int64_t>(0, qp - window + 1) : 0;
-  }
   size_t kv_elems() const { return size_t(key_pad * s.head_dim); }
   const uint16_t* keys(int64_t b, int64_t hk) const {
     return packed + 2 * size_t(b * s.kv_heads + hk) * kv_elems();
@@ -60,7 +44,7 @@ struct Problem {
 };
 
 // K of (b, hk): 16 keys x 32 dims per tile, transposed into pairs of dims x keys.
-void pack_keys(const Problem& p, int64_t b, int64_t hk, uint16_t* out) {
+void pack_keys(const AmxProblem& p, int64_t b, int64_t hk, uint16_t* out) {
   for (int64_t kb = 0; kb < p.key_pad / kTile; ++kb)
     for (int64_t s = 0; s < p.dim_steps; ++s) {
       __m512i r[16];
@@ -76,7 +60,7 @@ void pack_keys(const Problem& p, int64_t b, int64_t hk, uint16_t* out) {
 }
 
 // V of (b, hk): per 16 dims and 32 keys, row i = keys 2i and 2i + 1 interleaved.
-void pack_values(const Problem& p, int64_t b, int64_t hk, uint16_t* out) {
+void pack_values(const AmxProblem& p, int64_t b, int64_t hk, uint16_t* out) {
   const int64_t dim_blocks = p.s.head_dim / kTile, key_steps = p.key_pad / kStep;
   auto row = [&](int64_t key, int64_t db) {
     return key < p.s.kv_len ? round_to_bf16(_mm512_loadu_ps(p.v + p.kv_index(b, key, hk) + db * 16))
@@ -101,10 +85,7 @@ struct Work {
 // with row stride ldc floats.
 void products(int n, int64_t steps, const uint16_t* a, int64_t a_step, int64_t lda,
               const uint16_t* const* b, float* c, int64_t ldc) {
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
+  zero_accumulators();
   for (int64_t s = 0; s < steps; ++s) {
     _tile_loadd(4, a + s * a_step, lda);
     _tile_loadd(6, b[0] + s * kTileElems, 64);
@@ -138,7 +119,7 @@ __mmask16 lane_range(int64_t lo, int64_t hi) {
 
 // Row r of S (keys [k0, k0 + n), n <= kMaxKeys) -> exp(S * scale - max) as bf16 into P;
 // returns the f32 sum (0: the query sees no key, and P's row is zero).
-float softmax_row(const Problem& p, int64_t b, int64_t qp, const float* s, int64_t k0, int64_t n,
+float softmax_row(const AmxProblem& p, int64_t b, int64_t qp, const float* s, int64_t k0, int64_t n,
                   uint16_t* prow) {
   const int64_t lo = p.first_key(qp) - k0, hi = qp - k0;  // visible by position, row-relative
   const uint8_t* valid = p.key_valid ? p.key_valid + b * p.s.kv_len + k0 : nullptr;
@@ -170,7 +151,7 @@ float softmax_row(const Problem& p, int64_t b, int64_t qp, const float* s, int64
 }
 
 // Queries [t0, t0 + 16) of head h in sequence b.
-void run_unit(const Problem& p, Work& w, int64_t b, int64_t h, int64_t t0) {
+void run_unit(const AmxProblem& p, Work& w, int64_t b, int64_t h, int64_t t0) {
   const int64_t D = p.s.head_dim, hk = h / (p.s.q_heads / p.s.kv_heads);
   const int64_t nq = std::min(kTile, p.s.q_len - t0), qp0 = p.q_offset + t0;
   const int64_t k0 = p.first_key(qp0) / kStep * kStep;
@@ -179,9 +160,9 @@ void run_unit(const Problem& p, Work& w, int64_t b, int64_t h, int64_t t0) {
   auto* q = static_cast<uint16_t*>(w.q.get(size_t(p.dim_steps * kTileElems) * 2));
   for (int64_t s = 0; s < p.dim_steps; ++s)
     for (int64_t c = 0; c < kTile; ++c)
-      _mm512_store_si512(
-          q + s * kTileElems + c * 32,
-          c < nq ? bf16_pairs(p.q_row(b, t0 + c, h) + s * kStep, kStep) : _mm512_setzero_si512());
+      _mm512_store_si512(q + s * kTileElems + c * 32,
+                         c < nq ? bf16_pairs(p.q + p.q_index(b, t0 + c, h) + s * kStep, kStep)
+                                : _mm512_setzero_si512());
   auto* S = static_cast<float*>(w.s.get(size_t(kTile * n) * 4));
   const uint16_t* keys = p.keys(b, hk) + (k0 / kTile) * p.dim_steps * kTileElems;
   for (int64_t j = 0; j < n / kTile; j += 4) {
@@ -224,18 +205,10 @@ bool amx_attention_fits(const AttentionShape& s, float softcap) {
 void amx_attention(const float* q, const float* k, const float* v, const uint8_t* key_valid,
                    float* out, const AttentionShape& s, float scale, int64_t window) {
   thread_local Scratch packed;
-  Problem p{q,
-            k,
-            v,
-            key_valid,
-            out,
-            s,
-            scale,
-            window,
-            s.kv_len - s.q_len,
-            s.head_dim / kStep,
-            (s.kv_len + kStep - 1) / kStep * kStep,
-            nullptr};
+  AmxProblem p{{q, k, v, key_valid, out, s, scale, window, 0.0f, s.kv_len - s.q_len},
+               s.head_dim / kStep,
+               round_up(s.kv_len, kStep),
+               nullptr};
   const int64_t sequences = s.batch * s.kv_heads;
   p.packed = static_cast<uint16_t*>(packed.get(2 * size_t(sequences) * p.kv_elems() * 2));
   parallel_for(sequences, [&](int64_t begin, int64_t end) {

@@ -156,10 +156,7 @@ void block_packed(const Operands& o, int64_t n, int64_t b, bool two) {
   const uint16_t* a1 = a0 + o.steps * kTileElems;
   const uint16_t* b0 = o.wp + ((n - o.wp_first) / kTile) * o.steps * kTileElems;
   const uint16_t* b1 = b0 + o.steps * kTileElems;
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
+  zero_accumulators();
   for (int64_t s = 0; s < o.steps; ++s) {
     if (s + kPrefetch < o.steps) {
       prefetch_tile(a0 + (s + kPrefetch) * kTileElems);
@@ -200,10 +197,7 @@ void block_in_place(const Operands& o, int64_t n, int64_t b, bool two) {
   const int64_t lda = 2 * o.steps * kStep;
   const uint16_t* b0 = o.xp + b * o.steps * kTileElems;
   const uint16_t* b1 = b0 + o.steps * kTileElems;
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
+  zero_accumulators();
   for (int64_t s = 0; s < o.steps; ++s) {
     _tile_loadd(4, a0 + s * kStep, lda);
     _tile_loadd(6, b0 + s * kTileElems, 64);
