@@ -9,9 +9,9 @@
 //   bf16, which is exactly 16 rows of W[N,K] as stored. x, rounded to bf16, is the second
 //   operand ([16 k-pairs][16 tokens][2] per tile), each C tile holds y transposed
 //   (16 outputs x 16 tokens) and goes to y through a 16x16 transpose in registers;
-// - more tokens pack W once per call into the second operand's layout (all threads), and x's
-//   rows are the first operand: C tiles are y's rows, stored in place. Packing W costs K N / 2
-//   dword moves against M N for transposing every output tile.
+// - more tokens pack W into the second operand's layout, by all threads, a slice of at most
+//   kPackedBytes at a time, and x's rows are the first operand: C tiles are y's rows, stored in
+//   place. Packing W costs K N / 2 dword moves against M N for transposing every output tile.
 // Bits: every output is one chain of TDPBF16PS over k = 0, 32, 64, ... from zero, whatever the
 // way, blocking, M, N or thread count (the two ways only swap the operands of each product), so
 // a row's result depends on neither M nor the threads (LinearTest.RowDoesNotDependOnM crosses
