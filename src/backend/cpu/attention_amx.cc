@@ -27,9 +27,9 @@ namespace {
 
 using namespace amx;
 
-constexpr int64_t kMaxKeys = 8192;                       // keys per sequence
-constexpr int64_t kMaxPackedBytes = int64_t(256) << 20;  // K and V packed, all sequences
-constexpr int64_t kMinQueries = 16;                      // fewer (decode): attention.cc
+constexpr int64_t kMaxKeys = 8192;                      // keys per sequence
+constexpr int64_t kMaxPackedBytes = int64_t(64) << 20;  // K and V packed, all sequences
+constexpr int64_t kMinQueries = 16;                     // fewer (decode): attention.cc
 
 // Problem plus K and V packed for the tiles.
 struct AmxProblem : attention::Problem {

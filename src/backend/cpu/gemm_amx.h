@@ -20,7 +20,7 @@ void amx_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool
 
 // Whether amx_attention takes this call: no softcap, head_dim a multiple of 32, at least 16
 // queries (fewer, as in decoding, stay on the f32 kernel), at most 8192 keys, K and V of all
-// sequences packed in at most 256 MiB.
+// sequences packed in at most 64 MiB (kept per calling thread between calls).
 bool amx_attention_fits(const AttentionShape& shape, float softcap);
 
 // cpu::attention's contract with q, k, v and the probabilities rounded to bf16 and the products
