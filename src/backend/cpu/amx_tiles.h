@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "backend/cpu/simd.h"
+
 // GCC 12 reports the _mm512_undefined_epi32() inside its own unpack intrinsics as uninitialised.
 #if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -105,10 +107,10 @@ __m512i round_to_bf16(__m512 v) {
 
 // 32 floats of x (fewer at K's end, the rest 0) as 16 dwords of bf16 pairs (k, k + 1).
 __m512i bf16_pairs(const float* src, int64_t count) {
-  const __mmask16 lo = count >= 16 ? 0xffff : __mmask16((1u << count) - 1);
-  const __mmask16 hi = count >= 32 ? 0xffff : count <= 16 ? 0 : __mmask16((1u << (count - 16)) - 1);
-  const __m256i a = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_maskz_loadu_ps(lo, src)));
-  const __m256i b = _mm512_cvtepi32_epi16(round_to_bf16(_mm512_maskz_loadu_ps(hi, src + 16)));
+  const __m256i a =
+      _mm512_cvtepi32_epi16(round_to_bf16(_mm512_maskz_loadu_ps(simd::first_lanes(count), src)));
+  const __m256i b = _mm512_cvtepi32_epi16(
+      round_to_bf16(_mm512_maskz_loadu_ps(simd::first_lanes(count - 16), src + 16)));
   return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
 }
 

@@ -143,14 +143,6 @@ void transpose_keys(const float* k, int64_t k_stride, int64_t keys, int64_t D, f
   }
 }
 
-// Lanes [lo, hi] of a 16-lane vector (empty when hi < lo).
-__mmask16 lane_range(int64_t lo, int64_t hi) {
-  lo = std::max<int64_t>(lo, 0);
-  hi = std::min<int64_t>(hi, 15);
-  if (hi < lo) return 0;
-  return __mmask16((0xffffu >> (15 - hi)) & (0xffffu << lo));
-}
-
 // Turns row r's scores into exp(score - m_new) in place and updates m, l, alpha.
 // `valid` has bit j set when key s0 + j exists and is not padding.
 void softmax_row(const Problem& pr, float* p, int64_t qp, int64_t s0, uint64_t valid, float& m,
@@ -160,7 +152,7 @@ void softmax_row(const Problem& pr, float* p, int64_t qp, int64_t s0, uint64_t v
   __m512 x[4];
   __m512 best = simd::splat(-INFINITY);
   for (int v = 0; v < 4; ++v) {
-    mask[v] = lane_range(lo - 16 * v, hi - 16 * v) & __mmask16(valid >> (16 * v));
+    mask[v] = simd::lane_range(lo - 16 * v, hi - 16 * v) & __mmask16(valid >> (16 * v));
     x[v] = _mm512_loadu_ps(p + 16 * v);
     if (pr.softcap > 0)
       x[v] = _mm512_mul_ps(simd::tanh(_mm512_mul_ps(x[v], simd::splat(1.0f / pr.softcap))),

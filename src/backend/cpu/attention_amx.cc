@@ -109,14 +109,6 @@ void products(int n, int64_t steps, const uint16_t* a, int64_t a_step, int64_t l
   if (n > 3) _tile_stored(3, c + 48, ldc * 4);
 }
 
-// Lanes i of a 16-lane vector with lo <= i <= hi (none when hi < lo).
-__mmask16 lane_range(int64_t lo, int64_t hi) {
-  lo = std::max<int64_t>(lo, 0);
-  hi = std::min<int64_t>(hi, 15);
-  if (hi < lo) return 0;
-  return __mmask16((0xffffu >> (15 - hi)) & (0xffffu << lo));
-}
-
 // Row r of S (keys [k0, k0 + n), n <= kMaxKeys) -> exp(S * scale - max) as bf16 into P;
 // returns the f32 sum (0: the query sees no key, and P's row is zero).
 float softmax_row(const AmxProblem& p, int64_t b, int64_t qp, const float* s, int64_t k0, int64_t n,
@@ -127,7 +119,7 @@ float softmax_row(const AmxProblem& p, int64_t b, int64_t qp, const float* s, in
   __m512 best = _mm512_set1_ps(-INFINITY);
   const __m512 scale = _mm512_set1_ps(p.scale);
   for (int64_t j = 0; j < n; j += 16) {
-    __mmask16 m = lane_range(lo - j, hi - j);
+    __mmask16 m = simd::lane_range(lo - j, hi - j);
     if (valid && m)
       m = _mm_mask_test_epi8_mask(m, _mm_maskz_loadu_epi8(m, valid + j), _mm_set1_epi8(-1));
     seen[j / 16] = m;

@@ -60,7 +60,7 @@ void pack_token_block(const float* x, int64_t M, int64_t K, int64_t b, int64_t s
 void pack_weight_block(const uint16_t* w, bool kn, int64_t K, int64_t N, int64_t j, int64_t first,
                        int64_t steps, uint16_t* out) {
   const int64_t n0 = j * kTile, cols = std::clamp<int64_t>(N - n0, 0, kTile);
-  const __mmask16 col_mask = cols == 16 ? 0xffff : __mmask16((1u << cols) - 1);
+  const __mmask16 col_mask = simd::first_lanes(cols);
   for (int64_t s = 0; s < steps; ++s) {
     const int64_t k0 = s * kStep, ks = std::min(kStep, K - k0);
     __m512i r[16];
@@ -123,7 +123,7 @@ void store_rows(const Operands& o, int tile, float* scratch, int64_t t0, int64_t
       break;
   }
   if (whole && !o.bias) return;
-  const __mmask16 mask = cols == 16 ? 0xffff : __mmask16((1u << cols) - 1);
+  const __mmask16 mask = simd::first_lanes(cols);
   const __m512 bias = o.bias ? _mm512_maskz_loadu_ps(mask, o.bias + n0) : _mm512_setzero_ps();
   for (int64_t t = 0; t < rows; ++t)
     _mm512_mask_storeu_ps(o.y + (t0 + t) * o.N + n0, mask,
@@ -132,12 +132,11 @@ void store_rows(const Operands& o, int tile, float* scratch, int64_t t0, int64_t
 
 // Tile c (rows: outputs n0.., columns: tokens t0..) into y[t][n], plus bias.
 void store_transposed(const Operands& o, const float* c, int64_t n0, int64_t t0) {
+  if (n0 >= o.N) return;
   __m512i r[16];
   for (int i = 0; i < 16; ++i) r[i] = _mm512_load_si512(c + i * 16);
   transpose16(r);
-  const int64_t cols = std::min<int64_t>(16, o.N - n0);
-  if (cols <= 0) return;
-  const __mmask16 mask = cols == 16 ? 0xffff : __mmask16((1u << cols) - 1);
+  const __mmask16 mask = simd::first_lanes(o.N - n0);
   const __m512 bias = o.bias ? _mm512_maskz_loadu_ps(mask, o.bias + n0) : _mm512_setzero_ps();
   for (int64_t t = 0; t < std::min<int64_t>(16, o.M - t0); ++t)
     _mm512_mask_storeu_ps(o.y + (t0 + t) * o.N + n0, mask,

@@ -1,4 +1,4 @@
-// The onednn / amx paths' bf16 GEMM (isa.h): oneDNN's matmul, whose own dispatch runs it on AMX
+// The onednn path's bf16 GEMM (isa.h): oneDNN's matmul, whose own dispatch runs it on AMX
 // tiles where the CPU has them (Sapphire Rapids and later) and on AVX-512 BF16 elsewhere.
 //
 // A row's result must not depend on how many rows share the call, nor on the thread count

@@ -1,4 +1,4 @@
-// Internal to backend/cpu: the onednn / amx paths' bf16 GEMM (gemm_onednn.cc), present in builds
+// Internal to backend/cpu: the onednn path's bf16 GEMM (gemm_onednn.cc), present in builds
 // that found oneDNN (libdnnl-dev) and OpenMP (ZOFT_HAVE_DNNL).
 #pragma once
 

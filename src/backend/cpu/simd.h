@@ -30,6 +30,14 @@ inline __mmask16 first_lanes(int64_t n) {
   return n >= 16 ? __mmask16(0xffff) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1);
 }
 
+// Lanes [lo, hi] of a 16-lane vector (empty when hi < lo).
+inline __mmask16 lane_range(int64_t lo, int64_t hi) {
+  lo = lo < 0 ? 0 : lo;
+  hi = hi > 15 ? 15 : hi;
+  if (hi < lo) return 0;
+  return __mmask16((0xffffu >> (15 - hi)) & (0xffffu << lo));
+}
+
 inline __m512 splat(float v) {
   return _mm512_set1_ps(v);
 }
