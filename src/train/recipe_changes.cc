@@ -3,9 +3,12 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <filesystem>
 #include <map>
 
 #include "core/error.h"
+#include "train/checkpoint.h"
 
 namespace zoft {
 
@@ -110,6 +113,23 @@ std::string describe_changes(const std::vector<RecipeChange>& changes) {
     out += fmt::format("{}{} {} -> {}", out.empty() ? "" : ", ", c.key, readable(c.saved),
                        readable(c.current));
   return out;
+}
+
+void check_recipe_unchanged(const std::string& recipe_source, bool allow_changed,
+                            const std::string& checkpoint, const std::string& recipe_yaml,
+                            bool report) {
+  const std::string saved_path = checkpoint + "/recipe.yaml";
+  if (!std::filesystem::exists(saved_path)) return;
+  std::vector<RecipeChange> changes = changed_training_keys(read_file(saved_path), recipe_yaml);
+  if (changes.empty()) return;
+  if (!allow_changed)
+    fail(
+        "{}: the recipe differs from the one {} was trained with: {}; resume anyway with "
+        "--trainer.allow_changed_recipe true, or start afresh in another trainer.output_dir",
+        recipe_source, checkpoint, describe_changes(changes));
+  if (report)
+    std::fprintf(stderr, "zoft: resuming with a changed recipe (allowed): %s\n",
+                 describe_changes(changes).c_str());
 }
 
 }  // namespace zoft

@@ -20,4 +20,12 @@ std::vector<RecipeChange> changed_training_keys(const std::string& saved_yaml,
 // "optim.lr 0.001 -> 0.002, trainer.batch_size 4 -> 8"
 std::string describe_changes(const std::vector<RecipeChange>& changes);
 
+// A resumed run must train as the checkpoint's run did: one line naming the changed keys when
+// `checkpoint`/recipe.yaml differs from `recipe_yaml` in a training-relevant key, unless
+// `allow_changed` (trainer.allow_changed_recipe), which prints them when `report`. A checkpoint
+// without recipe.yaml passes. dist: every rank decides alike.
+void check_recipe_unchanged(const std::string& recipe_source, bool allow_changed,
+                            const std::string& checkpoint, const std::string& recipe_yaml,
+                            bool report);
+
 }  // namespace zoft

@@ -93,24 +93,6 @@ class MetricsLog {
   std::function<void(int64_t, const std::map<std::string, double>&)> on_log_;
 };
 
-// A resumed run must train as the checkpoint's run did: refuse a changed training-relevant key
-// (train/recipe_changes.h) unless trainer.allow_changed_recipe. dist: every rank decides alike.
-void check_recipe_unchanged(const Recipe& r, const std::string& checkpoint,
-                            const std::string& recipe_yaml, bool report) {
-  const std::string saved_path = checkpoint + "/recipe.yaml";
-  if (!fs::exists(saved_path)) return;
-  std::vector<RecipeChange> changes = changed_training_keys(read_file(saved_path), recipe_yaml);
-  if (changes.empty()) return;
-  if (!r.trainer.allow_changed_recipe)
-    fail(
-        "{}: the recipe differs from the one {} was trained with: {}; resume anyway with "
-        "--trainer.allow_changed_recipe true, or start afresh in another trainer.output_dir",
-        r.source, checkpoint, describe_changes(changes));
-  if (report)
-    std::fprintf(stderr, "zoft: resuming with a changed recipe (allowed): %s\n",
-                 describe_changes(changes).c_str());
-}
-
 // placement.max_memory gpu= on placement.device cuda (or sim, the testing aid): the weights
 // live in RAM and stream through device slots (runtime/gpu_tier.h).
 bool uses_gpu_tier(const Recipe& r) {
@@ -214,7 +196,8 @@ class Run {
     if (comm_.is_root())
       std::fprintf(stderr, "zoft: resuming from %s (step %lld)\n", resume_->c_str(),
                    (long long)summary_.resumed_from);
-    check_recipe_unchanged(r_, *resume_, recipe_yaml_, comm_.is_root());
+    check_recipe_unchanged(r_.source, r_.trainer.allow_changed_recipe, *resume_, recipe_yaml_,
+                           comm_.is_root());
   }
 
   void load_model_and_data() {
