@@ -141,8 +141,6 @@ void softcap(float* x, int64_t n, float cap) {
   });
 }
 
-// The angle is rounded to f32 before cos / sin, as HF computes it (inv_freq @ position in f32):
-// at position 2000 that rounding moves cos by ~1e-4, more than any later error.
 namespace {
 
 // RoPE's scaled cos / sin for one positions array and frequency table, [rows][half] each. The
@@ -180,6 +178,8 @@ const RopeTable& rope_table(const int32_t* positions, int64_t rows, const float*
   parallel_items(rows, half * 40, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r)
       for (int64_t i = 0; i < half; ++i) {
+        // The angle is rounded to f32 before cos / sin, as HF computes it (inv_freq @ position in
+        // f32): at position 2000 that rounding moves cos by ~1e-4, more than any later error.
         float angle = float(positions[r]) * inv_freq[i];
         t.cos[size_t(r * half + i)] = std::cos(angle) * scaling;
         t.sin[size_t(r * half + i)] = std::sin(angle) * scaling;
