@@ -19,6 +19,7 @@
 #include <cstring>
 #include <functional>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,7 @@
 #include "backend/cpu/gemm_kernels.h"
 #include "backend/cpu/ops.h"
 #include "backend/cpu/simd.h"  // AVX-512 intrinsics, for the peak estimate
+#include "core/tensor.h"
 #include "core/thread_pool.h"
 
 using namespace zoft;
@@ -197,7 +199,10 @@ int main(int argc, char** argv) {
   std::mt19937 rng(0);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (const Shape& s : kShapes) {
-    std::vector<float> x(s.M * s.K), w(s.N * s.K), y(s.M * s.N);
+    std::vector<float> x(s.M * s.K), w(s.N * s.K);
+    // y 64-byte aligned, as the engine's tensors are (the kernels stream whole lines into it)
+    Buffer y_buffer(size_t(s.M * s.N) * sizeof(float));
+    std::span<float> y(y_buffer.as<float>(), size_t(s.M * s.N));
     for (auto& v : x) v = normal(rng);
     for (auto& v : w) v = normal(rng);
     std::vector<uint16_t> xb(x.size()), wb(w.size());
