@@ -136,8 +136,7 @@ float softmax_row(const AmxProblem& p, int64_t b, int64_t qp, const float* s, in
     const __m512 e =
         _mm512_maskz_mov_ps(seen[j / 16], simd::exp(_mm512_sub_ps(x, _mm512_set1_ps(top))));
     sum = _mm512_add_ps(sum, e);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(prow + j),
-                        _mm512_cvtepi32_epi16(round_to_bf16(e)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(prow + j), __m256i(_mm512_cvtneps_pbh(e)));
   }
   return _mm512_reduce_add_ps(sum);
 }
