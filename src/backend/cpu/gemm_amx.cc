@@ -96,12 +96,35 @@ struct Operands {
   const uint16_t* tail;  // rows [full_rows, N) copied, zero-padded to 32 rows of `steps` * 32
   int64_t full_rows;
   int64_t steps, M, N;
-  const float* bias;
+  // The accumulators start from the bias (y = bias + the products over k: one chain, whichever
+  // way), or from zero when these are null. bias_row: N padded with zeros to whole tile pairs;
+  // bias_col (in place only): each bias 16 times, a C tile's row when its rows are outputs.
+  const float* bias_row;
+  const float* bias_col;
   float* y;
 };
 
-// Tile c (rows: tokens t0.., columns: outputs n0..) into y, plus bias. A whole tile is stored in
-// place; a partial one through `scratch`.
+// C tiles of block_packed (rows: tokens, columns: outputs n.. and n + 16..) to the bias: every
+// row the same 64 bytes, a stride-0 load.
+void start_packed(const Operands& o, int64_t n) {
+  if (!o.bias_row) return zero_accumulators();
+  _tile_loadd(0, o.bias_row + n, 0);
+  _tile_loadd(1, o.bias_row + n + kTile, 0);
+  _tile_loadd(2, o.bias_row + n, 0);
+  _tile_loadd(3, o.bias_row + n + kTile, 0);
+}
+
+// C tiles of block_in_place (rows: outputs n.. and n + 16.., columns: tokens) to the bias.
+void start_in_place(const Operands& o, int64_t n) {
+  if (!o.bias_col) return zero_accumulators();
+  _tile_loadd(0, o.bias_col + n * kTile, 64);
+  _tile_loadd(1, o.bias_col + n * kTile, 64);
+  _tile_loadd(2, o.bias_col + (n + kTile) * kTile, 64);
+  _tile_loadd(3, o.bias_col + (n + kTile) * kTile, 64);
+}
+
+// Tile c (rows: tokens t0.., columns: outputs n0..) into y. A whole tile is stored in place; a
+// partial one through `scratch`.
 void store_rows(const Operands& o, int tile, float* scratch, int64_t t0, int64_t n0) {
   const int64_t rows = std::min<int64_t>(16, o.M - t0), cols = std::min<int64_t>(16, o.N - n0);
   if (rows <= 0 || cols <= 0) return;
@@ -122,25 +145,21 @@ void store_rows(const Operands& o, int tile, float* scratch, int64_t t0, int64_t
       _tile_stored(3, c, ldc * 4);
       break;
   }
-  if (whole && !o.bias) return;
+  if (whole) return;
   const __mmask16 mask = simd::first_lanes(cols);
-  const __m512 bias = o.bias ? _mm512_maskz_loadu_ps(mask, o.bias + n0) : _mm512_setzero_ps();
   for (int64_t t = 0; t < rows; ++t)
-    _mm512_mask_storeu_ps(o.y + (t0 + t) * o.N + n0, mask,
-                          _mm512_add_ps(_mm512_maskz_loadu_ps(mask, c + t * ldc), bias));
+    _mm512_mask_storeu_ps(o.y + (t0 + t) * o.N + n0, mask, _mm512_loadu_ps(c + t * 16));
 }
 
-// Tile c (rows: outputs n0.., columns: tokens t0..) into y[t][n], plus bias.
+// Tile c (rows: outputs n0.., columns: tokens t0..) into y[t][n].
 void store_transposed(const Operands& o, const float* c, int64_t n0, int64_t t0) {
   if (n0 >= o.N) return;
   __m512i r[16];
   for (int i = 0; i < 16; ++i) r[i] = _mm512_load_si512(c + i * 16);
   transpose16(r);
   const __mmask16 mask = simd::first_lanes(o.N - n0);
-  const __m512 bias = o.bias ? _mm512_maskz_loadu_ps(mask, o.bias + n0) : _mm512_setzero_ps();
   for (int64_t t = 0; t < std::min<int64_t>(16, o.M - t0); ++t)
-    _mm512_mask_storeu_ps(o.y + (t0 + t) * o.N + n0, mask,
-                          _mm512_add_ps(_mm512_castsi512_ps(r[t]), bias));
+    _mm512_mask_storeu_ps(o.y + (t0 + t) * o.N + n0, mask, _mm512_castsi512_ps(r[t]));
 }
 
 void prefetch_tile(const uint16_t* tile) {
@@ -155,7 +174,7 @@ void block_packed(const Operands& o, int64_t n, int64_t b, bool two) {
   const uint16_t* a1 = a0 + o.steps * kTileElems;
   const uint16_t* b0 = o.wp + ((n - o.wp_first) / kTile) * o.steps * kTileElems;
   const uint16_t* b1 = b0 + o.steps * kTileElems;
-  zero_accumulators();
+  start_packed(o, n);
   for (int64_t s = 0; s < o.steps; ++s) {
     if (s + kPrefetch < o.steps) {
       prefetch_tile(a0 + (s + kPrefetch) * kTileElems);
@@ -196,7 +215,7 @@ void block_in_place(const Operands& o, int64_t n, int64_t b, bool two) {
   const int64_t lda = 2 * o.steps * kStep;
   const uint16_t* b0 = o.xp + b * o.steps * kTileElems;
   const uint16_t* b1 = b0 + o.steps * kTileElems;
-  zero_accumulators();
+  start_in_place(o, n);
   for (int64_t s = 0; s < o.steps; ++s) {
     _tile_loadd(4, a0 + s * kStep, lda);
     _tile_loadd(6, b0 + s * kTileElems, 64);
@@ -267,7 +286,7 @@ void run_tasks(const Operands& o, int64_t n0, int64_t n1, int64_t blocks) {
 
 void amx_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool weight_is_kn,
                    int64_t N, const float* bias, float* y) {
-  thread_local Scratch packed_x, packed_w;
+  thread_local Scratch packed_x, packed_w, padded_bias;
   const int64_t steps = round_up(K, kStep) / kStep, blocks = round_up(M, kTile) / kTile;
   // A few tokens read W in place (nothing copied per call: a decode row costs one pass over W);
   // more tokens pack W, which costs less than transposing every output tile.
@@ -276,7 +295,6 @@ void amx_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool
   o.steps = steps;
   o.M = M;
   o.N = N;
-  o.bias = bias;
   o.y = y;
   o.w = w;
   auto* xp = static_cast<uint16_t*>(packed_x.get(size_t(blocks * steps * kTileElems) * 2));
@@ -284,6 +302,13 @@ void amx_gemm_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool
   parallel_for(blocks, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) pack_token_block(x, M, K, b, steps, in_place, xp);
   });
+  if (bias) {
+    const int64_t padded = round_up(N, 2 * kTile), width = in_place ? kTile : 1;
+    auto* b = static_cast<float*>(padded_bias.get(size_t(padded * width) * sizeof(float)));
+    for (int64_t n = 0; n < padded; ++n)
+      for (int64_t i = 0; i < width; ++i) b[n * width + i] = n < N ? bias[n] : 0.0f;
+    (in_place ? o.bias_col : o.bias_row) = b;
+  }
   if (in_place) {
     o.full_rows = N / (2 * kTile) * (2 * kTile);
     auto* tail = static_cast<uint16_t*>(packed_w.get(size_t(2 * kTile * K) * 2));
