@@ -12,8 +12,8 @@
 // - more tokens pack W into the second operand's layout, by all threads, a slice of at most
 //   kPackedBytes at a time, and x's rows are the first operand: C tiles are y's rows, stored in
 //   place. Packing W costs K N / 2 dword moves against M N for transposing every output tile.
-// Bits: every output is one chain of TDPBF16PS over k = 0, 32, 64, ... from zero, whatever the
-// way, blocking, M, N or thread count (the two ways only swap the operands of each product), so
+// Bits: every output is one chain of TDPBF16PS over k = 0, 32, 64, ... from its bias (or zero),
+// whatever the way, blocking, M, N or thread count (the two ways only swap the operands of each product), so
 // a row's result depends on neither M nor the threads (LinearTest.RowDoesNotDependOnM crosses
 // kInPlaceRows).
 #include "backend/cpu/gemm_amx.h"
