@@ -93,10 +93,11 @@ inline __attribute__((always_inline)) void transpose16(__m512i r[16]) {
   }
 }
 
-// f32 -> bf16 by VCVTNE2PS2BF16 (every AMX-BF16 CPU has AVX512_BF16: core/cpu_features.cc):
-// nearest even, NaN kept quiet, as core/dtype.h rounds, except that denormal inputs become zero
-// (the instruction's DAZ); one instruction instead of eight, and this object rounds every x,
-// q, k, v and probability it feeds to the tiles.
+// f32 -> bf16 below is VCVTNE(2)PS2BF16 (every AMX-BF16 CPU has AVX512_BF16:
+// core/cpu_features.cc): nearest even, NaN kept quiet, as core/dtype.h rounds, except that
+// denormal inputs become zero (the instruction's DAZ); one instruction instead of eight, and
+// this object rounds every x, q, k, v and probability it feeds to the tiles.
+
 // 32 floats of x (fewer at K's end, the rest 0) as 16 dwords of bf16 pairs (k, k + 1).
 inline __m512i bf16_pairs(const float* src, int64_t count) {
   const __m512 lo = _mm512_maskz_loadu_ps(simd::first_lanes(count), src);
